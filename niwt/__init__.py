@@ -1,0 +1,49 @@
+"""niwt: teach a trained image classifier unseen classes from their descriptions (NIWT, ECCV 2018).
+
+The stages, each usable on its own:
+
+* :func:`neuron_importance` — per-image channel importance of a class at a layer;
+* :class:`ImportanceMapper` — domain knowledge -> importance, fitted on seen classes;
+* :class:`UnseenWeightOptimizer` — new classifier rows whose importance matches the prediction;
+* :func:`evaluate_gzsl` — seen / unseen per-class accuracy, harmonic mean, ZSL accuracy, AUSUC.
+"""
+
+__version__ = "0.1.0"
+
+from niwt.config import RunConfig, load_config
+from niwt.data import ZSLData
+from niwt.data.shapes import ShapesConfig, make_shapes
+from niwt.errors import ConfigError, DataError, NIWTError, NotFittedError, RunDirectoryError
+from niwt.evaluate import GZSLReport, evaluate_gzsl
+from niwt.importance import neuron_importance
+from niwt.knowledge import knowledge_vectors
+from niwt.mapping import ImportanceMapper
+from niwt.models import create_model, list_models
+from niwt.pipeline import run_niwt
+from niwt.training import seed_everything, train_classifier
+from niwt.transfer import UnseenWeightOptimizer
+
+__all__ = [
+    "__version__",
+    "ConfigError",
+    "DataError",
+    "GZSLReport",
+    "ImportanceMapper",
+    "NIWTError",
+    "NotFittedError",
+    "RunConfig",
+    "RunDirectoryError",
+    "ShapesConfig",
+    "UnseenWeightOptimizer",
+    "ZSLData",
+    "create_model",
+    "evaluate_gzsl",
+    "knowledge_vectors",
+    "list_models",
+    "load_config",
+    "make_shapes",
+    "neuron_importance",
+    "run_niwt",
+    "seed_everything",
+    "train_classifier",
+]

@@ -1,0 +1,362 @@
+"""Generalized zero-shot learning metrics computed from class scores and labels.
+
+Protocol (Xian et al., "Zero-Shot Learning - the Good, the Bad and the Ugly"):
+
+* accuracies are **per-class** mean top-1 accuracies, so large classes do not dominate;
+* in GZSL the label space is every seen and every unseen class; ``seen_acc`` (s) is measured on the
+  images of seen classes and ``unseen_acc`` (u) on the images of unseen classes, each averaged over
+  its own classes; ``H = 2 s u / (s + u)``;
+* conventional ZSL accuracy predicts among the unseen classes only, on the unseen images.
+
+Calibrated stacking (Chao et al., ECCV 2016) subtracts a constant ``gamma`` from the score of every
+seen class before the argmax. Sweeping ``gamma`` traces the seen/unseen accuracy curve whose area is
+AUSUC.
+
+Prediction rule shared by every function here: per image, let ``m_s`` be its best seen score (at the
+seen column ``p_s``, the lowest index among ties) and ``m_u`` its best unseen score (at ``p_u``).
+The image is assigned to ``p_s`` when ``m_s - gamma > m_u``, to ``p_u`` when ``m_s - gamma < m_u``,
+and on an exact tie to whichever of ``p_s``, ``p_u`` has the lower global index -- i.e. the argmax over
+the seen and unseen columns of ``score - gamma * [column is seen]`` with numpy's first-index tie rule.
+
+Only numpy is needed; scores may come from any model.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+
+import numpy as np
+
+from niwt.errors import ConfigError, DataError
+
+__all__ = [
+    "GZSLReport",
+    "harmonic_mean",
+    "per_class_accuracy",
+    "evaluate_gzsl",
+    "choose_calibration",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def harmonic_mean(s: float, u: float) -> float:
+    """Harmonic mean ``2 s u / (s + u)`` of the seen and unseen accuracies.
+
+    Args:
+        s: seen accuracy, in [0, 1].
+        u: unseen accuracy, in [0, 1].
+
+    Returns:
+        The harmonic mean, or 0.0 when both accuracies are 0.
+
+    Raises:
+        DataError: if either value is negative or not finite.
+    """
+    s, u = float(s), float(u)
+    for name, value in (("s", s), ("u", u)):
+        if not np.isfinite(value) or value < 0:
+            raise DataError(f"`{name}` must be a finite non-negative accuracy, got {value}")
+    if s + u == 0.0:
+        return 0.0
+    return 2.0 * s * u / (s + u)
+
+
+def _as_labels(name: str, value: object) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.ndim != 1:
+        raise DataError(f"`{name}` must be a 1-d array of class indices, got shape {arr.shape}")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise DataError(f"`{name}` must hold integer class indices, got dtype {arr.dtype}")
+    return arr.astype(np.int64)
+
+
+def per_class_accuracy(pred: np.ndarray, labels: np.ndarray) -> float:
+    """Per-class mean top-1 accuracy.
+
+    For every class present in ``labels``, the fraction of its images whose prediction equals the
+    class; the result is the mean of these fractions over the present classes.
+
+    Args:
+        pred: ``[N]`` predicted class indices.
+        labels: ``[N]`` true class indices.
+
+    Returns:
+        The per-class accuracy in [0, 1].
+
+    Raises:
+        DataError: if the inputs are empty, not 1-d integer arrays, or of different lengths.
+    """
+    pred = _as_labels("pred", pred)
+    labels = _as_labels("labels", labels)
+    if pred.shape != labels.shape:
+        raise DataError(
+            f"`pred` and `labels` must have the same shape, got pred {pred.shape} and labels {labels.shape}"
+        )
+    if labels.size == 0:
+        raise DataError("`labels` is empty: per-class accuracy needs at least one image")
+    classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    hits = np.bincount(inverse, weights=(pred == labels).astype(np.float64), minlength=classes.size)
+    return float(np.mean(hits / counts))
+
+
+@dataclass(frozen=True)
+class GZSLReport:
+    """The GZSL metrics of one set of scores.
+
+    Attributes:
+        seen_acc: per-class accuracy ``s`` on seen-class images, label space seen + unseen.
+        unseen_acc: per-class accuracy ``u`` on unseen-class images, label space seen + unseen.
+        H: harmonic mean of ``seen_acc`` and ``unseen_acc``.
+        zsl_acc: per-class accuracy on unseen-class images, label space unseen classes only.
+        ausuc: area under the seen-unseen accuracy curve traced by the calibration constant.
+        calibration: the calibration constant used for ``seen_acc``, ``unseen_acc`` and ``H``.
+    """
+
+    seen_acc: float
+    unseen_acc: float
+    H: float
+    zsl_acc: float
+    ausuc: float
+    calibration: float
+
+    def as_dict(self) -> dict[str, float]:
+        """Return the metrics as a dict of plain Python floats (JSON-ready)."""
+        return {key: float(value) for key, value in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """Per-image quantities that every metric is computed from (all ``[N]``)."""
+
+    labels: np.ndarray  # global class index
+    is_seen: np.ndarray  # bool: label is a seen class
+    best_seen: np.ndarray  # m_s: best seen score
+    best_unseen: np.ndarray  # m_u: best unseen score
+    pred_seen: np.ndarray  # p_s: global index of the best seen column
+    pred_unseen: np.ndarray  # p_u: global index of the best unseen column
+
+
+def _class_set(name: str, value: object, n_columns: int) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.ndim != 1:
+        raise DataError(f"`{name}` must be a 1-d sequence of class indices, got shape {arr.shape}")
+    if arr.size == 0:
+        raise DataError(f"`{name}` must hold at least one class, got none")
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise DataError(f"`{name}` must hold integer class indices, got dtype {arr.dtype}")
+    arr = arr.astype(np.int64)
+    if arr.min() < 0 or arr.max() >= n_columns:
+        raise DataError(
+            f"`{name}` must index the {n_columns} score columns, i.e. lie in [0, {n_columns}), "
+            f"got min {arr.min()}, max {arr.max()}"
+        )
+    if np.unique(arr).size != arr.size:
+        raise DataError(f"`{name}` holds duplicate classes")
+    return np.sort(arr)
+
+
+def _prepare(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    seen_classes: Sequence[int] | np.ndarray,
+    unseen_classes: Sequence[int] | np.ndarray,
+) -> _Prepared:
+    scores = np.asarray(scores)
+    if scores.ndim != 2:
+        raise DataError(f"`scores` must be a 2-d array [N, C], got shape {scores.shape}")
+    if not np.issubdtype(scores.dtype, np.number) or np.issubdtype(scores.dtype, np.complexfloating):
+        raise DataError(f"`scores` must hold real numbers, got dtype {scores.dtype}")
+    labels = _as_labels("labels", labels)
+    if labels.shape[0] != scores.shape[0]:
+        raise DataError(
+            f"`scores` and `labels` must have one row per image: scores has shape {scores.shape}, "
+            f"labels has shape {labels.shape}"
+        )
+    if labels.size == 0:
+        raise DataError("`labels` is empty: GZSL evaluation needs at least one image")
+    n_columns = scores.shape[1]
+    seen = _class_set("seen_classes", seen_classes, n_columns)
+    unseen = _class_set("unseen_classes", unseen_classes, n_columns)
+    overlap = np.intersect1d(seen, unseen)
+    if overlap.size:
+        raise DataError(f"`seen_classes` and `unseen_classes` overlap: {overlap[:10].tolist()}")
+    is_seen = np.isin(labels, seen)
+    outside = ~is_seen & ~np.isin(labels, unseen)
+    if outside.any():
+        bad = np.unique(labels[outside])
+        raise DataError(
+            f"`labels` must be seen or unseen classes; {int(outside.sum())} image(s) have other labels, "
+            f"e.g. {bad[:10].tolist()}"
+        )
+    if not is_seen.any() or is_seen.all():
+        raise DataError(
+            "`labels` must contain images of both seen and unseen classes for GZSL evaluation; got "
+            f"{int(is_seen.sum())} seen-class and {int((~is_seen).sum())} unseen-class images"
+        )
+    seen_scores = scores[:, seen].astype(np.float64)
+    unseen_scores = scores[:, unseen].astype(np.float64)
+    if not (np.isfinite(seen_scores).all() and np.isfinite(unseen_scores).all()):
+        raise DataError("`scores` holds NaN or infinite values in the columns of seen or unseen classes")
+    arg_s = seen_scores.argmax(axis=1)
+    arg_u = unseen_scores.argmax(axis=1)
+    rows = np.arange(scores.shape[0])
+    return _Prepared(
+        labels=labels,
+        is_seen=is_seen,
+        best_seen=seen_scores[rows, arg_s],
+        best_unseen=unseen_scores[rows, arg_u],
+        pred_seen=seen[arg_s],
+        pred_unseen=unseen[arg_u],
+    )
+
+
+def _predict(prep: _Prepared, calibration: float) -> np.ndarray:
+    """``[N]`` calibrated-stacking predictions (global class indices); see the module docstring."""
+    shifted = prep.best_seen - calibration
+    choose_seen = (shifted > prep.best_unseen) | (
+        (shifted == prep.best_unseen) & (prep.pred_seen < prep.pred_unseen)
+    )
+    return np.where(choose_seen, prep.pred_seen, prep.pred_unseen)
+
+
+def _seen_unseen_acc(prep: _Prepared, pred: np.ndarray) -> tuple[float, float]:
+    s = per_class_accuracy(pred[prep.is_seen], prep.labels[prep.is_seen])
+    u = per_class_accuracy(pred[~prep.is_seen], prep.labels[~prep.is_seen])
+    return s, u
+
+
+def _group_weights(labels: np.ndarray) -> np.ndarray:
+    """``[n]`` weight ``1 / (n_class * n_classes_present)`` of each image in a per-class mean."""
+    classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    return 1.0 / (counts[inverse] * classes.size)
+
+
+def _ausuc(prep: _Prepared) -> float:
+    """Exact area under the (unseen_acc, seen_acc) curve of calibrated stacking.
+
+    As the calibration constant grows from -inf to +inf, an image moves from its seen prediction to its
+    unseen prediction once the constant passes its gap ``m_s - m_u``; images with equal gaps move
+    together. Starting from (u=0, s=s_max), each move lowers ``s`` when the seen prediction was correct
+    and raises ``u`` when the unseen prediction is correct. The curve ends at (u=zsl_acc, s=0), and the
+    area is integrated with the trapezoid rule over ``u``.
+    """
+    n = prep.labels.size
+    weights = np.zeros(n)
+    weights[prep.is_seen] = _group_weights(prep.labels[prep.is_seen])
+    weights[~prep.is_seen] = _group_weights(prep.labels[~prep.is_seen])
+    seen_hit = prep.is_seen & (prep.pred_seen == prep.labels)
+    unseen_hit = ~prep.is_seen & (prep.pred_unseen == prep.labels)
+    gap = prep.best_seen - prep.best_unseen
+    order = np.argsort(gap, kind="stable")
+    gap_sorted = gap[order]
+    s_start = float(np.sum(weights[seen_hit]))
+    s_curve = s_start - np.cumsum(np.where(seen_hit, weights, 0.0)[order])
+    u_curve = np.cumsum(np.where(unseen_hit, weights, 0.0)[order])
+    # keep only the state after the last image of each group of equal gaps
+    group_end = np.append(gap_sorted[1:] != gap_sorted[:-1], True)
+    s_points = np.concatenate([[s_start], s_curve[group_end]])
+    u_points = np.concatenate([[0.0], u_curve[group_end]])
+    s_points = np.clip(s_points, 0.0, 1.0)
+    u_points = np.clip(u_points, 0.0, 1.0)
+    area = float(np.sum(np.diff(u_points) * (s_points[1:] + s_points[:-1]) / 2.0))
+    return min(max(area, 0.0), 1.0)
+
+
+def _check_calibration(calibration: float) -> float:
+    try:
+        value = float(calibration)
+    except (TypeError, ValueError):
+        raise ConfigError(f"`calibration` must be a finite float, got {calibration!r}") from None
+    if not np.isfinite(value):
+        raise ConfigError(f"`calibration` must be a finite float, got {value}")
+    return value
+
+
+def evaluate_gzsl(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    seen_classes: Sequence[int] | np.ndarray,
+    unseen_classes: Sequence[int] | np.ndarray,
+    *,
+    calibration: float = 0.0,
+) -> GZSLReport:
+    """Compute the GZSL metrics of a score matrix.
+
+    Args:
+        scores: ``[N, C]`` compatibility scores (higher = more likely), one column per *global* class
+            index; columns of classes that are neither seen nor unseen are ignored (never predicted).
+        labels: ``[N]`` global class index of every image; each must be a seen or an unseen class.
+        seen_classes: ``[S]`` global indices of the seen classes.
+        unseen_classes: ``[U]`` global indices of the unseen classes (disjoint from the seen ones).
+        calibration: constant subtracted from every seen column before the GZSL argmax (calibrated
+            stacking); 0 means plain stacking.
+
+    Returns:
+        A :class:`GZSLReport`; ``ausuc`` does not depend on ``calibration``.
+
+    Raises:
+        DataError: on malformed shapes, class sets outside ``[0, C)`` or overlapping, labels outside
+            seen ∪ unseen, a split without seen or without unseen images, or non-finite scores.
+        ConfigError: if ``calibration`` is not a finite number.
+    """
+    calibration = _check_calibration(calibration)
+    prep = _prepare(scores, labels, seen_classes, unseen_classes)
+    s, u = _seen_unseen_acc(prep, _predict(prep, calibration))
+    unseen_mask = ~prep.is_seen
+    zsl = per_class_accuracy(prep.pred_unseen[unseen_mask], prep.labels[unseen_mask])
+    report = GZSLReport(
+        seen_acc=s,
+        unseen_acc=u,
+        H=harmonic_mean(s, u),
+        zsl_acc=zsl,
+        ausuc=_ausuc(prep),
+        calibration=calibration,
+    )
+    logger.debug("GZSL evaluation on %d images: %s", prep.labels.size, report)
+    return report
+
+
+def choose_calibration(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    seen_classes: Sequence[int] | np.ndarray,
+    unseen_classes: Sequence[int] | np.ndarray,
+    *,
+    n_grid: int = 101,
+) -> float:
+    """Pick the calibrated-stacking constant that maximises H, on validation data.
+
+    The candidates are ``n_grid`` evenly spaced values from the smallest to the largest per-image gap
+    ``m_s - m_u`` (best seen score minus best unseen score), plus 0. Below the smallest gap every image
+    is assigned a seen class, above the largest every image an unseen class, so the grid spans the whole
+    useful range. Among candidates with the same (maximal) H the one with the smallest absolute value is
+    returned (the negative one if ``-g`` and ``g`` tie).
+
+    Args:
+        scores: ``[N, C]`` scores with global class columns, as for :func:`evaluate_gzsl`.
+        labels: ``[N]`` global class indices (seen or unseen).
+        seen_classes: ``[S]`` global indices of the classes treated as seen.
+        unseen_classes: ``[U]`` global indices of the classes treated as unseen.
+        n_grid: number of evenly spaced candidates (at least 2).
+
+    Returns:
+        The chosen constant, to pass as ``calibration`` to :func:`evaluate_gzsl`.
+
+    Raises:
+        DataError: as :func:`evaluate_gzsl`.
+        ConfigError: if ``n_grid`` is not an integer >= 2.
+    """
+    if isinstance(n_grid, bool) or not isinstance(n_grid, (int, np.integer)) or n_grid < 2:
+        raise ConfigError(f"`n_grid` must be an integer >= 2, got {n_grid!r}")
+    prep = _prepare(scores, labels, seen_classes, unseen_classes)
+    gap = prep.best_seen - prep.best_unseen
+    grid = np.unique(np.concatenate([np.linspace(gap.min(), gap.max(), int(n_grid)), [0.0]]))
+    h_values = np.array([harmonic_mean(*_seen_unseen_acc(prep, _predict(prep, g))) for g in grid])
+    best = h_values.max()
+    candidates = grid[h_values >= best - 1e-12]
+    chosen = float(candidates[np.lexsort((candidates, np.abs(candidates)))[0]])
+    logger.debug("chose calibration %.6g (H=%.4f) among %d candidates", chosen, best, grid.size)
+    return chosen

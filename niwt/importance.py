@@ -1,0 +1,196 @@
+r"""Neuron importance: the one place where gradients of logits w.r.t. a layer are taken.
+
+For an image with activations :math:`A \in \mathbb{R}^{K \times h \times w}` at layer L and logit
+:math:`o_c` of class c, the importance of channel k is (Grad-CAM's channel weight, Selvaraju et al.,
+ICCV 2017; NIWT, ECCV 2018, https://arxiv.org/abs/1808.02861)
+
+.. math:: \alpha^c_k = \sum_{i,j} \frac{\partial o_c}{\partial A_{k,i,j}}
+
+(``reduction="sum"``, as the authors' code) or the same divided by :math:`h w` (``"mean"``, as
+Grad-CAM). Transfer, extraction and explanations all go through :func:`importance_from_activations`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import torch
+from torch import nn
+
+from niwt.errors import ConfigError, DataError
+
+__all__ = [
+    "neuron_importance",
+    "importance_from_activations",
+    "resolve_layer",
+    "capture_layer",
+    "eval_mode",
+]
+
+REDUCTIONS = ("sum", "mean")
+
+
+def resolve_layer(model: nn.Module, layer: nn.Module | str) -> nn.Module:
+    """Return the sub-module ``layer`` of ``model``, given as a module or its dotted name."""
+    if isinstance(layer, nn.Module):
+        if not any(m is layer for m in model.modules()):
+            raise ConfigError("`layer` is a module that is not part of `model`")
+        return layer
+    names = [name for name, _ in model.named_modules() if name]
+    if layer not in names:
+        raise ConfigError(f"unknown layer {layer!r}; valid layer names: {', '.join(names)}")
+    return model.get_submodule(layer)
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put every sub-module in eval mode and restore each one's ``training`` flag afterwards."""
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, flag in flags:
+            m.training = flag
+
+
+@contextlib.contextmanager
+def capture_layer(module: nn.Module) -> Iterator[list[torch.Tensor]]:
+    """Record the output of ``module`` as a fresh leaf that requires grad.
+
+    The hook swaps the layer's output for ``output.detach().requires_grad_()``, so later layers
+    compute from that leaf: gradients w.r.t. the layer need only the part of the network after it,
+    and nothing flows into earlier layers or touches any parameter's ``.grad``. The hook is removed
+    on exit, also when an exception is raised inside the block.
+    """
+    store: list[torch.Tensor] = []
+
+    def hook(_module: nn.Module, _inputs: object, output: torch.Tensor) -> torch.Tensor:
+        if not isinstance(output, torch.Tensor):
+            raise DataError(f"the importance layer must output a tensor, got {type(output).__name__}")
+        leaf = output.detach().requires_grad_(True)
+        store.append(leaf)
+        return leaf
+
+    handle = module.register_forward_hook(hook)
+    try:
+        yield store
+    finally:
+        handle.remove()
+
+
+def _check_reduction(reduction: str) -> None:
+    if reduction not in REDUCTIONS:
+        raise ConfigError(f"`reduction` must be one of {list(REDUCTIONS)}, got {reduction!r}")
+
+
+def importance_from_activations(
+    activations: torch.Tensor,
+    scores: torch.Tensor,
+    targets: torch.Tensor,
+    reduction: str = "sum",
+    *,
+    create_graph: bool = False,
+) -> torch.Tensor:
+    """Importance of ``targets`` given activations and the scores computed from them.
+
+    Args:
+        activations: ``[N, K, h, w]`` (or ``[N, K]``) tensor that ``scores`` depend on; must require grad.
+        scores: ``[N, C]`` logits computed from ``activations`` with no coupling between images
+            (eval mode), so one backward pass of the summed target logits gives per-image gradients.
+        targets: ``[N]`` class index (column of ``scores``) per image.
+        reduction: ``"sum"`` or ``"mean"`` over spatial positions.
+        create_graph: keep the graph so the importances can themselves be differentiated
+            (needed to optimise weights through them).
+
+    Returns:
+        ``[N, K]`` importances.
+    """
+    _check_reduction(reduction)
+    if targets.shape != (scores.shape[0],):
+        raise DataError(f"`targets` must be [{scores.shape[0]}], got {tuple(targets.shape)}")
+    picked = scores.gather(1, targets.long().view(-1, 1)).sum()
+    (grad,) = torch.autograd.grad(picked, activations, create_graph=create_graph)
+    if grad.ndim == 2:
+        return grad
+    dims = tuple(range(2, grad.ndim))
+    return grad.sum(dims) if reduction == "sum" else grad.mean(dims)
+
+
+def neuron_importance(
+    model: nn.Module,
+    layer: nn.Module | str,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    reduction: str = "sum",
+    *,
+    batch_size: int | None = None,
+    create_graph: bool = False,
+    return_activations: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    r"""Neuron importance of class ``targets[i]`` for image ``images[i]`` at ``layer``.
+
+    :math:`\alpha^c_k = \sum_{i,j} \partial o_c / \partial A_{k,i,j}` (``"sum"``) or its spatial mean.
+    The model runs in eval mode (dropout off, BatchNorm statistics frozen) and its previous
+    train/eval flags are restored afterwards; hooks are always removed; no parameter's ``.grad`` is
+    touched. Each batch costs one forward pass and one backward pass through the layers *after*
+    ``layer``.
+
+    Args:
+        model: a classifier returning logits ``[N, C]``.
+        layer: the module, or its dotted name (``"features"``, ``"layer4.0"``).
+        images: ``[N, 3, H, W]`` float tensor.
+        targets: ``[N]`` class indices into the logits.
+        reduction: ``"sum"`` (NIWT) or ``"mean"`` (Grad-CAM) over spatial positions.
+        batch_size: stream the images in batches of this size (memory stays flat), or all at once.
+        create_graph: keep the graph for higher-order gradients (only without ``batch_size``).
+        return_activations: also return the detached activations ``[N, K, h, w]``.
+        progress: called with the number of images done after each batch.
+
+    Returns:
+        ``[N, K]`` importances (and the activations if asked).
+
+    Raises:
+        ConfigError: unknown layer name or reduction.
+        DataError: images/targets of the wrong shape or length.
+
+    Example:
+        >>> alpha = neuron_importance(model, "features", x, y)  # doctest: +SKIP
+    """
+    _check_reduction(reduction)
+    module = resolve_layer(model, layer)
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or not images.is_floating_point():
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise DataError(f"`images` must be a float tensor [N, C, H, W], got {shape}")
+    targets = torch.as_tensor(targets)
+    if targets.shape != (images.shape[0],):
+        raise DataError(
+            f"`targets` must hold one class index per image: expected [{images.shape[0]}], "
+            f"got {tuple(targets.shape)}"
+        )
+    if create_graph and batch_size is not None:
+        raise ConfigError("`create_graph=True` cannot be combined with `batch_size` streaming")
+    step = batch_size or images.shape[0]
+    out, acts = [], []
+    with eval_mode(model), torch.enable_grad(), capture_layer(module) as store:
+        for start in range(0, images.shape[0], step):
+            store.clear()
+            scores = model(images[start : start + step])
+            if len(store) != 1:
+                raise DataError(f"layer {layer!r} ran {len(store)} times in one forward pass; expected once")
+            tgt = targets[start : start + step].to(scores.device)
+            n_classes = scores.shape[1]
+            if tgt.numel() and (tgt.min() < 0 or tgt.max() >= n_classes):
+                raise DataError(f"`targets` must lie in [0, {n_classes}), got [{int(tgt.min())}, {int(tgt.max())}]")
+            alpha = importance_from_activations(store[0], scores, tgt, reduction, create_graph=create_graph)
+            out.append(alpha if create_graph else alpha.detach())
+            if return_activations:
+                acts.append(store[0].detach())
+            if progress is not None:
+                progress(min(start + step, images.shape[0]))
+    result = torch.cat(out, 0)
+    if return_activations:
+        return result, torch.cat(acts, 0)
+    return result

@@ -1,0 +1,185 @@
+r"""Domain knowledge -> neuron importance: the map NIWT learns on seen classes.
+
+A linear map (or a one-hidden-layer MLP) :math:`f(k_c)` is trained so that it points in the
+direction of every seen image's importance vector :math:`\alpha_i` of its class :math:`c_i`:
+
+.. math:: L = \frac{1}{B}\sum_i \left(1 - \cos\big(f(k_{c_i}), \alpha_i\big)\right)
+
+The epoch is chosen by the mean Spearman rank correlation, over ``n_holdout`` held-out seen
+classes, between the predicted importance of a class and its observed importance (the mean of the
+class's L2-normalised per-image importances). With ``refit`` the map is then retrained on every
+seen class for that many epochs.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+from scipy.stats import rankdata
+from torch import nn
+
+from niwt.errors import ConfigError, DataError, NotFittedError
+from niwt.training import batches
+
+__all__ = ["ImportanceMapper", "class_mean_importance", "mean_spearman"]
+
+log = logging.getLogger(__name__)
+
+
+def class_mean_importance(importances: np.ndarray, labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Mean of the L2-normalised importance vectors of each class in ``classes``: ``[len(classes), K]``."""
+    norms = np.linalg.norm(importances, axis=1, keepdims=True)
+    unit = importances / np.maximum(norms, 1e-12)
+    return np.stack([unit[labels == c].mean(0) for c in classes])
+
+
+def mean_spearman(predicted: np.ndarray, observed: np.ndarray) -> float:
+    """Mean over rows of the Spearman rank correlation between ``predicted[i]`` and ``observed[i]``."""
+    rp = rankdata(predicted, axis=1)
+    ro = rankdata(observed, axis=1)
+    rp = rp - rp.mean(1, keepdims=True)
+    ro = ro - ro.mean(1, keepdims=True)
+    denom = np.sqrt((rp**2).sum(1) * (ro**2).sum(1))
+    corr = np.where(denom > 0, (rp * ro).sum(1) / np.maximum(denom, 1e-12), 0.0)
+    return float(corr.mean())
+
+
+def _build(kind: str, d_in: int, d_out: int, hidden: int) -> nn.Module:
+    if kind == "linear":
+        return nn.Linear(d_in, d_out)
+    if kind == "mlp":
+        return nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, d_out))
+    raise ConfigError(f"`model` must be 'linear' or 'mlp', got {kind!r}")
+
+
+class ImportanceMapper:
+    """Fit ``knowledge -> importance`` (scikit-learn conventions: ``fit`` returns self).
+
+    Args:
+        model: ``"linear"`` or ``"mlp"``.
+        hidden: hidden width of the MLP.
+        lr: Adam learning rate.
+        epochs: maximum number of epochs.
+        batch_size: images per step.
+        weight_decay: Adam weight decay.
+        n_holdout: seen classes held out to choose the epoch (0 disables selection).
+        refit: retrain on all classes for the chosen number of epochs.
+        random_state: seed of the class split, the initialisation and the batch order.
+        progress: show a progress bar.
+
+    Attributes (after fit):
+        net_: the trained torch module; best_epoch_: chosen epoch count; val_spearman_: its held-out
+        mean Spearman correlation; history_: per epoch ``(train loss, held-out Spearman)``;
+        holdout_classes_: the held-out rows of ``knowledge``.
+    """
+
+    def __init__(self, model: str = "linear", hidden: int = 256, lr: float = 1e-3, epochs: int = 60,
+                 batch_size: int = 64, weight_decay: float = 0.0, n_holdout: int = 5, refit: bool = True,
+                 random_state: int = 0, progress: bool = False) -> None:
+        self.model = model
+        self.hidden = hidden
+        self.lr = lr
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.weight_decay = weight_decay
+        self.n_holdout = n_holdout
+        self.refit = refit
+        self.random_state = random_state
+        self.progress = progress
+
+    def _train(self, k: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor, epochs: int,
+               gen: torch.Generator, on_epoch=None) -> tuple[nn.Module, list[float]]:
+        net = _build(self.model, k.shape[1], targets.shape[1], self.hidden)
+        opt = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        losses = []
+        for epoch in range(epochs):
+            total = 0.0
+            for idx in batches(targets.shape[0], self.batch_size, gen):
+                pred = net(k[labels[idx]])
+                loss = (1 - nn.functional.cosine_similarity(pred, targets[idx], dim=1, eps=1e-8)).mean()
+                grads = torch.autograd.grad(loss, list(net.parameters()))
+                for p, g in zip(net.parameters(), grads):
+                    p.grad = g
+                opt.step()
+                total += float(loss.detach()) * idx.numel()
+            losses.append(total / targets.shape[0])
+            if on_epoch is not None:
+                on_epoch(epoch, net, losses[-1])
+        return net, losses
+
+    def fit(self, knowledge: np.ndarray, importances: np.ndarray, labels: np.ndarray) -> ImportanceMapper:
+        """Fit the map.
+
+        Args:
+            knowledge: ``[C, d]`` class vectors.
+            importances: ``[N, K]`` per-image importance vectors.
+            labels: ``[N]`` row of ``knowledge`` for each image.
+        """
+        knowledge = np.asarray(knowledge, dtype=np.float32)
+        importances = np.asarray(importances, dtype=np.float32)
+        labels = np.asarray(labels, dtype=np.int64)
+        if knowledge.ndim != 2 or importances.ndim != 2:
+            raise DataError(f"`knowledge` and `importances` must be 2-d, got {knowledge.shape} and {importances.shape}")
+        if importances.shape[0] != labels.shape[0]:
+            raise DataError(f"found {importances.shape[0]} importance vectors but {labels.shape[0]} labels")
+        if labels.size == 0 or labels.min() < 0 or labels.max() >= knowledge.shape[0]:
+            raise DataError(f"`labels` must index the {knowledge.shape[0]} rows of `knowledge`")
+        for name, arr in (("knowledge", knowledge), ("importances", importances)):
+            if not np.isfinite(arr).all():
+                raise DataError(f"`{name}` holds NaN or infinite values")
+        classes = np.unique(labels)
+        if self.n_holdout and self.n_holdout >= classes.size:
+            raise DataError(f"`n_holdout`={self.n_holdout} leaves no class to train on ({classes.size} classes)")
+        gen = torch.Generator().manual_seed(self.random_state)
+        torch.manual_seed(self.random_state)  # nn.Linear init draws from the global generator
+        k = torch.from_numpy(knowledge)
+        t = torch.from_numpy(importances)
+        y = torch.from_numpy(labels)
+        self.history_: list[tuple[float, float]] = []
+        if self.n_holdout:
+            perm = torch.randperm(classes.size, generator=gen).numpy()
+            hold = np.sort(classes[perm[: self.n_holdout]])
+            self.holdout_classes_ = hold
+            observed = class_mean_importance(importances, labels, hold)
+            fit_mask = torch.from_numpy(~np.isin(labels, hold))
+            best = {"score": -np.inf, "epoch": 0, "state": None}
+
+            def on_epoch(epoch: int, net: nn.Module, loss: float) -> None:
+                with torch.no_grad():
+                    score = mean_spearman(net(k[torch.from_numpy(hold)]).numpy(), observed)
+                self.history_.append((loss, score))
+                if score > best["score"]:
+                    best.update(score=score, epoch=epoch + 1,
+                                state={n: v.clone() for n, v in net.state_dict().items()})
+
+            net, _ = self._train(k, t[fit_mask], y[fit_mask], self.epochs, gen, on_epoch)
+            self.best_epoch_ = int(best["epoch"])
+            self.val_spearman_ = float(best["score"])
+            if self.refit:
+                torch.manual_seed(self.random_state)
+                net, _ = self._train(k, t, y, self.best_epoch_, gen)
+            else:
+                net.load_state_dict(best["state"])
+        else:
+            self.holdout_classes_ = np.zeros(0, np.int64)
+            net, losses = self._train(k, t, y, self.epochs, gen)
+            self.history_ = [(loss, float("nan")) for loss in losses]
+            self.best_epoch_ = self.epochs
+            self.val_spearman_ = float("nan")
+        net.eval()
+        self.net_ = net
+        self.n_features_in_ = knowledge.shape[1]
+        log.info("mapping: chose epoch %d, held-out Spearman %.3f", self.best_epoch_, self.val_spearman_)
+        return self
+
+    def predict(self, knowledge: np.ndarray) -> np.ndarray:
+        """Predicted importance ``[M, K]`` for class vectors ``[M, d]``."""
+        if not hasattr(self, "net_"):
+            raise NotFittedError("This ImportanceMapper instance is not fitted yet. Call 'fit' with appropriate arguments before using this estimator.")
+        knowledge = np.asarray(knowledge, dtype=np.float32)
+        if knowledge.ndim != 2 or knowledge.shape[1] != self.n_features_in_:
+            raise DataError(f"`knowledge` must be [M, {self.n_features_in_}], got {knowledge.shape}")
+        with torch.no_grad():
+            return self.net_(torch.from_numpy(knowledge)).numpy()

@@ -1,0 +1,304 @@
+"""One function per command, wiring the stages from a typed config into a run directory.
+
+The NIWT pipeline on a dataset:
+
+1. pre-train the backbone on the source classes (an ImageNet stand-in);
+2. **validation**: train on the seen *train* classes, treat the seen *val* classes as unseen, and
+   choose Λ (and the learning rate) of the transfer by the GZSL harmonic mean on held-out images;
+   no unseen test image is looked at;
+3. **final**: train on all seen classes, extract importances, fit the knowledge -> importance map,
+   transfer the unseen classes with the chosen values, and evaluate GZSL on the test images.
+
+Run directories are written under a temporary name and renamed into place at the end, so an
+interrupted run never leaves a half-written directory behind.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import logging
+import platform
+import shutil
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from niwt.config import RunConfig, save_config, to_dict
+from niwt.data import ZSLData
+from niwt.data.shapes import make_shapes
+from niwt.errors import DataError, RunDirectoryError
+from niwt.evaluate import GZSLReport, choose_calibration, evaluate_gzsl
+from niwt.importance import neuron_importance
+from niwt.knowledge import knowledge_vectors
+from niwt.mapping import ImportanceMapper
+from niwt.models import Backbone, create_model
+from niwt.training import predict_logits, seed_everything, train_classifier
+from niwt.transfer import UnseenWeightOptimizer
+
+__all__ = ["NIWTResult", "prepare_run_dir", "pretrain", "fit_seen", "niwt_transfer", "gzsl_scores",
+           "select_transfer", "run_niwt", "load_dataset"]
+
+log = logging.getLogger(__name__)
+
+RUN_MARKERS = ("config.toml", "metrics.json")
+
+
+@dataclass(frozen=True)
+class NIWTResult:
+    """What a NIWT run produced (the model carries the seen and unseen rows)."""
+
+    report: GZSLReport
+    model: Backbone
+    mapper: ImportanceMapper
+    optimizer: UnseenWeightOptimizer
+    selection: dict[str, Any]
+    seconds: dict[str, float]
+
+
+def load_dataset(config: RunConfig) -> ZSLData:
+    """The dataset of a run (the embedded shapes world)."""
+    return make_shapes(config.data)
+
+
+def prepare_run_dir(out: str | Path, force: bool = False) -> tuple[Path, Path]:
+    """Check ``out`` and return ``(final, staging)`` directories.
+
+    Raises:
+        RunDirectoryError: ``out`` already holds a run and ``force`` is False.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RunDirectoryError(f"output path {str(out)!r} exists and is not a directory")
+    if out.is_dir() and any((out / m).exists() for m in RUN_MARKERS) and not force:
+        raise RunDirectoryError(
+            f"output directory {str(out)!r} already holds a run; choose another --out or pass --force to replace it"
+        )
+    staging = out.with_name(f".{out.name}.partial")
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    return out, staging
+
+
+def finish_run_dir(final: Path, staging: Path) -> None:
+    """Move the staged run into place (replacing an old run only once the new one is complete)."""
+    if final.exists():
+        shutil.rmtree(final)
+    staging.rename(final)
+
+
+def _local_labels(labels: np.ndarray, classes: np.ndarray) -> torch.Tensor:
+    lookup = {int(c): i for i, c in enumerate(classes)}
+    return torch.tensor([lookup[int(c)] for c in labels], dtype=torch.long)
+
+
+def pretrain(config: RunConfig, data: ZSLData, images: torch.Tensor, progress: bool = False) -> Backbone:
+    """A backbone trained on the source classes (or untrained when there are none / 0 epochs)."""
+    n_out = max(len(data.source_classes), 1)
+    model = create_model(config.model.arch, n_out, width=config.model.width, hidden=config.model.hidden,
+                         dropout=config.model.dropout, image_size=config.data.image_size)
+    if len(data.source_idx) and config.train.pretrain_epochs:
+        t = config.train
+        train_classifier(model, images[data.source_idx], _local_labels(data.labels[data.source_idx], data.source_classes),
+                         epochs=t.pretrain_epochs, lr=t.lr, batch_size=t.batch_size, weight_decay=t.weight_decay,
+                         mode="finetuned", augment=t.augment,
+                         generator=torch.Generator().manual_seed(config.seed), progress=progress, desc="pre-train")
+    return model
+
+
+def fit_seen(config: RunConfig, base: Backbone, images: torch.Tensor, labels: torch.Tensor, n_classes: int,
+             progress: bool = False, desc: str = "seen") -> Backbone:
+    """A copy of ``base`` with a fresh classifier, trained on seen classes (fixed or finetuned)."""
+    model = copy.deepcopy(base)
+    model.reset_classifier(n_classes)
+    t = config.train
+    train_classifier(model, images, labels, epochs=t.epochs, lr=t.lr, batch_size=t.batch_size,
+                     weight_decay=t.weight_decay, mode=t.mode, augment=t.augment,
+                     generator=torch.Generator().manual_seed(config.seed + 1), progress=progress, desc=desc)
+    return model
+
+
+def pool_images(config: RunConfig, data: ZSLData, images: torch.Tensor, seen_idx: np.ndarray) -> torch.Tensor:
+    """The unlabeled images the transfer runs on."""
+    pool = config.transfer.pool
+    if pool == "source":
+        if not len(data.source_idx):
+            raise DataError("`transfer.pool = \"source\"` needs source images; this dataset has none, use \"seen\"")
+        return images[data.source_idx]
+    if pool == "seen":
+        return images[seen_idx]
+    gen = torch.Generator().manual_seed(config.seed + 7)
+    return torch.rand(max(len(data.source_idx), 512), *images.shape[1:], generator=gen)
+
+
+def niwt_transfer(config: RunConfig, model: Backbone, knowledge: np.ndarray, images: torch.Tensor,
+                  labels: torch.Tensor, fit_classes: np.ndarray, new_classes: np.ndarray, pool: torch.Tensor,
+                  grid: list[tuple[float, float]], progress: bool = False,
+                  ) -> tuple[ImportanceMapper, np.ndarray, list[UnseenWeightOptimizer]]:
+    """Importance -> mapping -> transfer for ``new_classes`` with each (Λ, lr) of ``grid``.
+
+    ``labels`` index ``fit_classes`` (the model's seen rows). Returns the fitted mapper, the
+    predicted target importances and one fitted optimizer per grid point.
+    """
+    alpha = neuron_importance(model, model.importance_layer, images, labels, config.importance.reduction,
+                              batch_size=config.importance.batch_size)
+    m = config.mapping
+    mapper = ImportanceMapper(model=m.model, hidden=m.hidden, lr=m.lr, epochs=m.epochs, batch_size=m.batch_size,
+                              weight_decay=m.weight_decay, n_holdout=min(m.n_holdout, len(fit_classes) - 1),
+                              refit=m.refit, random_state=config.seed)
+    mapper.fit(knowledge[fit_classes], alpha.numpy(), labels.numpy())
+    targets = mapper.predict(knowledge[new_classes])
+    t = config.transfer
+    optimizers = []
+    for lam, lr in grid:
+        opt = UnseenWeightOptimizer(lam=lam, lr=lr, batch_size=t.batch_size, max_steps=t.max_steps,
+                                    patience=t.patience, tol=t.tol, init=t.init, mode=t.mode,
+                                    reduction=config.importance.reduction, random_state=config.seed,
+                                    progress=progress)
+        optimizers.append(opt.fit(model, pool, targets))
+    return mapper, targets, optimizers
+
+
+def gzsl_scores(model: Backbone, images: torch.Tensor, seen: np.ndarray, unseen: np.ndarray, n_classes: int) -> np.ndarray:
+    """Logits of ``model`` (seen rows then unseen rows) spread into global class columns ``[N, C]``."""
+    logits = predict_logits(model, images).double().numpy()
+    scores = np.full((logits.shape[0], n_classes), -np.inf)
+    scores[:, seen] = logits[:, : len(seen)]
+    scores[:, unseen] = logits[:, len(seen) :]
+    return scores
+
+
+def _grid(config: RunConfig) -> list[tuple[float, float]]:
+    t = config.transfer
+    lams = list(t.lam_grid) if t.select and t.lam_grid else [t.lam]
+    lrs = list(t.lr_grid) if t.select and t.lr_grid else [t.lr]
+    return list(itertools.product(lams, lrs))
+
+
+def select_transfer(config: RunConfig, data: ZSLData, base: Backbone, knowledge: np.ndarray, images: torch.Tensor,
+                    progress: bool = False) -> dict[str, Any]:
+    """Choose Λ and the learning rate on the seen val classes acting as unseen (no test image used).
+
+    The train classes' training images are split 80/20: the backbone is trained on the 80 %, the
+    20 % and the val classes' training images are the validation GZSL test.
+    """
+    grid = _grid(config)
+    if len(grid) == 1 and not config.eval.calibrate:
+        return {"grid": [{"lam": grid[0][0], "lr": grid[0][1]}], "lam": grid[0][0], "lr": grid[0][1],
+                "calibration": 0.0, "validated": False}
+    if len(data.val_classes) == 0:
+        raise DataError("choosing Λ needs validation classes, but `val_classes` is empty; "
+                        "set data.n_val > 0 or transfer.select = false")
+    rng = np.random.default_rng(config.seed)
+    tr_idx = data.trainval_idx[np.isin(data.labels[data.trainval_idx], data.train_classes)]
+    tr_idx = rng.permutation(tr_idx)
+    n_hold = max(1, len(tr_idx) // 5)
+    hold_idx, fit_idx = np.sort(tr_idx[:n_hold]), np.sort(tr_idx[n_hold:])
+    val_idx = data.trainval_idx[np.isin(data.labels[data.trainval_idx], data.val_classes)]
+    fit_labels = _local_labels(data.labels[fit_idx], data.train_classes)
+    model = fit_seen(config, base, images[fit_idx], fit_labels, len(data.train_classes), progress, desc="train (val)")
+    pool = pool_images(config, data, images, fit_idx)
+    _, _, optimizers = niwt_transfer(config, model, knowledge, images[fit_idx], fit_labels, data.train_classes,
+                                     data.val_classes, pool, grid, progress)
+    eval_idx = np.concatenate([hold_idx, val_idx])
+    rows, best = [], None
+    for (lam, lr), opt in zip(grid, optimizers):
+        opt.apply(model)
+        scores = gzsl_scores(model, images[eval_idx], data.train_classes, data.val_classes, data.n_classes)
+        labels = data.labels[eval_idx]
+        gamma = choose_calibration(scores, labels, data.train_classes, data.val_classes) if config.eval.calibrate else 0.0
+        rep = evaluate_gzsl(scores, labels, data.train_classes, data.val_classes, calibration=gamma)
+        row = {"lam": lam, "lr": lr, "calibration": gamma, **{k: rep.as_dict()[k] for k in ("seen_acc", "unseen_acc", "H")}}
+        rows.append(row)
+        log.info("validation Λ=%g lr=%g: S=%.3f U=%.3f H=%.3f", lam, lr, row["seen_acc"], row["unseen_acc"], row["H"])
+        if best is None or row["H"] > best["H"]:
+            best = row
+    assert best is not None  # grid is never empty
+    return {"grid": rows, "lam": best["lam"], "lr": best["lr"], "calibration": best["calibration"],
+            "validated": True}
+
+
+def run_niwt(config: RunConfig, data: ZSLData | None = None, progress: bool = False,
+             base: Backbone | None = None) -> NIWTResult:
+    """Run NIWT end to end and evaluate GZSL on the test images."""
+    seed_everything(config.seed)
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    data = data if data is not None else load_dataset(config)
+    knowledge, _ = knowledge_vectors(data, config.knowledge.source, config.knowledge.normalize,
+                                     config.knowledge.text_encoder)
+    images = data.images_tensor(np.arange(len(data.labels)))
+    seconds["data"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    base = base if base is not None else pretrain(config, data, images, progress)
+    seconds["pretrain"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    selection = select_transfer(config, data, base, knowledge, images, progress)
+    seconds["select"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    seen, unseen = data.seen_classes, data.unseen_classes
+    labels = _local_labels(data.labels[data.trainval_idx], seen)
+    model = fit_seen(config, base, images[data.trainval_idx], labels, len(seen), progress, desc="train (seen)")
+    pool = pool_images(config, data, images, data.trainval_idx)
+    mapper, _, (opt,) = niwt_transfer(config, model, knowledge, images[data.trainval_idx], labels, seen, unseen,
+                                      pool, [(selection["lam"], selection["lr"])], progress)
+    opt.apply(model)
+    test_idx = np.concatenate([data.test_seen_idx, data.test_unseen_idx])
+    scores = gzsl_scores(model, images[test_idx], seen, unseen, data.n_classes)
+    report = evaluate_gzsl(scores, data.labels[test_idx], seen, unseen, calibration=selection["calibration"])
+    seconds["final"] = time.perf_counter() - t0
+    return NIWTResult(report, model, mapper, opt, selection, seconds)
+
+
+def versions() -> dict[str, str]:
+    """Library versions recorded next to every run."""
+    import numpy
+    import scipy
+
+    import niwt
+
+    return {"niwt": niwt.__version__, "python": platform.python_version(), "torch": torch.__version__,
+            "numpy": numpy.__version__, "scipy": scipy.__version__}
+
+
+def write_json(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def save_niwt_outputs(staging: Path, config: RunConfig, result: NIWTResult) -> None:
+    """Weights (safetensors), mapping and transfer records of a NIWT run."""
+    from safetensors.torch import save_file
+
+    (staging / "model").mkdir(exist_ok=True)
+    state = {k: v.detach().contiguous() for k, v in result.model.state_dict().items()}
+    save_file(state, str(staging / "model" / "niwt.safetensors"), metadata={"arch": config.model.arch})
+    mapper_state = {k: v.detach().contiguous() for k, v in result.mapper.net_.state_dict().items()}
+    (staging / "mapping").mkdir(exist_ok=True)
+    save_file(mapper_state, str(staging / "mapping" / "mapper.safetensors"))
+    write_json(staging / "mapping" / "selection.json", {
+        "best_epoch": result.mapper.best_epoch_, "val_spearman": result.mapper.val_spearman_,
+        "holdout_classes": result.mapper.holdout_classes_.tolist(),
+        "history": [{"loss": a, "spearman": b} for a, b in result.mapper.history_]})
+    write_json(staging / "transfer" / "history.json", {
+        "lam": result.optimizer.lam, "lr": result.optimizer.lr, "steps": result.optimizer.n_steps_,
+        "stopped_early": result.optimizer.stopped_early_, "loss": result.optimizer.history_,
+        "selection": result.selection})
+
+
+def write_run(staging: Path, config: RunConfig, methods: dict[str, dict[str, float]], extra: dict[str, Any]) -> None:
+    """``config.toml``, ``versions.json`` and ``metrics.json`` of a run."""
+    save_config(config, staging / "config.toml")
+    write_json(staging / "versions.json", versions())
+    write_json(staging / "metrics.json", {"methods": methods, "config": to_dict(config), **extra})
+
+
+def demo_config(seed: int = 0) -> RunConfig:
+    """The defaults of ``niwt demo``."""
+    return replace(RunConfig(), seed=seed)

@@ -302,3 +302,25 @@ def write_run(staging: Path, config: RunConfig, methods: dict[str, dict[str, flo
 def demo_config(seed: int = 0) -> RunConfig:
     """The defaults of ``niwt demo``."""
     return replace(RunConfig(), seed=seed)
+
+
+def niwt_metrics(report: GZSLReport) -> dict[str, float]:
+    """The spine's metric keys for one method."""
+    d = report.as_dict()
+    return {k: d[k] for k in ("seen_acc", "unseen_acc", "H", "zsl_acc", "ausuc")}
+
+
+def run_to_dir(config: RunConfig, out: str | Path, *, force: bool = False, progress: bool = False) -> dict[str, Any]:
+    """Run NIWT and write a complete run directory at ``out``; returns the metrics written."""
+    final, staging = prepare_run_dir(out, force)
+    try:
+        result = run_niwt(config, progress=progress)
+        methods = {"niwt": niwt_metrics(result.report)}
+        save_niwt_outputs(staging, config, result)
+        extra = {"selection": result.selection, "seconds": result.seconds}
+        write_run(staging, config, methods, extra)
+        finish_run_dir(final, staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return {"methods": methods, **extra}

@@ -33,16 +33,17 @@ from niwt.config import RunConfig, save_config, to_dict
 from niwt.data import ZSLData
 from niwt.data.shapes import make_shapes
 from niwt.errors import DataError, RunDirectoryError
+from niwt.baselines import DEFAULT_GRIDS, get_baseline
 from niwt.evaluate import GZSLReport, choose_calibration, evaluate_gzsl
-from niwt.importance import neuron_importance
+from niwt.importance import eval_mode, neuron_importance
 from niwt.knowledge import knowledge_vectors
 from niwt.mapping import ImportanceMapper
 from niwt.models import Backbone, create_model
 from niwt.training import predict_logits, seed_everything, train_classifier
 from niwt.transfer import UnseenWeightOptimizer
 
-__all__ = ["NIWTResult", "prepare_run_dir", "pretrain", "fit_seen", "niwt_transfer", "gzsl_scores",
-           "select_transfer", "run_niwt", "load_dataset"]
+__all__ = ["NIWTResult", "Prepared", "prepare_run_dir", "pretrain", "fit_seen", "niwt_transfer", "gzsl_scores",
+           "penultimate_features", "select_transfer", "niwt_method", "baseline_method", "run_niwt", "load_dataset"]
 
 log = logging.getLogger(__name__)
 
@@ -174,86 +175,186 @@ def gzsl_scores(model: Backbone, images: torch.Tensor, seen: np.ndarray, unseen:
     return scores
 
 
-def _grid(config: RunConfig) -> list[tuple[float, float]]:
+@torch.no_grad()
+def penultimate_features(model: Backbone, images: torch.Tensor, batch_size: int = 512) -> np.ndarray:
+    """The classifier's input features ``[N, D]`` (eval mode) — what the baselines are fitted on."""
+    with eval_mode(model):
+        return torch.cat([model.forward_head(model.forward_features(images[i : i + batch_size]))
+                          for i in range(0, images.shape[0], batch_size)]).double().numpy()
+
+
+def transfer_grid(config: RunConfig) -> list[tuple[float, float]]:
+    """The (Λ, lr) points searched on validation (one point when selection is off)."""
     t = config.transfer
     lams = list(t.lam_grid) if t.select and t.lam_grid else [t.lam]
     lrs = list(t.lr_grid) if t.select and t.lr_grid else [t.lr]
     return list(itertools.product(lams, lrs))
 
 
-def select_transfer(config: RunConfig, data: ZSLData, base: Backbone, knowledge: np.ndarray, images: torch.Tensor,
-                    progress: bool = False) -> dict[str, Any]:
+class Prepared:
+    """What every method of one run shares: data, knowledge, images and the trained backbones.
+
+    ``val_model`` is trained on the seen *train* classes only (80 % of their training images), so the
+    seen *val* classes can act as unseen when hyper-parameters are chosen; ``final_model`` is trained
+    on every seen class. Both start from the same source-pretrained ``base`` and are trained on
+    first use.
+    """
+
+    def __init__(self, config: RunConfig, data: ZSLData | None = None, base: Backbone | None = None,
+                 progress: bool = False) -> None:
+        seed_everything(config.seed)
+        self.config, self.progress = config, progress
+        self.data = data if data is not None else load_dataset(config)
+        self.knowledge, _ = knowledge_vectors(self.data, config.knowledge.source, config.knowledge.normalize,
+                                              config.knowledge.text_encoder)
+        self.images = self.data.images_tensor(np.arange(len(self.data.labels)))
+        self.seconds: dict[str, float] = {}
+        t0 = time.perf_counter()
+        self.base = base if base is not None else pretrain(config, self.data, self.images, progress)
+        self.seconds["pretrain"] = time.perf_counter() - t0
+        d = self.data
+        rng = np.random.default_rng(config.seed)
+        tr_idx = rng.permutation(d.trainval_idx[np.isin(d.labels[d.trainval_idx], d.train_classes)])
+        n_hold = max(1, len(tr_idx) // 5)
+        self.hold_idx, self.fit_idx = np.sort(tr_idx[:n_hold]), np.sort(tr_idx[n_hold:])
+        self.val_idx = d.trainval_idx[np.isin(d.labels[d.trainval_idx], d.val_classes)]
+        self.eval_idx = np.concatenate([self.hold_idx, self.val_idx])
+        self.test_idx = np.concatenate([d.test_seen_idx, d.test_unseen_idx])
+        self._val_model: Backbone | None = None
+        self._final_model: Backbone | None = None
+
+    def _timed(self, key: str, fn):
+        t0 = time.perf_counter()
+        out = fn()
+        self.seconds[key] = self.seconds.get(key, 0.0) + time.perf_counter() - t0
+        return out
+
+    @property
+    def val_model(self) -> Backbone:
+        if self._val_model is None:
+            d = self.data
+            if len(d.val_classes) == 0:
+                raise DataError("choosing hyper-parameters needs validation classes, but `val_classes` is empty; "
+                                "set data.n_val > 0 or transfer.select = false")
+            labels = _local_labels(d.labels[self.fit_idx], d.train_classes)
+            self._val_model = self._timed("train_val", lambda: fit_seen(
+                self.config, self.base, self.images[self.fit_idx], labels, len(d.train_classes), self.progress,
+                desc="train (val)"))
+        return self._val_model
+
+    @property
+    def final_model(self) -> Backbone:
+        if self._final_model is None:
+            d = self.data
+            labels = _local_labels(d.labels[d.trainval_idx], d.seen_classes)
+            self._final_model = self._timed("train_final", lambda: fit_seen(
+                self.config, self.base, self.images[d.trainval_idx], labels, len(d.seen_classes), self.progress,
+                desc="train (seen)"))
+        return self._final_model
+
+    def val_report(self, scores_val: np.ndarray) -> GZSLReport:
+        """GZSL report on the validation images (train classes seen, val classes unseen)."""
+        d = self.data
+        labels = d.labels[self.eval_idx]
+        gamma = choose_calibration(scores_val, labels, d.train_classes, d.val_classes) if self.config.eval.calibrate else 0.0
+        return evaluate_gzsl(scores_val, labels, d.train_classes, d.val_classes, calibration=gamma)
+
+
+def _pick(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    best = rows[0]
+    for row in rows[1:]:
+        if row["H"] > best["H"]:
+            best = row
+    return best
+
+
+def select_transfer(prep: Prepared, grid: list[tuple[float, float]] | None = None) -> dict[str, Any]:
     """Choose Λ and the learning rate on the seen val classes acting as unseen (no test image used).
 
-    The train classes' training images are split 80/20: the backbone is trained on the 80 %, the
-    20 % and the val classes' training images are the validation GZSL test.
+    The backbone is ``prep.val_model``; the held-out 20 % of the train classes' images and the val
+    classes' training images form the validation GZSL test.
     """
-    grid = _grid(config)
+    config, d = prep.config, prep.data
+    grid = grid if grid is not None else transfer_grid(config)
     if len(grid) == 1 and not config.eval.calibrate:
         return {"grid": [{"lam": grid[0][0], "lr": grid[0][1]}], "lam": grid[0][0], "lr": grid[0][1],
-                "calibration": 0.0, "validated": False}
-    if len(data.val_classes) == 0:
-        raise DataError("choosing Λ needs validation classes, but `val_classes` is empty; "
-                        "set data.n_val > 0 or transfer.select = false")
-    rng = np.random.default_rng(config.seed)
-    tr_idx = data.trainval_idx[np.isin(data.labels[data.trainval_idx], data.train_classes)]
-    tr_idx = rng.permutation(tr_idx)
-    n_hold = max(1, len(tr_idx) // 5)
-    hold_idx, fit_idx = np.sort(tr_idx[:n_hold]), np.sort(tr_idx[n_hold:])
-    val_idx = data.trainval_idx[np.isin(data.labels[data.trainval_idx], data.val_classes)]
-    fit_labels = _local_labels(data.labels[fit_idx], data.train_classes)
-    model = fit_seen(config, base, images[fit_idx], fit_labels, len(data.train_classes), progress, desc="train (val)")
-    pool = pool_images(config, data, images, fit_idx)
-    _, _, optimizers = niwt_transfer(config, model, knowledge, images[fit_idx], fit_labels, data.train_classes,
-                                     data.val_classes, pool, grid, progress)
-    eval_idx = np.concatenate([hold_idx, val_idx])
-    rows, best = [], None
+                "validated": False}
+    model = prep.val_model
+    fit_labels = _local_labels(d.labels[prep.fit_idx], d.train_classes)
+    pool = pool_images(config, d, prep.images, prep.fit_idx)
+    _, _, optimizers = niwt_transfer(config, model, prep.knowledge, prep.images[prep.fit_idx], fit_labels,
+                                     d.train_classes, d.val_classes, pool, grid, prep.progress)
+    rows = []
     for (lam, lr), opt in zip(grid, optimizers):
         opt.apply(model)
-        scores = gzsl_scores(model, images[eval_idx], data.train_classes, data.val_classes, data.n_classes)
-        labels = data.labels[eval_idx]
-        gamma = choose_calibration(scores, labels, data.train_classes, data.val_classes) if config.eval.calibrate else 0.0
-        rep = evaluate_gzsl(scores, labels, data.train_classes, data.val_classes, calibration=gamma)
-        row = {"lam": lam, "lr": lr, "calibration": gamma, **{k: rep.as_dict()[k] for k in ("seen_acc", "unseen_acc", "H")}}
-        rows.append(row)
-        log.info("validation Λ=%g lr=%g: S=%.3f U=%.3f H=%.3f", lam, lr, row["seen_acc"], row["unseen_acc"], row["H"])
-        if best is None or row["H"] > best["H"]:
-            best = row
-    assert best is not None  # grid is never empty
-    return {"grid": rows, "lam": best["lam"], "lr": best["lr"], "calibration": best["calibration"],
-            "validated": True}
+        rep = prep.val_report(gzsl_scores(model, prep.images[prep.eval_idx], d.train_classes, d.val_classes,
+                                          d.n_classes))
+        rows.append({"lam": lam, "lr": lr, "seen_acc": rep.seen_acc, "unseen_acc": rep.unseen_acc, "H": rep.H,
+                     "calibration": rep.calibration})
+        log.info("validation Λ=%g lr=%g: S=%.3f U=%.3f H=%.3f", lam, lr, rep.seen_acc, rep.unseen_acc, rep.H)
+    best = _pick(rows)
+    return {"grid": rows, "lam": best["lam"], "lr": best["lr"], "validated": True}
+
+
+def niwt_method(prep: Prepared, selection: dict[str, Any] | None = None) -> NIWTResult:
+    """NIWT on the final backbone with Λ/lr chosen on validation (or given in ``selection``)."""
+    config, d = prep.config, prep.data
+    t0 = time.perf_counter()
+    selection = selection if selection is not None else select_transfer(prep)
+    seconds = {"select": time.perf_counter() - t0}
+    t0 = time.perf_counter()
+    model = copy.deepcopy(prep.final_model)
+    labels = _local_labels(d.labels[d.trainval_idx], d.seen_classes)
+    pool = pool_images(config, d, prep.images, d.trainval_idx)
+    mapper, _, (opt,) = niwt_transfer(config, model, prep.knowledge, prep.images[d.trainval_idx], labels,
+                                      d.seen_classes, d.unseen_classes, pool, [(selection["lam"], selection["lr"])],
+                                      prep.progress)
+    opt.apply(model)
+    scores_test = gzsl_scores(model, prep.images[prep.test_idx], d.seen_classes, d.unseen_classes, d.n_classes)
+    gamma = 0.0
+    if config.eval.calibrate and selection.get("validated"):
+        gamma = next(r["calibration"] for r in selection["grid"]
+                     if (r["lam"], r["lr"]) == (selection["lam"], selection["lr"]))
+    report = evaluate_gzsl(scores_test, d.labels[prep.test_idx], d.seen_classes, d.unseen_classes, calibration=gamma)
+    seconds["final"] = time.perf_counter() - t0
+    return NIWTResult(report, model, mapper, opt, selection, {**prep.seconds, **seconds})
+
+
+def baseline_method(prep: Prepared, name: str, grid: dict[str, list[Any]] | None = None) -> tuple[GZSLReport, dict[str, Any]]:
+    """A baseline on the penultimate features, its hyper-parameters chosen on validation classes.
+
+    The grid is searched with features of ``prep.val_model`` (val classes unseen by it), the best
+    point refitted on every seen class with features of ``prep.final_model``.
+    """
+    d = prep.data
+    grid = grid if grid is not None else DEFAULT_GRIDS[name]
+    points = [dict(zip(grid, values)) for values in itertools.product(*grid.values())] or [{}]
+    seed = {"random_state": prep.config.seed} if "random_state" in get_baseline(name).get_params() else {}
+    rows = []
+    if len(points) > 1 or prep.config.eval.calibrate:
+        f_fit = penultimate_features(prep.val_model, prep.images[prep.fit_idx])
+        f_eval = penultimate_features(prep.val_model, prep.images[prep.eval_idx])
+        for params in points:
+            est = get_baseline(name, **params, **seed).fit(f_fit, d.labels[prep.fit_idx], prep.knowledge)
+            rep = prep.val_report(est.decision_function(f_eval, prep.knowledge))
+            rows.append({**params, "seen_acc": rep.seen_acc, "unseen_acc": rep.unseen_acc, "H": rep.H,
+                         "calibration": rep.calibration})
+        best = _pick(rows)
+    else:
+        best = {**points[0], "calibration": 0.0}
+    params = {k: best[k] for k in grid}
+    f_train = penultimate_features(prep.final_model, prep.images[d.trainval_idx])
+    f_test = penultimate_features(prep.final_model, prep.images[prep.test_idx])
+    est = get_baseline(name, **params, **seed).fit(f_train, d.labels[d.trainval_idx], prep.knowledge)
+    report = evaluate_gzsl(est.decision_function(f_test, prep.knowledge), d.labels[prep.test_idx], d.seen_classes,
+                           d.unseen_classes, calibration=best["calibration"])
+    return report, {"grid": rows, "chosen": params, "calibration": best["calibration"], "validated": bool(rows)}
 
 
 def run_niwt(config: RunConfig, data: ZSLData | None = None, progress: bool = False,
              base: Backbone | None = None) -> NIWTResult:
     """Run NIWT end to end and evaluate GZSL on the test images."""
-    seed_everything(config.seed)
-    seconds: dict[str, float] = {}
-    t0 = time.perf_counter()
-    data = data if data is not None else load_dataset(config)
-    knowledge, _ = knowledge_vectors(data, config.knowledge.source, config.knowledge.normalize,
-                                     config.knowledge.text_encoder)
-    images = data.images_tensor(np.arange(len(data.labels)))
-    seconds["data"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    base = base if base is not None else pretrain(config, data, images, progress)
-    seconds["pretrain"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    selection = select_transfer(config, data, base, knowledge, images, progress)
-    seconds["select"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    seen, unseen = data.seen_classes, data.unseen_classes
-    labels = _local_labels(data.labels[data.trainval_idx], seen)
-    model = fit_seen(config, base, images[data.trainval_idx], labels, len(seen), progress, desc="train (seen)")
-    pool = pool_images(config, data, images, data.trainval_idx)
-    mapper, _, (opt,) = niwt_transfer(config, model, knowledge, images[data.trainval_idx], labels, seen, unseen,
-                                      pool, [(selection["lam"], selection["lr"])], progress)
-    opt.apply(model)
-    test_idx = np.concatenate([data.test_seen_idx, data.test_unseen_idx])
-    scores = gzsl_scores(model, images[test_idx], seen, unseen, data.n_classes)
-    report = evaluate_gzsl(scores, data.labels[test_idx], seen, unseen, calibration=selection["calibration"])
-    seconds["final"] = time.perf_counter() - t0
-    return NIWTResult(report, model, mapper, opt, selection, seconds)
+    return niwt_method(Prepared(config, data, base, progress))
 
 
 def versions() -> dict[str, str]:

@@ -1,0 +1,348 @@
+"""Transfer steps per second: ``UnseenWeightOptimizer`` fast path vs reference path.
+
+Both paths run in the same process, on the same model, pool images, targets and seed, and are
+interleaved repetition by repetition. A step is timed from one call of the optimizer's step method
+to the next (the loss, its gradient, the Adam update and the bookkeeping of ``fit``); the fast
+path's one-off caching of the pool's activations is timed on its own (``cache_seconds``). The same
+runs check that both paths learn the same rows (``max_abs_diff`` after the same number of steps).
+
+Settings: the shapes VGG-like model (32 px), torchvision VGG16 and ResNet-101 (random weights,
+224 px), each with 10 and 50 unseen classes; then a scaling table on the VGG-like model (pool size
+and number of unseen classes).
+
+Usage::
+
+    python benchmarks/transfer.py             # full run
+    python benchmarks/transfer.py --quick     # VGG-like model only, under a minute
+
+Tables go to stdout, progress to stderr; the last line of stdout is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from _common import PeakMemory, emit, environment, fmt_table, log, median
+from niwt.models.backbones import Backbone, create_model
+from niwt.transfer import UnseenWeightOptimizer
+
+# name used in the records -> (registry name, constructor kwargs, image side)
+MODELS = {
+    "vgg": ("vgg", {"width": 32, "hidden": 256, "image_size": 32}, 32),
+    "vgg16": ("tv_vgg16", {}, 224),
+    "resnet101": ("tv_resnet101", {}, 224),
+}
+N_SEEN = 30
+TARGETS = {"vgg/10": 10.0, "vgg16/10": 20.0}  # required fast/reference speedups
+RTOL = 1e-4  # float32: both paths must agree to this relative tolerance
+
+
+@dataclass
+class Setting:
+    model: str
+    n_unseen: int
+    batch_size: int
+    n_pool: int
+    fast_steps: int
+    ref_steps: int
+    fast_reps: int
+    ref_reps: int
+
+
+@dataclass
+class FitRun:
+    """What one timed ``fit`` gives back."""
+
+    step_seconds: list[float]
+    history: list[float]
+    weights: list[torch.Tensor]  # weights[j]: the rows after j steps
+    cache_seconds: float | None
+    cache: torch.Tensor | None
+    peak_mib: float
+
+
+@dataclass
+class Record:
+    model: str
+    n_unseen: int
+    image_size: int
+    batch_size: int
+    n_pool: int
+    fast_steps_per_s: float
+    reference_steps_per_s: float
+    speedup: float
+    fast_step_s: float
+    reference_step_s: float
+    cache_seconds: float
+    cache_mb: float
+    fast_peak_mb: float
+    reference_peak_mb: float
+    max_abs_diff: float
+    max_rel_diff: float
+    loss_max_rel_diff: float
+    compared_steps: int
+    match: bool
+    fast_steps_timed: int
+    reference_steps_timed: int
+    fast_step_samples: list[float] = field(default_factory=list)
+    reference_step_samples: list[float] = field(default_factory=list)
+
+
+def build_model(key: str, seed: int) -> Backbone:
+    """The backbone ``key`` with random weights (seeded), in eval mode."""
+    name, kwargs, _ = MODELS[key]
+    torch.manual_seed(seed)
+    return create_model(name, N_SEEN, **kwargs).eval()
+
+
+def n_channels(model: Backbone) -> int:
+    """Channels K of the importance layer (a 32-px probe is enough for every backbone here)."""
+    with torch.no_grad():
+        return int(model.forward_features(torch.zeros(1, 3, 32, 32)).shape[1])
+
+
+def make_inputs(n_pool: int, n_unseen: int, side: int, channels: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random pool images ``[P, 3, side, side]`` and non-negative target importances ``[U, K]``."""
+    gen = torch.Generator().manual_seed(seed)
+    pool = torch.randn(n_pool, 3, side, side, generator=gen)
+    tau = torch.rand(n_unseen, channels, generator=gen)
+    return pool, tau
+
+
+def run_fit(model: Backbone, pool: torch.Tensor, tau: torch.Tensor, *, mode: str, steps: int, batch_size: int,
+            seed: int, cache: torch.Tensor | None = None) -> FitRun:
+    """One ``fit`` of exactly ``steps`` steps, timing each step.
+
+    The step method is wrapped on this instance only, to stamp the time and snapshot the rows when
+    each step starts. With ``cache`` given, the fast path reuses those activations (same model, same
+    pool) instead of computing them again; otherwise their computation is timed.
+    """
+    opt = UnseenWeightOptimizer(batch_size=batch_size, max_steps=steps, patience=steps + 1, mode=mode,
+                                random_state=seed)
+    stamps: list[float] = []
+    snapshots: list[torch.Tensor] = []
+    step_fn = opt._step_fast if mode == "fast" else opt._step_reference
+    signature = inspect.signature(step_fn)
+
+    def timed_step(*args: object, **kwargs: object) -> torch.Tensor:
+        snapshots.append(signature.bind(*args, **kwargs).arguments["weight"].detach().clone())
+        stamps.append(time.perf_counter())
+        return step_fn(*args, **kwargs)
+
+    setattr(opt, step_fn.__name__, timed_step)
+    cached: dict[str, object] = {"seconds": None, "acts": cache}
+    if mode == "fast":
+        compute = opt._cache
+
+        def cache_fn(*args: object, **kwargs: object) -> torch.Tensor:
+            if cached["acts"] is None:
+                start = time.perf_counter()
+                cached["acts"] = compute(*args, **kwargs)
+                cached["seconds"] = time.perf_counter() - start
+            return cached["acts"]
+
+        opt._cache = cache_fn
+    with PeakMemory() as mem:
+        opt.fit(model, pool, tau)
+        stamps.append(time.perf_counter())
+    if opt.n_steps_ != steps:
+        raise RuntimeError(f"{mode} fit stopped after {opt.n_steps_} of {steps} steps")
+    return FitRun(
+        step_seconds=[b - a for a, b in zip(stamps, stamps[1:])],
+        history=list(opt.history_),
+        weights=snapshots + [opt.weights_],
+        cache_seconds=cached["seconds"],
+        cache=cached["acts"] if mode == "fast" else None,
+        peak_mib=mem.extra_mib,
+    )
+
+
+def compare(fast: FitRun, ref: FitRun) -> dict:
+    """Agreement of the two paths after the same number of steps."""
+    k = min(len(fast.history), len(ref.history))
+    wf, wr = fast.weights[k], ref.weights[k]
+    diff = float((wf - wr).abs().max())
+    scale = float(wr.abs().max())
+    hf, hr = torch.tensor(fast.history[:k], dtype=torch.float64), torch.tensor(ref.history[:k], dtype=torch.float64)
+    loss_rel = float(((hf - hr).abs() / hr.abs().clamp_min(1e-12)).max())
+    return {
+        "compared_steps": k,
+        "max_abs_diff": diff,
+        "max_rel_diff": diff / max(scale, 1e-12),
+        "loss_max_rel_diff": loss_rel,
+        "match": bool(loss_rel <= RTOL and diff <= RTOL * max(scale, 1e-12)),
+    }
+
+
+def bench_setting(model: Backbone, s: Setting, seed: int, warmup: bool) -> Record:
+    """Time both paths on one setting; fast and reference fits alternate."""
+    side = MODELS[s.model][2]
+    pool, tau = make_inputs(s.n_pool, s.n_unseen, side, n_channels(model), seed)
+    if warmup:  # one-off costs (thread pools, oneDNN primitives) out of the timed runs
+        run_fit(model, pool, tau, mode="fast", steps=1, batch_size=s.batch_size, seed=seed)
+        run_fit(model, pool, tau, mode="reference", steps=1, batch_size=s.batch_size, seed=seed)
+    fast_runs: list[FitRun] = []
+    ref_runs: list[FitRun] = []
+    cache = None
+    for rep in range(max(s.fast_reps, s.ref_reps)):
+        if rep < s.fast_reps:
+            run = run_fit(model, pool, tau, mode="fast", steps=s.fast_steps, batch_size=s.batch_size, seed=seed,
+                          cache=cache)
+            cache = run.cache
+            fast_runs.append(run)
+            log(f"  {s.model}/{s.n_unseen} fast rep {rep}: median step {median(run.step_seconds):.4f} s"
+                + (f", cache {run.cache_seconds:.2f} s" if run.cache_seconds is not None else ""))
+        if rep < s.ref_reps:
+            run = run_fit(model, pool, tau, mode="reference", steps=s.ref_steps, batch_size=s.batch_size, seed=seed)
+            ref_runs.append(run)
+            log(f"  {s.model}/{s.n_unseen} reference rep {rep}: median step {median(run.step_seconds):.4f} s")
+    fast_steps = [t for r in fast_runs for t in r.step_seconds]
+    ref_steps = [t for r in ref_runs for t in r.step_seconds]
+    fast_s, ref_s = median(fast_steps), median(ref_steps)
+    agreement = compare(fast_runs[0], ref_runs[0])
+    return Record(
+        model=s.model, n_unseen=s.n_unseen, image_size=side, batch_size=s.batch_size, n_pool=s.n_pool,
+        fast_steps_per_s=1.0 / fast_s, reference_steps_per_s=1.0 / ref_s, speedup=ref_s / fast_s,
+        fast_step_s=fast_s, reference_step_s=ref_s,
+        cache_seconds=float(fast_runs[0].cache_seconds),
+        cache_mb=cache.numel() * cache.element_size() / 2**20,
+        fast_peak_mb=fast_runs[0].peak_mib, reference_peak_mb=max(r.peak_mib for r in ref_runs),
+        fast_steps_timed=len(fast_steps), reference_steps_timed=len(ref_steps),
+        fast_step_samples=[round(t, 5) for t in fast_steps], reference_step_samples=[round(t, 5) for t in ref_steps],
+        **agreement,
+    )
+
+
+def plan(args: argparse.Namespace) -> list[Setting]:
+    """The settings of this run."""
+    settings = []
+    for key in args.models:
+        for u in args.n_unseen:
+            if key == "vgg":
+                settings.append(Setting(key, u, batch_size=64, n_pool=128,
+                                        fast_steps=20 if args.quick else 30, ref_steps=3 if args.quick else 5,
+                                        fast_reps=args.reps, ref_reps=args.reps))
+            else:  # 224 px on 2 cores: one pair per class per step, a pool of one batch
+                settings.append(Setting(key, u, batch_size=u, n_pool=u * args.tv_pool_factor,
+                                        fast_steps=args.tv_ref_steps + 2, ref_steps=args.tv_ref_steps,
+                                        fast_reps=args.reps, ref_reps=1))
+    return settings
+
+
+def scaling(model: Backbone, quick: bool, seed: int) -> list[dict]:
+    """Seconds per step on the VGG-like model as the pool and the number of unseen classes grow."""
+    side, channels, batch = MODELS["vgg"][2], n_channels(model), 64
+    pool_sizes, class_counts = (64, 256, 1024), (10, 50, 200)
+    pool_all, _ = make_inputs(max(pool_sizes), 1, side, channels, seed)
+    fast_steps, ref_steps = (8, 2) if quick else (20, 3)
+    rows = []
+    cases = [("pool", p, 10) for p in pool_sizes] + [("n_unseen", 256, u) for u in class_counts]
+    for axis, n_pool, u in cases:
+        pool = pool_all[:n_pool]
+        tau = make_inputs(1, u, side, channels, seed + u)[1]
+        fast = run_fit(model, pool, tau, mode="fast", steps=fast_steps, batch_size=batch, seed=seed)
+        with_ref = not quick or (n_pool <= 256 and u <= 50)
+        ref = run_fit(model, pool, tau, mode="reference", steps=ref_steps, batch_size=batch, seed=seed) if with_ref else None
+        row = {
+            "axis": axis, "n_pool": n_pool, "n_unseen": u, "batch_size": batch,
+            "fast_step_s": median(fast.step_seconds),
+            "reference_step_s": median(ref.step_seconds) if ref else None,
+            "speedup": median(ref.step_seconds) / median(fast.step_seconds) if ref else None,
+            "cache_seconds": fast.cache_seconds,
+            "cache_mb": fast.cache.numel() * fast.cache.element_size() / 2**20,
+            "fast_peak_mb": fast.peak_mib,
+            "reference_peak_mb": ref.peak_mib if ref else None,
+        }
+        if ref:
+            row.update(compare(fast, ref))
+        rows.append(row)
+        log(f"  scaling {axis}: pool {n_pool}, U {u}: fast {row['fast_step_s']:.4f} s/step"
+            + (f", reference {row['reference_step_s']:.4f} s/step" if ref else ""))
+    return rows
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="VGG-like model only, fewer steps (under a minute)")
+    parser.add_argument("--reps", type=int, default=None,
+                        help="repetitions of each fit (default 3; 2 with --quick); the 224-px reference runs once")
+    parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=None,
+                        help="models to time (default: all; vgg with --quick)")
+    parser.add_argument("--n-unseen", nargs="+", type=int, default=[10, 50], help="unseen-class counts")
+    parser.add_argument("--tv-ref-steps", type=int, default=2,
+                        help="reference steps per setting on the 224-px torchvision models (default 2)")
+    parser.add_argument("--tv-pool-factor", type=int, default=1,
+                        help="pool size in batches for the 224-px models (default 1)")
+    parser.add_argument("--no-scaling", action="store_true", help="skip the scaling table")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.reps is None:
+        args.reps = 2 if args.quick else 3
+    if args.models is None:
+        args.models = ["vgg"] if args.quick else ["vgg", "vgg16", "resnet101"]
+    if args.reps < 1 or args.tv_ref_steps < 1 or args.tv_pool_factor < 1:
+        parser.error("--reps, --tv-ref-steps and --tv-pool-factor must be >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    env = environment()
+    records: list[Record] = []
+    scaling_rows: list[dict] = []
+    settings = plan(args)
+    for key in dict.fromkeys(s.model for s in settings):
+        log(f"building {key} ...")
+        model = build_model(key, args.seed)
+        for s in (s for s in settings if s.model == key):
+            records.append(bench_setting(model, s, args.seed, warmup=(key == "vgg")))
+        if key == "vgg" and not args.no_scaling:
+            log("scaling table (VGG-like) ...")
+            scaling_rows = scaling(model, args.quick, args.seed)
+        del model
+
+    print("Transfer steps per second, fast vs reference (medians over timed steps)")
+    print(fmt_table(
+        ["model", "U", "px", "batch", "pool", "fast step/s", "ref step/s", "speedup", "cache s", "fast MB",
+         "ref MB", "max|dW|", "match"],
+        [[r.model, r.n_unseen, r.image_size, r.batch_size, r.n_pool, r.fast_steps_per_s, r.reference_steps_per_s,
+          r.speedup, r.cache_seconds, r.fast_peak_mb, r.reference_peak_mb, r.max_abs_diff, r.match]
+         for r in records]))
+    if scaling_rows:
+        print("\nScaling on the VGG-like model (batch 64): seconds per step")
+        print(fmt_table(
+            ["axis", "pool", "U", "fast s/step", "ref s/step", "speedup", "cache s", "cache MB", "fast MB", "ref MB"],
+            [[r["axis"], r["n_pool"], r["n_unseen"], r["fast_step_s"], r["reference_step_s"], r["speedup"],
+              r["cache_seconds"], r["cache_mb"], r["fast_peak_mb"], r["reference_peak_mb"]] for r in scaling_rows]))
+
+    speedup = {f"{r.model}/{r.n_unseen}": round(r.speedup, 2) for r in records}
+    targets_met = {k: speedup[k] >= v for k, v in TARGETS.items() if k in speedup}
+    result = {
+        "benchmark": "transfer",
+        **env,
+        "quick": args.quick,
+        "reps": args.reps,
+        "records": [asdict(r) for r in records],
+        "speedup": speedup,
+        "targets": {k: v for k, v in TARGETS.items() if k in speedup},
+        "targets_met": targets_met,
+        "all_match": all(r.match for r in records) and all(r.get("match", True) for r in scaling_rows),
+        "scaling": scaling_rows,
+        "seconds_total": round(time.perf_counter() - t0, 1),
+    }
+    emit(result)
+    return result
+
+
+if __name__ == "__main__":
+    main()

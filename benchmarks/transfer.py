@@ -227,11 +227,16 @@ def plan(args: argparse.Namespace) -> list[Setting]:
                 settings.append(Setting(key, u, batch_size=64, n_pool=128,
                                         fast_steps=20 if args.quick else 30, ref_steps=3 if args.quick else 5,
                                         fast_reps=args.reps, ref_reps=args.reps))
-            else:  # 224 px on 2 cores: one pair per class per step, a pool of one batch
-                settings.append(Setting(key, u, batch_size=u, n_pool=u * args.tv_pool_factor,
-                                        fast_steps=args.tv_ref_steps + 2, ref_steps=args.tv_ref_steps,
-                                        fast_reps=args.reps, ref_reps=1))
+            else:  # 224 px on 2 cores: one pair per class per step, a pool of two batches
+                settings.append(tv_setting(key, u, args.tv_pairs_per_class, args))
     return settings
+
+
+def tv_setting(key: str, n_unseen: int, pairs_per_class: int, args: argparse.Namespace) -> Setting:
+    """A 224-px setting: ``pairs_per_class * n_unseen`` pairs per step; the reference runs once."""
+    batch = n_unseen * pairs_per_class
+    return Setting(key, n_unseen, batch_size=batch, n_pool=batch * args.tv_pool_factor,
+                   fast_steps=args.tv_ref_steps + 2, ref_steps=args.tv_ref_steps, fast_reps=args.reps, ref_reps=1)
 
 
 def scaling(model: Backbone, quick: bool, seed: int) -> list[dict]:
@@ -275,10 +280,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=None,
                         help="models to time (default: all; vgg with --quick)")
     parser.add_argument("--n-unseen", nargs="+", type=int, default=[10, 50], help="unseen-class counts")
-    parser.add_argument("--tv-ref-steps", type=int, default=2,
-                        help="reference steps per setting on the 224-px torchvision models (default 2)")
-    parser.add_argument("--tv-pool-factor", type=int, default=1,
-                        help="pool size in batches for the 224-px models (default 1)")
+    parser.add_argument("--tv-ref-steps", type=int, default=3,
+                        help="reference steps per setting on the 224-px torchvision models (default 3)")
+    parser.add_argument("--tv-pairs-per-class", type=int, default=1,
+                        help="pairs per unseen class in a step on the 224-px models: batch = U x this (default 1)")
+    parser.add_argument("--tv-pool-factor", type=int, default=2,
+                        help="pool size in batches for the 224-px models (default 2)")
+    parser.add_argument("--batch-sweep", nargs="*", type=int, default=None,
+                        help="extra VGG16 U=10 runs with these pairs per class (default: 2 4; none with --quick)")
     parser.add_argument("--no-scaling", action="store_true", help="skip the scaling table")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
     parser.add_argument("--seed", type=int, default=0)
@@ -287,8 +296,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.reps = 2 if args.quick else 3
     if args.models is None:
         args.models = ["vgg"] if args.quick else ["vgg", "vgg16", "resnet101"]
-    if args.reps < 1 or args.tv_ref_steps < 1 or args.tv_pool_factor < 1:
-        parser.error("--reps, --tv-ref-steps and --tv-pool-factor must be >= 1")
+    if args.batch_sweep is None:
+        args.batch_sweep = [] if args.quick or "vgg16" not in args.models else [2, 4]
+    if min([args.reps, args.tv_ref_steps, args.tv_pool_factor, args.tv_pairs_per_class, *args.batch_sweep]) < 1:
+        parser.error("--reps, --tv-ref-steps, --tv-pool-factor, --tv-pairs-per-class and --batch-sweep must be >= 1")
     return args
 
 
@@ -299,6 +310,7 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     env = environment()
     records: list[Record] = []
+    sweep: list[Record] = []
     scaling_rows: list[dict] = []
     settings = plan(args)
     for key in dict.fromkeys(s.model for s in settings):
@@ -306,6 +318,10 @@ def main(argv: list[str] | None = None) -> dict:
         model = build_model(key, args.seed)
         for s in (s for s in settings if s.model == key):
             records.append(bench_setting(model, s, args.seed, warmup=(key == "vgg")))
+        if key == "vgg16":
+            for pairs in args.batch_sweep:
+                log(f"VGG16, 10 unseen classes, {pairs} pairs per class ...")
+                sweep.append(bench_setting(model, tv_setting(key, 10, pairs, args), args.seed, warmup=False))
         if key == "vgg" and not args.no_scaling:
             log("scaling table (VGG-like) ...")
             scaling_rows = scaling(model, args.quick, args.seed)
@@ -317,7 +333,7 @@ def main(argv: list[str] | None = None) -> dict:
          "ref MB", "max|dW|", "match"],
         [[r.model, r.n_unseen, r.image_size, r.batch_size, r.n_pool, r.fast_steps_per_s, r.reference_steps_per_s,
           r.speedup, r.cache_seconds, r.fast_peak_mb, r.reference_peak_mb, r.max_abs_diff, r.match]
-         for r in records]))
+         for r in records + sweep]))
     if scaling_rows:
         print("\nScaling on the VGG-like model (batch 64): seconds per step")
         print(fmt_table(
@@ -334,9 +350,12 @@ def main(argv: list[str] | None = None) -> dict:
         "reps": args.reps,
         "records": [asdict(r) for r in records],
         "speedup": speedup,
+        "batch_sweep": [asdict(r) for r in sweep],
+        "speedup_by_batch": {f"{r.model}/{r.n_unseen}/batch{r.batch_size}": round(r.speedup, 2)
+                             for r in records + sweep if r.model == "vgg16" and r.n_unseen == 10},
         "targets": {k: v for k, v in TARGETS.items() if k in speedup},
         "targets_met": targets_met,
-        "all_match": all(r.match for r in records) and all(r.get("match", True) for r in scaling_rows),
+        "all_match": all(r.match for r in records + sweep) and all(r.get("match", True) for r in scaling_rows),
         "scaling": scaling_rows,
         "seconds_total": round(time.perf_counter() - t0, 1),
     }

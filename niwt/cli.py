@@ -10,7 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from niwt.errors import NIWTError
+from niwt.config import METHOD_NAMES
+from niwt.errors import ConfigError, NIWTError
+from niwt.experiments import DEFAULT_SWEEP
 
 __all__ = ["get_args_parser", "main", "format_table"]
 
@@ -40,28 +42,59 @@ def _common(parser: argparse.ArgumentParser, default_out: str) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars, warnings only")
 
 
+def _config_args(parser: argparse.ArgumentParser, optional: bool) -> None:
+    if optional:
+        parser.add_argument("config", type=Path, nargs="?", help="TOML config file (default: the demo's settings)")
+    else:
+        parser.add_argument("config", type=Path, help="TOML config file")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config field by its dotted name (repeatable), value parsed as TOML, "
+                        "e.g. --set transfer.lam=1e-4")
+    parser.add_argument("--quick", action="store_true", help="a tiny world and short training (a smoke run)")
+
+
 def get_args_parser() -> argparse.ArgumentParser:
     """The parser of the ``niwt`` command (returned so that scripts can extend it)."""
     parser = argparse.ArgumentParser(
         prog="niwt",
         description="NIWT: teach a trained image classifier classes it has never seen a picture of, "
-        "from their descriptions (generalized zero-shot learning), and evaluate it.",
+        "from their descriptions (generalized zero-shot learning), compare it with baselines, and evaluate it.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    demo = sub.add_parser("demo", help="run NIWT end to end on the embedded shapes world",
-                          description="Generate the shapes world, pre-train and train a backbone, choose Λ on "
-                          "validation classes, transfer the unseen classes, and print the GZSL table. Writes "
-                          "metrics.json, config.toml, versions.json and the weights to --out.")
+    demo = sub.add_parser("demo", help="NIWT and the baselines end to end on the embedded shapes world",
+                          description="Generate the shapes world, pre-train and train a backbone, choose every "
+                          "method's hyper-parameters (NIWT's Λ included) on validation classes, transfer the unseen "
+                          "classes, and print the GZSL table (S, U, H, ZSL, AUSUC). Writes metrics.json, "
+                          "config.toml, versions.json and the weights to --out.")
     demo.add_argument("--seed", type=int, default=0, help="random seed of the whole run (default: 0)")
     _common(demo, "runs/demo")
-    run = sub.add_parser("run", help="run the NIWT pipeline from a TOML config file",
-                         description="Run the pipeline from CONFIG (TOML; every key optional, unknown keys and "
-                         "wrong types rejected). --set overrides any field by its dotted name, e.g. "
-                         "--set transfer.lam=1e-4 --set model.arch=resnet.")
-    run.add_argument("config", type=Path, help="TOML config file")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a config field (repeatable), value parsed as TOML")
+    run = sub.add_parser("run", help="the NIWT pipeline from a TOML config file",
+                         description="Run NIWT from CONFIG (TOML; every key optional, unknown keys and wrong types "
+                         "rejected). --set overrides any field by its dotted name, e.g. --set transfer.lam=1e-4 "
+                         "--set model.arch=resnet.")
+    _config_args(run, optional=False)
     _common(run, "runs/run")
+    comp = sub.add_parser("compare", help="NIWT, ALE, DEM, ESZSL and SAE side by side over several seeds",
+                          description="All methods on the same backbone features and splits, hyper-parameters "
+                          "chosen on validation classes, mean ± std over seeds; writes metrics.json with "
+                          "methods.<name>.{seen_acc, unseen_acc, H, zsl_acc, ausuc} and <key>_std.")
+    _config_args(comp, optional=True)
+    comp.add_argument("--seeds", type=int, help="number of seeds (default: compare.seeds of the config)")
+    comp.add_argument("--methods", help=f"comma-separated subset of: {', '.join(METHOD_NAMES)}")
+    _common(comp, "runs/compare")
+    sweep = sub.add_parser("sweep-lambda", help="seen / unseen accuracy against Λ (table and PNG plot)",
+                           description="The paper's regularisation study on the test images of the shapes world: "
+                           "S, U and H against Λ on a log scale, written as a table and plots/lambda_sweep.png. "
+                           "An analysis only: the pipeline itself chooses Λ on validation classes.")
+    _config_args(sweep, optional=True)
+    sweep.add_argument("--lams", default=",".join(f"{v:g}" for v in DEFAULT_SWEEP),
+                       help="comma-separated Λ values (default: %(default)s)")
+    _common(sweep, "runs/sweep-lambda")
+    repro = sub.add_parser("reproduce", help="the paper's table on the shapes world",
+                           description="{vgg, resnet} x {fixed, finetuned} x {attributes, text} for ALE, DEM and "
+                           "NIWT, with the paper's NIWT H on AWA2 and CUB beside where the seed documents give it.")
+    _config_args(repro, optional=True)
+    _common(repro, "runs/reproduce")
     return parser
 
 
@@ -70,32 +103,92 @@ def _setup_logging(quiet: bool) -> None:
                         stream=sys.stderr)
 
 
-def _report(result: dict[str, Any], out: str, seconds: float) -> None:
-    sys.stdout.write(format_table(result["methods"]) + "\n")
-    sel = result.get("selection", {})
-    if sel.get("validated"):
-        sys.stdout.write(f"Λ = {sel['lam']:g}, lr = {sel['lr']:g} chosen on validation classes "
-                         f"(grid of {len(sel['grid'])}).\n")
+def format_sweep(rows: list[dict[str, float]]) -> str:
+    """Λ sweep as a table."""
+    lines = [f"{'Λ':>8}{'S':>8}{'U':>8}{'H':>8}{'ZSL':>8}{'|Wu|/|Ws|':>11}"]
+    for r in rows:
+        lines.append(f"{r['lam']:>8g}{r['seen_acc']:>8.3f}{r['unseen_acc']:>8.3f}{r['H']:>8.3f}{r['zsl_acc']:>8.3f}"
+                     f"{r['unseen_norm_ratio']:>11.2f}")
+    return "\n".join(lines)
+
+
+def format_reproduce(rows: list[dict[str, Any]]) -> str:
+    """The paper's table layout with the paper's NIWT H beside."""
+    head = (f"{'backbone':<9}{'mode':<10}{'knowledge':<11}{'method':<7}{'S':>7}{'U':>7}{'H':>7}"
+            f"{'paper H AWA2':>14}{'paper H CUB':>13}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        paper = [f"{r[k]:>.1f}%" if r[k] is not None else "-" for k in ("paper_H_AWA2", "paper_H_CUB")]
+        lines.append(f"{r['arch']:<9}{r['mode']:<10}{r['knowledge']:<11}{r['method']:<7}{r['seen_acc']:>7.3f}"
+                     f"{r['unseen_acc']:>7.3f}{r['H']:>7.3f}{paper[0]:>14}{paper[1]:>13}")
+    return "\n".join(lines)
+
+
+def _report(command: str, result: dict[str, Any], out: str, seconds: float) -> None:
+    if command == "sweep-lambda":
+        sys.stdout.write(format_sweep(result["sweep"]) + "\n" + result["finding"] + "\n")
+        sys.stdout.write(f"Plot: {out}/plots/lambda_sweep.png\n")
+    elif command == "reproduce":
+        sys.stdout.write(format_reproduce(result["table"]) + "\n")
+    else:
+        sys.stdout.write(format_table(result["methods"]) + "\n")
+        sel = result.get("selection", {})
+        sel = sel[0].get("niwt", {}) if isinstance(sel, list) else sel
+        if sel.get("validated"):
+            sys.stdout.write(f"NIWT: Λ = {sel['lam']:g}, lr = {sel['lr']:g} chosen on validation classes "
+                             f"(grid of {len(sel['grid'])}); every method's hyper-parameters were chosen there.\n")
     sys.stdout.write(f"Wrote {out}/metrics.json in {seconds:.0f} s.\n")
+
+
+def _parse_floats(text: str, name: str) -> tuple[float, ...]:
+    values = []
+    for item in text.split(","):
+        try:
+            values.append(float(item))
+        except ValueError:
+            raise ConfigError(f"`{name}` must be comma-separated numbers, got {item.strip()!r} in {text!r}") from None
+    return tuple(values)
+
+
+def _load(args: argparse.Namespace):
+    from niwt.config import RunConfig, apply_overrides, load_config
+    from niwt.experiments import quick_config
+    from niwt.pipeline import demo_config
+
+    config = load_config(args.config, RunConfig) if args.config is not None else demo_config()
+    if getattr(args, "quick", False):
+        config = quick_config(config)
+    return apply_overrides(config, args.overrides)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``niwt`` console script."""
     args = get_args_parser().parse_args(argv)
     _setup_logging(args.quiet)
+    progress = not args.quiet
     try:
         from dataclasses import replace
 
-        from niwt import pipeline
-        from niwt.config import RunConfig, apply_overrides, load_config
+        from niwt import experiments, pipeline
 
         start = time.perf_counter()
         if args.command == "demo":
             config = replace(pipeline.demo_config(), seed=args.seed)
+            result = experiments.compare(config, args.out, force=args.force, progress=progress, seeds=1)
+        elif args.command == "run":
+            result = pipeline.run_to_dir(_load(args), args.out, force=args.force, progress=progress)
+        elif args.command == "compare":
+            methods = tuple(m.strip() for m in args.methods.split(",")) if args.methods else None
+            if methods is not None:
+                experiments.check_methods(methods)
+            result = experiments.compare(_load(args), args.out, force=args.force, progress=progress,
+                                         seeds=args.seeds, methods=methods)
+        elif args.command == "sweep-lambda":
+            lams = _parse_floats(args.lams, "--lams")
+            result = experiments.sweep_lambda(_load(args), args.out, force=args.force, progress=progress, lams=lams)
         else:
-            config = apply_overrides(load_config(args.config, RunConfig), args.overrides)
-        result = pipeline.run_to_dir(config, args.out, force=args.force, progress=not args.quiet)
-        _report(result, args.out, time.perf_counter() - start)
+            result = experiments.reproduce(_load(args), args.out, force=args.force, progress=progress)
+        _report(args.command, result, args.out, time.perf_counter() - start)
     except NIWTError as err:
         sys.stderr.write(f"niwt: error: {err}\n")
         return 2

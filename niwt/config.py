@@ -29,6 +29,8 @@ __all__ = [
     "MappingConfig",
     "TransferConfig",
     "EvalConfig",
+    "CompareConfig",
+    "METHOD_NAMES",
     "RunConfig",
     "from_dict",
     "to_dict",
@@ -168,6 +170,49 @@ class EvalConfig:
     calibrate: bool = False
 
 
+METHOD_NAMES = ("niwt", "ale", "dem", "eszsl", "sae")
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """Methods, seeds and the baselines' hyper-parameter grids (searched on validation classes)."""
+
+    methods: tuple[str, ...] = METHOD_NAMES
+    seeds: int = 3
+    ale_lr: tuple[float, ...] = (1e-3, 1e-2)
+    ale_epochs: int = 50
+    dem_lam: tuple[float, ...] = (1e-4, 1e-3)
+    dem_lr: tuple[float, ...] = (1e-3, 1e-4)
+    dem_epochs: int = 100
+    eszsl_alpha: tuple[float, ...] = (1e-2, 1.0, 1e2)
+    eszsl_gamma: tuple[float, ...] = (1e-2, 1.0, 1e2)
+    sae_lam: tuple[float, ...] = (1e-1, 1.0, 1e1, 1e2)
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.methods if m not in METHOD_NAMES]
+        if unknown:
+            raise ConfigError(f"`compare.methods`: unknown method(s) {unknown}; valid methods: {list(METHOD_NAMES)}")
+        if not self.methods:
+            raise ConfigError("`compare.methods` must name at least one method")
+        _positive("compare", self, "seeds", "ale_epochs", "dem_epochs")
+        for name in ("ale_lr", "dem_lam", "dem_lr", "eszsl_alpha", "eszsl_gamma", "sae_lam"):
+            values = getattr(self, name)
+            if not values:
+                raise ConfigError(f"`compare.{name}` must hold at least one value")
+            if any(v < 0 for v in values):
+                raise ConfigError(f"`compare.{name}` values must be >= 0, got {list(values)}")
+
+    def grid(self, method: str) -> dict[str, list[float | int]]:
+        """The hyper-parameter grid of a baseline (fixed settings as one-point lists)."""
+        grids: dict[str, dict[str, list[float | int]]] = {
+            "ale": {"lr": list(self.ale_lr), "epochs": [self.ale_epochs]},
+            "dem": {"lam": list(self.dem_lam), "lr": list(self.dem_lr), "epochs": [self.dem_epochs]},
+            "eszsl": {"alpha": list(self.eszsl_alpha), "gamma": list(self.eszsl_gamma)},
+            "sae": {"lam": list(self.sae_lam)},
+        }
+        return grids[method]
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything one NIWT run needs."""
@@ -181,6 +226,7 @@ class RunConfig:
     mapping: MappingConfig = field(default_factory=MappingConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
 
 
 def _type_name(tp: Any) -> str:

@@ -33,7 +33,7 @@ from niwt.config import RunConfig, save_config, to_dict
 from niwt.data import ZSLData
 from niwt.data.shapes import make_shapes
 from niwt.errors import DataError, RunDirectoryError
-from niwt.baselines import DEFAULT_GRIDS, get_baseline
+from niwt.baselines import get_baseline
 from niwt.evaluate import GZSLReport, choose_calibration, evaluate_gzsl
 from niwt.importance import eval_mode, neuron_importance
 from niwt.knowledge import knowledge_vectors
@@ -327,7 +327,7 @@ def baseline_method(prep: Prepared, name: str, grid: dict[str, list[Any]] | None
     point refitted on every seen class with features of ``prep.final_model``.
     """
     d = prep.data
-    grid = grid if grid is not None else DEFAULT_GRIDS[name]
+    grid = grid if grid is not None else prep.config.compare.grid(name)
     points = [dict(zip(grid, values)) for values in itertools.product(*grid.values())] or [{}]
     seed = {"random_state": prep.config.seed} if "random_state" in get_baseline(name).get_params() else {}
     rows = []

@@ -1,0 +1,91 @@
+"""compare / sweep-lambda / reproduce on the tiny world, and their input errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from niwt.cli import main
+from niwt.experiments import PAPER_H, aggregate
+
+
+@pytest.fixture(scope="session")
+def compare_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cmp") / "compare"
+    assert main(["compare", "--quick", "--seeds", "2", "--out", str(out), "--quiet"]) == 0
+    return json.loads((out / "metrics.json").read_text())
+
+
+def test_compare_writes_mean_and_std_for_every_method(compare_run):
+    methods = compare_run["methods"]
+    assert set(methods) == {"niwt", "ale", "dem", "eszsl", "sae"}
+    for m in methods.values():
+        for key in ("seen_acc", "unseen_acc", "H", "zsl_acc", "ausuc"):
+            assert 0.0 <= m[key] <= 1.0 and m[f"{key}_std"] >= 0.0
+    per_seed = compare_run["per_seed"]
+    assert len(per_seed) == 2
+    h = [run["ale"]["H"] for run in per_seed]
+    assert methods["ale"]["H"] == pytest.approx(sum(h) / 2)
+    assert methods["ale"]["H_std"] == pytest.approx(abs(h[0] - h[1]) / 2)
+
+
+def test_compare_records_grids_and_choices(compare_run):
+    first = compare_run["selection"][0]
+    assert [row["lam"] for row in first["niwt"]["grid"]] == [0.0, 0.01]
+    eszsl = first["eszsl"]
+    assert len(eszsl["grid"]) == 9 and set(eszsl["chosen"]) == {"alpha", "gamma"}
+    best = max(eszsl["grid"], key=lambda r: r["H"])
+    assert eszsl["chosen"] == {"alpha": best["alpha"], "gamma": best["gamma"]}
+
+
+def test_aggregate_worked_by_hand():
+    runs = [{"m": {"seen_acc": 0.2, "unseen_acc": 0.4, "H": 0.3, "zsl_acc": 0.5, "ausuc": 0.1}},
+            {"m": {"seen_acc": 0.4, "unseen_acc": 0.4, "H": 0.5, "zsl_acc": 0.5, "ausuc": 0.3}}]
+    out = aggregate(runs)["m"]
+    assert out["seen_acc"] == pytest.approx(0.3) and out["seen_acc_std"] == pytest.approx(0.1)
+    assert out["unseen_acc_std"] == 0.0
+
+
+def test_sweep_lambda_writes_table_and_plot(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    assert main(["sweep-lambda", "--quick", "--lams", "0,1e-3,1e-1", "--out", str(out), "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "Λ" in text and "lambda_sweep.png" in text
+    png = (out / "plots" / "lambda_sweep.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    sweep = json.loads((out / "metrics.json").read_text())["sweep"]
+    assert [r["lam"] for r in sweep] == [0.0, 1e-3, 1e-1]
+    # A strong pull towards the mean seen row shrinks the unseen rows.
+    assert sweep[-1]["unseen_norm_ratio"] < sweep[0]["unseen_norm_ratio"]
+
+
+def test_reproduce_quick_covers_the_paper_grid(tmp_path, capsys):
+    out = tmp_path / "repro"
+    assert main(["reproduce", "--quick", "--out", str(out), "--quiet"]) == 0
+    table = json.loads((out / "metrics.json").read_text())["table"]
+    combos = {(r["arch"], r["mode"], r["knowledge"], r["method"]) for r in table}
+    assert len(combos) == 2 * 2 * 2 * 3
+    vgg_ft = next(r for r in table if (r["arch"], r["mode"], r["knowledge"], r["method"]) ==
+                  ("vgg", "finetuned", "attributes", "niwt"))
+    assert vgg_ft["paper_H_AWA2"] == PAPER_H[("vgg", "finetuned", "attributes")]["AWA2"] == 48.1
+    assert "paper H AWA2" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["compare", "--quick", "--methods", "niwt,clip"], "unknown method(s) ['clip']; valid methods: niwt, ale"),
+        (["compare", "--quick", "--set", "data.n_val=0"], "n_val must be a positive int"),
+        (["compare", "--quick", "--set", "compare.ale_lr=[0.1, \"fast\"]"], "`compare.ale_lr[1]` must be a number"),
+        (["compare", "--quick", "--set", "transfer.lam_grid=[]"], "`transfer.lam_grid` is empty"),
+        (["sweep-lambda", "--quick", "--lams", "0,x"], "`--lams` must be comma-separated numbers"),
+    ],
+)
+def test_bad_input_fails_before_training(argv, message, tmp_path, capsys):
+    out = tmp_path / "never"
+    assert main([*argv, "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "train" not in err.lower().replace("transfer", "")  # nothing was trained
+    assert not out.exists()

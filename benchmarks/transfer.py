@@ -39,7 +39,8 @@ MODELS = {
 }
 N_SEEN = 30
 TARGETS = {"vgg/10": 10.0, "vgg16/10": 20.0}  # required fast/reference speedups
-RTOL = 1e-4  # float32: both paths must agree to this relative tolerance
+RTOL = 1e-4  # float32: same weights, same batch -> same loss and gradient to this relative tolerance
+HISTORY_RTOL = 1e-3  # loss histories over a few steps (Adam amplifies float32 rounding, see compare())
 
 
 @dataclass
@@ -61,6 +62,7 @@ class FitRun:
     step_seconds: list[float]
     history: list[float]
     weights: list[torch.Tensor]  # weights[j]: the rows after j steps
+    grads: list[torch.Tensor]  # grads[j]: the gradient of step j (taken at weights[j])
     cache_seconds: float | None
     cache: torch.Tensor | None
     peak_mib: float
@@ -78,12 +80,16 @@ class Record:
     speedup: float
     fast_step_s: float
     reference_step_s: float
+    speedup_best: float  # from the fastest step of each path: less sensitive to other load on the machine
     cache_seconds: float
     cache_mb: float
     fast_peak_mb: float
     reference_peak_mb: float
     max_abs_diff: float
     max_rel_diff: float
+    grad_max_abs_diff: float
+    grad_max_rel_diff: float
+    loss_first_rel_diff: float
     loss_max_rel_diff: float
     compared_steps: int
     match: bool
@@ -126,11 +132,18 @@ def run_fit(model: Backbone, pool: torch.Tensor, tau: torch.Tensor, *, mode: str
                                 random_state=seed)
     stamps: list[float] = []
     snapshots: list[torch.Tensor] = []
+    grads: list[torch.Tensor] = []
+    rows: list[torch.Tensor] = []  # the rows ``fit`` optimises (its ``.grad`` is the last step's gradient)
     step_fn = opt._step_fast if mode == "fast" else opt._step_reference
     signature = inspect.signature(step_fn)
 
     def timed_step(*args: object, **kwargs: object) -> torch.Tensor:
-        snapshots.append(signature.bind(*args, **kwargs).arguments["weight"].detach().clone())
+        weight = signature.bind(*args, **kwargs).arguments["weight"]
+        if not rows:
+            rows.append(weight)
+        elif weight.grad is not None:
+            grads.append(weight.grad.detach().clone())
+        snapshots.append(weight.detach().clone())
         stamps.append(time.perf_counter())
         return step_fn(*args, **kwargs)
 
@@ -152,10 +165,12 @@ def run_fit(model: Backbone, pool: torch.Tensor, tau: torch.Tensor, *, mode: str
         stamps.append(time.perf_counter())
     if opt.n_steps_ != steps:
         raise RuntimeError(f"{mode} fit stopped after {opt.n_steps_} of {steps} steps")
+    grads.append(rows[0].grad.detach().clone())
     return FitRun(
         step_seconds=[b - a for a, b in zip(stamps, stamps[1:])],
         history=list(opt.history_),
         weights=snapshots + [opt.weights_],
+        grads=grads,
         cache_seconds=cached["seconds"],
         cache=cached["acts"] if mode == "fast" else None,
         peak_mib=mem.extra_mib,
@@ -163,19 +178,36 @@ def run_fit(model: Backbone, pool: torch.Tensor, tau: torch.Tensor, *, mode: str
 
 
 def compare(fast: FitRun, ref: FitRun) -> dict:
-    """Agreement of the two paths after the same number of steps."""
+    """Agreement of the two paths.
+
+    The first step starts from the same rows on the same batch, so its loss and gradient must agree
+    to float32 precision (``RTOL``): that is the check that both paths compute the same thing. The
+    rows learned after ``k`` steps are reported too (``max_abs_diff``), but they need not agree to
+    ``RTOL``: Adam divides each gradient component by its own running magnitude (plus ``eps=1e-8``),
+    so a component whose gradient is ~1e-8, i.e. float32 rounding of terms that cancel, still moves
+    by a sizeable fraction of ``lr``, by an amount set by that rounding. The rows then differ in such
+    components (up to a few ``lr``), later gradients differ accordingly, and the loss histories stay
+    equal to ``HISTORY_RTOL``.
+    """
     k = min(len(fast.history), len(ref.history))
     wf, wr = fast.weights[k], ref.weights[k]
     diff = float((wf - wr).abs().max())
     scale = float(wr.abs().max())
+    gf, gr = fast.grads[0], ref.grads[0]
+    gdiff = float((gf - gr).abs().max())
+    grel = gdiff / max(float(gr.abs().max()), 1e-30)
     hf, hr = torch.tensor(fast.history[:k], dtype=torch.float64), torch.tensor(ref.history[:k], dtype=torch.float64)
-    loss_rel = float(((hf - hr).abs() / hr.abs().clamp_min(1e-12)).max())
+    rel = (hf - hr).abs() / hr.abs().clamp_min(1e-12)
+    loss_first, loss_max = float(rel[0]), float(rel.max())
     return {
         "compared_steps": k,
         "max_abs_diff": diff,
         "max_rel_diff": diff / max(scale, 1e-12),
-        "loss_max_rel_diff": loss_rel,
-        "match": bool(loss_rel <= RTOL and diff <= RTOL * max(scale, 1e-12)),
+        "grad_max_abs_diff": gdiff,
+        "grad_max_rel_diff": grel,
+        "loss_first_rel_diff": loss_first,
+        "loss_max_rel_diff": loss_max,
+        "match": bool(grel <= RTOL and loss_first <= RTOL and loss_max <= HISTORY_RTOL),
     }
 
 
@@ -208,7 +240,7 @@ def bench_setting(model: Backbone, s: Setting, seed: int, warmup: bool) -> Recor
     return Record(
         model=s.model, n_unseen=s.n_unseen, image_size=side, batch_size=s.batch_size, n_pool=s.n_pool,
         fast_steps_per_s=1.0 / fast_s, reference_steps_per_s=1.0 / ref_s, speedup=ref_s / fast_s,
-        fast_step_s=fast_s, reference_step_s=ref_s,
+        fast_step_s=fast_s, reference_step_s=ref_s, speedup_best=min(ref_steps) / min(fast_steps),
         cache_seconds=float(fast_runs[0].cache_seconds),
         cache_mb=cache.numel() * cache.element_size() / 2**20,
         fast_peak_mb=fast_runs[0].peak_mib, reference_peak_mb=max(r.peak_mib for r in ref_runs),
@@ -232,11 +264,13 @@ def plan(args: argparse.Namespace) -> list[Setting]:
     return settings
 
 
-def tv_setting(key: str, n_unseen: int, pairs_per_class: int, args: argparse.Namespace) -> Setting:
+def tv_setting(key: str, n_unseen: int, pairs_per_class: int, args: argparse.Namespace,
+               pool_factor: int | None = None, ref_steps: int | None = None) -> Setting:
     """A 224-px setting: ``pairs_per_class * n_unseen`` pairs per step; the reference runs once."""
     batch = n_unseen * pairs_per_class
-    return Setting(key, n_unseen, batch_size=batch, n_pool=batch * args.tv_pool_factor,
-                   fast_steps=args.tv_ref_steps + 2, ref_steps=args.tv_ref_steps, fast_reps=args.reps, ref_reps=1)
+    ref_steps = ref_steps or args.tv_ref_steps
+    return Setting(key, n_unseen, batch_size=batch, n_pool=batch * (pool_factor or args.tv_pool_factor),
+                   fast_steps=ref_steps + 2, ref_steps=ref_steps, fast_reps=args.reps, ref_reps=1)
 
 
 def scaling(model: Backbone, quick: bool, seed: int) -> list[dict]:
@@ -321,7 +355,8 @@ def main(argv: list[str] | None = None) -> dict:
         if key == "vgg16":
             for pairs in args.batch_sweep:
                 log(f"VGG16, 10 unseen classes, {pairs} pairs per class ...")
-                sweep.append(bench_setting(model, tv_setting(key, 10, pairs, args), args.seed, warmup=False))
+                setting = tv_setting(key, 10, pairs, args, pool_factor=1, ref_steps=min(2, args.tv_ref_steps))
+                sweep.append(bench_setting(model, setting, args.seed, warmup=False))
         if key == "vgg" and not args.no_scaling:
             log("scaling table (VGG-like) ...")
             scaling_rows = scaling(model, args.quick, args.seed)
@@ -329,10 +364,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     print("Transfer steps per second, fast vs reference (medians over timed steps)")
     print(fmt_table(
-        ["model", "U", "px", "batch", "pool", "fast step/s", "ref step/s", "speedup", "cache s", "fast MB",
-         "ref MB", "max|dW|", "match"],
+        ["model", "U", "px", "batch", "pool", "fast step/s", "ref step/s", "speedup", "best", "cache s", "fast MB",
+         "ref MB", "grad rel", "loss rel", "max|dW|", "match"],
         [[r.model, r.n_unseen, r.image_size, r.batch_size, r.n_pool, r.fast_steps_per_s, r.reference_steps_per_s,
-          r.speedup, r.cache_seconds, r.fast_peak_mb, r.reference_peak_mb, r.max_abs_diff, r.match]
+          r.speedup, r.speedup_best, r.cache_seconds, r.fast_peak_mb, r.reference_peak_mb, r.grad_max_rel_diff,
+          r.loss_max_rel_diff, r.max_abs_diff, r.match]
          for r in records + sweep]))
     if scaling_rows:
         print("\nScaling on the VGG-like model (batch 64): seconds per step")
@@ -350,6 +386,7 @@ def main(argv: list[str] | None = None) -> dict:
         "reps": args.reps,
         "records": [asdict(r) for r in records],
         "speedup": speedup,
+        "speedup_best": {f"{r.model}/{r.n_unseen}": round(r.speedup_best, 2) for r in records},
         "batch_sweep": [asdict(r) for r in sweep],
         "speedup_by_batch": {f"{r.model}/{r.n_unseen}/batch{r.batch_size}": round(r.speedup, 2)
                              for r in records + sweep if r.model == "vgg16" and r.n_unseen == 10},

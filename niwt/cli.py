@@ -19,8 +19,8 @@ __all__ = ["get_args_parser", "main", "format_table"]
 COLUMNS = (("seen_acc", "S"), ("unseen_acc", "U"), ("H", "H"), ("zsl_acc", "ZSL"), ("ausuc", "AUSUC"))
 
 
-def format_table(methods: dict[str, dict[str, float]]) -> str:
-    """A plain-text table of methods x (S, U, H, ZSL, AUSUC), with ``+-`` std where present."""
+def format_table(methods: dict[str, dict[str, float]], show_std: bool = True) -> str:
+    """A plain-text table of methods x (S, U, H, ZSL, AUSUC), with ``±`` std where present."""
     header = f"{'method':<10}" + "".join(f"{name:>16}" for _, name in COLUMNS)
     lines = [header, "-" * len(header)]
     for method, m in methods.items():
@@ -28,7 +28,7 @@ def format_table(methods: dict[str, dict[str, float]]) -> str:
         for key, _ in COLUMNS:
             if key not in m:
                 cells.append(f"{'-':>16}")
-            elif f"{key}_std" in m:
+            elif show_std and f"{key}_std" in m:
                 cells.append(f"{m[key]:>9.3f} ±{m[key + '_std']:.3f}")
             else:
                 cells.append(f"{m[key]:>16.3f}")
@@ -131,7 +131,7 @@ def _report(command: str, result: dict[str, Any], out: str, seconds: float) -> N
     elif command == "reproduce":
         sys.stdout.write(format_reproduce(result["table"]) + "\n")
     else:
-        sys.stdout.write(format_table(result["methods"]) + "\n")
+        sys.stdout.write(format_table(result["methods"], show_std=len(result.get("per_seed", [])) > 1) + "\n")
         sel = result.get("selection", {})
         sel = sel[0].get("niwt", {}) if isinstance(sel, list) else sel
         if sel.get("validated"):

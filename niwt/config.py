@@ -88,10 +88,10 @@ class TrainConfig:
     """Pre-training on source classes, then training on seen classes (fixed or finetuned)."""
 
     mode: str = "finetuned"
-    pretrain_epochs: int = 8
-    epochs: int = 10
-    lr: float = 2e-3
-    batch_size: int = 64
+    pretrain_epochs: int = 10
+    epochs: int = 12
+    lr: float = 3e-3
+    batch_size: int = 128
     weight_decay: float = 5e-4
     augment: bool = True
 
@@ -121,7 +121,7 @@ class MappingConfig:
     model: str = "linear"
     hidden: int = 256
     lr: float = 1e-3
-    epochs: int = 60
+    epochs: int = 150
     batch_size: int = 64
     weight_decay: float = 0.0
     n_holdout: int = 5
@@ -137,12 +137,12 @@ class TransferConfig:
     """Unseen-row optimisation; ``lam_grid``/``lr_grid`` are searched on validation classes."""
 
     lam: float = 1e-3
-    lr: float = 1e-2
-    lam_grid: tuple[float, ...] = (0.0, 1e-4, 1e-3, 1e-2, 1e-1)
+    lr: float = 3e-3
+    lam_grid: tuple[float, ...] = (0.0, 1e-3, 3e-3, 1e-2, 3e-2)
     lr_grid: tuple[float, ...] = ()
     select: bool = True
     batch_size: int = 64
-    max_steps: int = 400
+    max_steps: int = 800
     patience: int = 40
     tol: float = 0.01
     pool: str = "source"

@@ -114,9 +114,9 @@ def test_split_invariants(small) -> None:
 
 
 def test_default_config_splits(default) -> None:
-    assert len(default.source_classes) == 20 and len(default.seen_classes) == 30
+    assert len(default.source_classes) == 20 and len(default.seen_classes) == 36
     assert len(default.unseen_classes) == 10 and len(default.val_classes) == 8
-    assert len(default.labels) == 20 * 60 + 30 * 55 + 10 * 30
+    assert len(default.labels) == 20 * 60 + 36 * 55 + 10 * 30
     prim = _primaries(default)
     for g in range(4):
         assert set(prim[default.unseen_classes, g].tolist()) <= set(prim[default.seen_classes, g].tolist())
@@ -190,7 +190,7 @@ def test_image_size_configurable() -> None:
         ("image_size", 8),
         ("n_seen", 0),
         ("n_unseen", 0),
-        ("n_val", 30),
+        ("n_val", 40),
         ("purity_min", 0.0),
         ("purity_max", 1.5),
         ("noise", -0.1),

@@ -168,14 +168,14 @@ class ShapesConfig:
     seed: int = 0
     image_size: int = 32
     n_source: int = 20
-    n_seen: int = 30
+    n_seen: int = 36
     n_unseen: int = 10
     n_val: int = 8
     n_source_images: int = 60
     n_trainval_images: int = 40
     n_test_seen_images: int = 15
     n_test_unseen_images: int = 30
-    purity_min: float = 0.6
+    purity_min: float = 0.85
     purity_max: float = 1.0
     noise: float = 0.15
 

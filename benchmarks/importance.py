@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         print(f"\n{key}: memory above baseline after each batch, streaming {biggest['n_pool']} images "
               f"in batches of {biggest['batch_size']} (resident / peak so far, MB)")
         print("  " + " ".join(f"{r:g}/{p:g}" for r, p in zip(biggest["rss_after_batch_mb"],
-                                                              biggest["peak_after_batch_mb"])))
+                                                              biggest["peak_after_batch_mb"], strict=True)))
     print("\nPeak memory above baseline while extracting, by pool size (fresh process each)")
     print(fmt_table(
         ["model", "batch", "pool", "x batch", "streamed", "peak MB", "pool MB", "s", "images/s"],

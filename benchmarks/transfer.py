@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import itertools
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -167,7 +168,7 @@ def run_fit(model: Backbone, pool: torch.Tensor, tau: torch.Tensor, *, mode: str
         raise RuntimeError(f"{mode} fit stopped after {opt.n_steps_} of {steps} steps")
     grads.append(rows[0].grad.detach().clone())
     return FitRun(
-        step_seconds=[b - a for a, b in zip(stamps, stamps[1:])],
+        step_seconds=[b - a for a, b in itertools.pairwise(stamps)],
         history=list(opt.history_),
         weights=snapshots + [opt.weights_],
         grads=grads,
@@ -286,7 +287,9 @@ def scaling(model: Backbone, quick: bool, seed: int) -> list[dict]:
         tau = make_inputs(1, u, side, channels, seed + u)[1]
         fast = run_fit(model, pool, tau, mode="fast", steps=fast_steps, batch_size=batch, seed=seed)
         with_ref = not quick or (n_pool <= 256 and u <= 50)
-        ref = run_fit(model, pool, tau, mode="reference", steps=ref_steps, batch_size=batch, seed=seed) if with_ref else None
+        ref = None
+        if with_ref:
+            ref = run_fit(model, pool, tau, mode="reference", steps=ref_steps, batch_size=batch, seed=seed)
         row = {
             "axis": axis, "n_pool": n_pool, "n_unseen": u, "batch_size": batch,
             "fast_step_s": median(fast.step_seconds),

@@ -13,7 +13,13 @@ __version__ = "0.1.0"
 from niwt.config import RunConfig, load_config
 from niwt.data import ZSLData
 from niwt.data.shapes import ShapesConfig, make_shapes
-from niwt.errors import ConfigError, DataError, NIWTError, NotFittedError, RunDirectoryError
+from niwt.errors import (
+    ConfigError,
+    DataError,
+    NIWTError,
+    NotFittedError,
+    RunDirectoryError,
+)
 from niwt.evaluate import GZSLReport, evaluate_gzsl
 from niwt.importance import neuron_importance
 from niwt.knowledge import knowledge_vectors

@@ -24,8 +24,8 @@ Only numpy is needed; scores may come from any model.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 
 import numpy as np
 

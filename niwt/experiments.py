@@ -33,7 +33,6 @@ from niwt.pipeline import (
     prepare_run_dir,
     pretrain,
     save_niwt_outputs,
-    write_json,
     write_run,
 )
 from niwt.report.plots import plot_lambda_sweep

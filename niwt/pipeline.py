@@ -29,11 +29,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from niwt.baselines import get_baseline
 from niwt.config import RunConfig, save_config, to_dict
 from niwt.data import ZSLData
 from niwt.data.shapes import make_shapes
 from niwt.errors import DataError, RunDirectoryError
-from niwt.baselines import get_baseline
 from niwt.evaluate import GZSLReport, choose_calibration, evaluate_gzsl
 from niwt.importance import eval_mode, neuron_importance
 from niwt.knowledge import knowledge_vectors

@@ -13,10 +13,11 @@ change; the backbone and the seen rows are frozen, and the network runs in eval 
 
 Two exact paths compute the same loss and gradient:
 
-* ``mode="fast"`` (default): the pool's activations at the importance layer are computed once;
-  each step runs only the part of the network after that layer, and all unseen classes share one
+* ``mode="fast"`` (default): the pool's activations at the importance layer are computed once
+  (for heads that start with pooling + linear, even their first linear layer is applied once);
+  each step runs only the part of the network after that, and all unseen classes share one
   pass (their rows enter the logits linearly, so one backward of the summed assigned logits gives
-  every pair's importance).
+  every pair's importance, taken as the gradient w.r.t. a per-channel shift of the activations).
 * ``mode="reference"``: the naive path, the full network from pixels, one unseen class at a time.
 """
 
@@ -154,15 +155,24 @@ class UnseenWeightOptimizer:
             raise DataError("`targets` holds NaN or infinite values")
 
     @torch.no_grad()
-    def _cache(self, model: Backbone, pool: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    def _cache(self, model: Backbone, pool: torch.Tensor, batch: int = 64) -> torch.Tensor:
+        """Per pool image, what the head needs (``model.head_cache`` of the importance activations)."""
+        parts = []
         with eval_mode(model):
-            return torch.cat([model.forward_features(pool[i : i + batch]) for i in range(0, pool.shape[0], batch)])
+            for i in range(0, pool.shape[0], batch):
+                acts = model.forward_features(pool[i : i + batch])
+                self.channels_, self.positions_ = acts.shape[1], acts[0, 0].numel()
+                parts.append(model.head_cache(acts))
+        return torch.cat(parts)
 
     def _step_fast(self, model: Backbone, cache: torch.Tensor, idx: torch.Tensor, cls: torch.Tensor,
                    weight: torch.Tensor, tau: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
-        acts = cache[idx].requires_grad_(True)
-        logits = model.forward_head(acts) @ weight.T  # [B, U]: all unseen classes in one pass
-        alpha = importance_from_activations(acts, logits, cls, self.reduction, create_graph=True)
+        # A per-channel shift of the activations at 0: its gradient is the spatially summed importance.
+        shift = cache.new_zeros(idx.numel(), self.channels_, requires_grad=True)
+        logits = model.forward_head_shifted(cache[idx], shift) @ weight.T  # [B, U]: all classes in one pass
+        alpha = importance_from_activations(shift, logits, cls, "sum", create_graph=True)
+        if self.reduction == "mean":
+            alpha = alpha / self.positions_
         return transfer_loss(alpha, tau[cls], weight, mu, self.lam, idx.numel())
 
     def _step_reference(self, model: Backbone, pool: torch.Tensor, idx: torch.Tensor, cls: torch.Tensor,
@@ -195,9 +205,9 @@ class UnseenWeightOptimizer:
         optimizer = torch.optim.Adam([weight], lr=self.lr)
         stopper = EarlyStopping(self.patience, self.tol)
         cache = self._cache(model, pool) if self.mode == "fast" else None
-        if cache is not None and cache.shape[1] != tau.shape[1]:
+        if cache is not None and self.channels_ != tau.shape[1]:
             raise DataError(
-                f"`targets` have {tau.shape[1]} dimensions but the importance layer has {cache.shape[1]} channels"
+                f"`targets` have {tau.shape[1]} dimensions but the importance layer has {self.channels_} channels"
             )
         history: list[float] = []
         sampler = iter(PairSampler(pool.shape[0], tau.shape[0], self.batch_size, gen))

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from niwt.config import RunConfig, apply_overrides, from_dict, load_config, save_config, to_dict
+from niwt.config import (
+    RunConfig,
+    apply_overrides,
+    from_dict,
+    load_config,
+    save_config,
+    to_dict,
+)
 from niwt.errors import ConfigError
 
 

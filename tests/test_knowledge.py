@@ -11,7 +11,12 @@ import pytest
 
 from niwt.data.record import ZSLData
 from niwt.errors import ConfigError, DataError
-from niwt.knowledge import attribute_vectors, knowledge_vectors, sentence_vectors, tfidf_vectors
+from niwt.knowledge import (
+    attribute_vectors,
+    knowledge_vectors,
+    sentence_vectors,
+    tfidf_vectors,
+)
 
 # Three class "documents":
 #   class 0: "Red disc"                -> red:1, disc:1

@@ -81,7 +81,7 @@ def test_record_contents(small) -> None:
     assert [g for g, _ in small.attribute_groups] == ["shape", "colour", "pattern", "size"]
     assert small.knowledge_names[0] == "shape:disc" and "colour:red" in small.knowledge_names
     assert len(set(small.class_names)) == small.n_classes == 14
-    for c, texts in enumerate(small.descriptions):
+    for _c, texts in enumerate(small.descriptions):
         assert len(texts) >= 5 and len(set(texts)) == len(texts)
 
 

@@ -128,3 +128,30 @@ def test_errors_are_named(gap_model):
         UnseenWeightOptimizer().fit(gap_model, pool, torch.full((1, 6), float("nan")))
     with pytest.raises(DataError, match="6 channels"):
         UnseenWeightOptimizer().fit(gap_model, pool, torch.randn(1, 5))
+
+
+@pytest.mark.parametrize("arch", ["vgg", "resnet"])
+def test_shifted_head_matches_the_head_and_its_shift_gradient_is_the_summed_importance(arch):
+    torch.manual_seed(9)
+    model = create_model(arch, 5, width=4, hidden=12).double().eval()
+    x = torch.rand(3, 3, 32, 32, dtype=torch.float64)
+    acts = model.forward_features(x).requires_grad_(True)
+    shift = torch.zeros(3, acts.shape[1], dtype=torch.float64, requires_grad=True)
+    shifted = model.forward_head_shifted(model.head_cache(acts), shift)
+    torch.testing.assert_close(shifted, model.forward_head(acts))
+    w = torch.randn(shifted.shape[1], dtype=torch.float64)
+    (g_shift,) = torch.autograd.grad(shifted @ w, shift, torch.ones(3, dtype=torch.float64))
+    (g_acts,) = torch.autograd.grad(model.forward_head(acts) @ w, acts, torch.ones(3, dtype=torch.float64))
+    torch.testing.assert_close(g_shift, g_acts.sum((2, 3)))
+
+
+def test_fast_and_reference_agree_with_mean_reduction():
+    torch.manual_seed(10)
+    model = create_model("vgg", 4, width=4, hidden=12).double()
+    pool = torch.rand(8, 3, 32, 32, dtype=torch.float64)
+    targets = torch.randn(2, 16, dtype=torch.float64)
+    kw = dict(lam=1e-2, lr=1e-2, batch_size=4, max_steps=4, patience=100, reduction="mean", random_state=2)
+    fast = UnseenWeightOptimizer(mode="fast", **kw).fit(model, pool, targets)
+    ref = UnseenWeightOptimizer(mode="reference", **kw).fit(model, pool, targets)
+    torch.testing.assert_close(torch.tensor(fast.history_), torch.tensor(ref.history_), rtol=1e-5, atol=0)
+    torch.testing.assert_close(fast.weights_, ref.weights_, rtol=1e-5, atol=1e-12)

@@ -42,6 +42,21 @@ class Backbone(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.forward_head(self.forward_features(x)))
 
+    def head_cache(self, a: torch.Tensor) -> torch.Tensor:
+        """What transfer caches per pool image: by default the importance-layer activations."""
+        return a
+
+    def forward_head_shifted(self, cached: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        """Penultimate features when every channel k of the activations is shifted by ``shift[:, k]``.
+
+        The gradient w.r.t. ``shift`` at 0 is exactly the spatially summed importance
+        (d o / d c_k = sum_ij d o / d A_kij), so transfer can differentiate w.r.t. ``shift`` instead of
+        the activations. Heads that start with a pooling and a linear layer override this (with
+        :meth:`head_cache`) to skip the largest layer's matrix products: the shift commutes with the
+        pooling and passes through the linear layer as ``W_sum @ shift``.
+        """
+        return self.forward_head(cached + shift[:, :, None, None])
+
     def reset_classifier(self, n_classes: int) -> None:
         """Replace the classifier by a fresh one with ``n_classes`` seen rows and no unseen rows."""
         ref = next(self.parameters())
@@ -95,6 +110,17 @@ class VGGLike(Backbone):
 
     def forward_head(self, a: torch.Tensor) -> torch.Tensor:
         return self.fc(torch.flatten(self.pool(a), 1))
+
+    def head_cache(self, a: torch.Tensor) -> torch.Tensor:
+        return self.fc[0](torch.flatten(self.pool(a), 1))  # fc6 pre-activation [N, hidden]
+
+    def forward_head_shifted(self, cached: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        return self.fc[1:](cached + shift @ _channel_sums(self.fc[0], shift.shape[1]).T)
+
+
+def _channel_sums(linear: nn.Linear, channels: int) -> torch.Tensor:
+    """``[out, K]``: the weights of a linear layer on flattened ``[K, h, w]`` input, summed per channel."""
+    return linear.weight.view(linear.out_features, channels, -1).sum(-1)
 
 
 class _BasicBlock(nn.Module):
@@ -164,6 +190,12 @@ class TorchvisionVGG16(Backbone):
 
     def forward_head(self, a: torch.Tensor) -> torch.Tensor:
         return self.fc(torch.flatten(self.avgpool(self.pool5(a)), 1))
+
+    def head_cache(self, a: torch.Tensor) -> torch.Tensor:
+        return self.fc[0](torch.flatten(self.avgpool(self.pool5(a)), 1))  # fc6 pre-activation [N, 4096]
+
+    def forward_head_shifted(self, cached: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        return self.fc[1:](cached + shift @ _channel_sums(self.fc[0], shift.shape[1]).T)
 
 
 class TorchvisionResNet101(Backbone):

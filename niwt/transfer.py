@@ -160,9 +160,7 @@ class UnseenWeightOptimizer:
         parts = []
         with eval_mode(model):
             for i in range(0, pool.shape[0], batch):
-                acts = model.forward_features(pool[i : i + batch])
-                self.channels_, self.positions_ = acts.shape[1], acts[0, 0].numel()
-                parts.append(model.head_cache(acts))
+                parts.append(model.head_cache(model.forward_features(pool[i : i + batch])))
         return torch.cat(parts)
 
     def _step_fast(self, model: Backbone, cache: torch.Tensor, idx: torch.Tensor, cls: torch.Tensor,
@@ -204,11 +202,14 @@ class UnseenWeightOptimizer:
         self.init_weights_ = weight.detach().clone()
         optimizer = torch.optim.Adam([weight], lr=self.lr)
         stopper = EarlyStopping(self.patience, self.tol)
-        cache = self._cache(model, pool) if self.mode == "fast" else None
-        if cache is not None and self.channels_ != tau.shape[1]:
+        with torch.no_grad(), eval_mode(model):
+            probe = model.forward_features(pool[:1])  # [1, K, h, w]
+        self.channels_, self.positions_ = probe.shape[1], probe[0, 0].numel()
+        if self.channels_ != tau.shape[1]:
             raise DataError(
                 f"`targets` have {tau.shape[1]} dimensions but the importance layer has {self.channels_} channels"
             )
+        cache = self._cache(model, pool) if self.mode == "fast" else None
         history: list[float] = []
         sampler = iter(PairSampler(pool.shape[0], tau.shape[0], self.batch_size, gen))
         self.stopped_early_ = False

@@ -29,8 +29,8 @@ import time
 from pathlib import Path
 
 import torch
-
 from _common import PeakMemory, emit, environment, fmt_table, log, median, peak_rss_mib, reset_peak_rss, rss_mib
+
 from niwt.importance import neuron_importance
 from niwt.models.backbones import Backbone, create_model
 

@@ -27,8 +27,8 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import torch
-
 from _common import PeakMemory, emit, environment, fmt_table, log, median
+
 from niwt.models.backbones import Backbone, create_model
 from niwt.transfer import UnseenWeightOptimizer
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,15 +21,11 @@ from niwt.evaluate import evaluate_gzsl
 from niwt.knowledge import knowledge_vectors
 from niwt.pipeline import (
     Prepared,
-    _local_labels,
     baseline_method,
-    finish_run_dir,
     gzsl_scores,
+    in_run_dir,
     load_dataset,
     niwt_method,
-    niwt_transfer,
-    pool_images,
-    prepare_run_dir,
     pretrain,
     save_niwt_outputs,
     write_run,
@@ -97,17 +92,6 @@ def _methods_once(prep: Prepared, methods: tuple[str, ...]) -> tuple[dict[str, d
     return metrics, selections, niwt_result
 
 
-def _in_run_dir(out: str | Path, force: bool, body) -> Any:
-    final, staging = prepare_run_dir(out, force)
-    try:
-        result = body(staging)
-        finish_run_dir(final, staging)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return result
-
-
 def compare(config: RunConfig, out: str | Path, *, force: bool = False, progress: bool = False,
             seeds: int | None = None, methods: tuple[str, ...] | None = None) -> dict[str, Any]:
     """Every method on one dataset, over several seeds, into one run directory and table."""
@@ -136,7 +120,7 @@ def compare(config: RunConfig, out: str | Path, *, force: bool = False, progress
         write_run(staging, config, summary, extra)
         return {"methods": summary, **extra}
 
-    return _in_run_dir(out, force, body)
+    return in_run_dir(out, force, body)
 
 
 DEFAULT_SWEEP = (0.0, 1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
@@ -156,11 +140,7 @@ def sweep_lambda(config: RunConfig, out: str | Path, *, force: bool = False, pro
     def body(staging: Path) -> dict[str, Any]:
         prep = Prepared(config, progress=progress)
         d, model = prep.data, copy.deepcopy(prep.final_model)
-        labels = _local_labels(d.labels[d.trainval_idx], d.seen_classes)
-        pool = pool_images(config, d, prep.images, d.trainval_idx)
-        _, _, optimizers = niwt_transfer(config, model, prep.knowledge, prep.images[d.trainval_idx], labels,
-                                         d.seen_classes, d.unseen_classes, pool,
-                                         [(lam, config.transfer.lr) for lam in lams], progress)
+        _, _, optimizers = prep.transfer(model, [(lam, config.transfer.lr) for lam in lams], final=True)
         rows = []
         for lam, opt in zip(lams, optimizers):
             opt.apply(model)
@@ -178,7 +158,7 @@ def sweep_lambda(config: RunConfig, out: str | Path, *, force: bool = False, pro
                                         "note": "test-set analysis of Λ; not used to choose it"})
         return {"sweep": rows, "finding": finding}
 
-    return _in_run_dir(out, force, body)
+    return in_run_dir(out, force, body)
 
 
 def _sweep_finding(rows: list[dict[str, float]], margin: float = 0.01) -> str:
@@ -222,7 +202,7 @@ def reproduce(config: RunConfig, out: str | Path, *, force: bool = False, progre
                                         "the seed review; shapes-world numbers are fractions"})
         return {"table": rows}
 
-    return _in_run_dir(out, force, body)
+    return in_run_dir(out, force, body)
 
 
 def quick_config(config: RunConfig) -> RunConfig:

@@ -22,9 +22,10 @@ import logging
 import platform
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -46,6 +47,8 @@ __all__ = ["NIWTResult", "Prepared", "prepare_run_dir", "pretrain", "fit_seen", 
            "penultimate_features", "select_transfer", "niwt_method", "baseline_method", "run_niwt", "load_dataset"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 RUN_MARKERS = ("config.toml", "metrics.json")
 
@@ -252,6 +255,18 @@ class Prepared:
                 desc="train (seen)"))
         return self._final_model
 
+    def transfer(self, model: Backbone, grid: list[tuple[float, float]], *, final: bool,
+                 ) -> tuple[ImportanceMapper, np.ndarray, list[UnseenWeightOptimizer]]:
+        """:func:`niwt_transfer` on ``model`` in the final setting (seen -> unseen classes) or the
+        validation one (train -> val classes), with that setting's training images and pool."""
+        d = self.data
+        idx, fit, new = ((d.trainval_idx, d.seen_classes, d.unseen_classes) if final
+                         else (self.fit_idx, d.train_classes, d.val_classes))
+        labels = _local_labels(d.labels[idx], fit)
+        pool = pool_images(self.config, d, self.images, idx)
+        return niwt_transfer(self.config, model, self.knowledge, self.images[idx], labels, fit, new, pool, grid,
+                             self.progress)
+
     def val_report(self, scores_val: np.ndarray) -> GZSLReport:
         """GZSL report on the validation images (train classes seen, val classes unseen)."""
         d = self.data
@@ -280,10 +295,7 @@ def select_transfer(prep: Prepared, grid: list[tuple[float, float]] | None = Non
         return {"grid": [{"lam": grid[0][0], "lr": grid[0][1]}], "lam": grid[0][0], "lr": grid[0][1],
                 "validated": False}
     model = prep.val_model
-    fit_labels = _local_labels(d.labels[prep.fit_idx], d.train_classes)
-    pool = pool_images(config, d, prep.images, prep.fit_idx)
-    _, _, optimizers = niwt_transfer(config, model, prep.knowledge, prep.images[prep.fit_idx], fit_labels,
-                                     d.train_classes, d.val_classes, pool, grid, prep.progress)
+    _, _, optimizers = prep.transfer(model, grid, final=False)
     rows = []
     for (lam, lr), opt in zip(grid, optimizers):
         opt.apply(model)
@@ -304,11 +316,7 @@ def niwt_method(prep: Prepared, selection: dict[str, Any] | None = None) -> NIWT
     seconds = {"select": time.perf_counter() - t0}
     t0 = time.perf_counter()
     model = copy.deepcopy(prep.final_model)
-    labels = _local_labels(d.labels[d.trainval_idx], d.seen_classes)
-    pool = pool_images(config, d, prep.images, d.trainval_idx)
-    mapper, _, (opt,) = niwt_transfer(config, model, prep.knowledge, prep.images[d.trainval_idx], labels,
-                                      d.seen_classes, d.unseen_classes, pool, [(selection["lam"], selection["lr"])],
-                                      prep.progress)
+    mapper, _, (opt,) = prep.transfer(model, [(selection["lam"], selection["lr"])], final=True)
     opt.apply(model)
     scores_test = gzsl_scores(model, prep.images[prep.test_idx], d.seen_classes, d.unseen_classes, d.n_classes)
     gamma = 0.0
@@ -411,17 +419,28 @@ def niwt_metrics(report: GZSLReport) -> dict[str, float]:
     return {k: d[k] for k in ("seen_acc", "unseen_acc", "H", "zsl_acc", "ausuc")}
 
 
-def run_to_dir(config: RunConfig, out: str | Path, *, force: bool = False, progress: bool = False) -> dict[str, Any]:
-    """Run NIWT and write a complete run directory at ``out``; returns the metrics written."""
+def in_run_dir(out: str | Path, force: bool, body: Callable[[Path], T]) -> T:
+    """Call ``body(staging)`` and move the staged directory to ``out`` only if it returns;
+    on any error the staging directory is removed and ``out`` is left as it was."""
     final, staging = prepare_run_dir(out, force)
     try:
+        result = body(staging)
+        finish_run_dir(final, staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return result
+
+
+def run_to_dir(config: RunConfig, out: str | Path, *, force: bool = False, progress: bool = False) -> dict[str, Any]:
+    """Run NIWT and write a complete run directory at ``out``; returns the metrics written."""
+
+    def body(staging: Path) -> dict[str, Any]:
         result = run_niwt(config, progress=progress)
         methods = {"niwt": niwt_metrics(result.report)}
         save_niwt_outputs(staging, config, result)
         extra = {"selection": result.selection, "seconds": result.seconds}
         write_run(staging, config, methods, extra)
-        finish_run_dir(final, staging)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return {"methods": methods, **extra}
+        return {"methods": methods, **extra}
+
+    return in_run_dir(out, force, body)

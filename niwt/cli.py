@@ -38,7 +38,7 @@ def format_table(methods: dict[str, dict[str, float]], show_std: bool = True) ->
 
 def _common(parser: argparse.ArgumentParser, default_out: str) -> None:
     parser.add_argument("--out", default=default_out, help=f"run directory to write (default: {default_out})")
-    parser.add_argument("--force", action="store_true", help="replace the output directory if it already holds a run")
+    parser.add_argument("--force", action="store_true", help="replace the output directory if it holds a complete niwt run (never anything else)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars, warnings only")
 
 
@@ -174,7 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         start = time.perf_counter()
         if args.command == "demo":
             config = replace(pipeline.demo_config(), seed=args.seed)
-            result = experiments.compare(config, args.out, force=args.force, progress=progress, seeds=1)
+            result = experiments.compare(config, args.out, force=args.force, progress=progress, seeds=1,
+                                         command="demo")
         elif args.command == "run":
             result = pipeline.run_to_dir(_load(args), args.out, force=args.force, progress=progress)
         elif args.command == "compare":

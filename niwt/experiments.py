@@ -23,7 +23,6 @@ from niwt.pipeline import (
     Prepared,
     baseline_method,
     gzsl_scores,
-    in_run_dir,
     load_dataset,
     niwt_method,
     pretrain,
@@ -31,6 +30,7 @@ from niwt.pipeline import (
     write_run,
 )
 from niwt.report.plots import plot_lambda_sweep
+from niwt.rundir import in_run_dir
 
 __all__ = ["compare", "sweep_lambda", "reproduce", "aggregate", "PAPER_H", "check_methods", "quick_config"]
 
@@ -93,7 +93,8 @@ def _methods_once(prep: Prepared, methods: tuple[str, ...]) -> tuple[dict[str, d
 
 
 def compare(config: RunConfig, out: str | Path, *, force: bool = False, progress: bool = False,
-            seeds: int | None = None, methods: tuple[str, ...] | None = None) -> dict[str, Any]:
+            seeds: int | None = None, methods: tuple[str, ...] | None = None, command: str = "compare",
+            ) -> dict[str, Any]:
     """Every method on one dataset, over several seeds, into one run directory and table."""
     methods = check_methods(methods if methods is not None else config.compare.methods)
     n_seeds = seeds if seeds is not None else config.compare.seeds
@@ -120,7 +121,7 @@ def compare(config: RunConfig, out: str | Path, *, force: bool = False, progress
         write_run(staging, config, summary, extra)
         return {"methods": summary, **extra}
 
-    return in_run_dir(out, force, body)
+    return in_run_dir(out, force, body, command=command)
 
 
 DEFAULT_SWEEP = (0.0, 1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
@@ -158,7 +159,7 @@ def sweep_lambda(config: RunConfig, out: str | Path, *, force: bool = False, pro
                                         "note": "test-set analysis of Λ; not used to choose it"})
         return {"sweep": rows, "finding": finding}
 
-    return in_run_dir(out, force, body)
+    return in_run_dir(out, force, body, command="sweep-lambda")
 
 
 def _sweep_finding(rows: list[dict[str, float]], margin: float = 0.01) -> str:
@@ -202,7 +203,7 @@ def reproduce(config: RunConfig, out: str | Path, *, force: bool = False, progre
                                         "the seed review; shapes-world numbers are fractions"})
         return {"table": rows}
 
-    return in_run_dir(out, force, body)
+    return in_run_dir(out, force, body, command="reproduce")
 
 
 def quick_config(config: RunConfig) -> RunConfig:

@@ -9,23 +9,19 @@ The NIWT pipeline on a dataset:
 3. **final**: train on all seen classes, extract importances, fit the knowledge -> importance map,
    transfer the unseen classes with the chosen values, and evaluate GZSL on the test images.
 
-Run directories are written under a temporary name and renamed into place at the end, so an
-interrupted run never leaves a half-written directory behind.
+Run directories are written through :mod:`niwt.rundir` (a private staging directory moved into
+place when complete; nothing niwt did not write is ever deleted).
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
-import json
 import logging
-import platform
-import shutil
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,24 +30,20 @@ from niwt.baselines import get_baseline
 from niwt.config import RunConfig, save_config, to_dict
 from niwt.data import ZSLData
 from niwt.data.shapes import make_shapes
-from niwt.errors import DataError, RunDirectoryError
+from niwt.errors import DataError
 from niwt.evaluate import GZSLReport, choose_calibration, evaluate_gzsl
 from niwt.importance import eval_mode, neuron_importance
 from niwt.knowledge import knowledge_vectors
 from niwt.mapping import ImportanceMapper
 from niwt.models import Backbone, create_model
+from niwt.rundir import in_run_dir, versions, write_json
 from niwt.training import predict_logits, seed_everything, train_classifier
 from niwt.transfer import UnseenWeightOptimizer
 
-__all__ = ["NIWTResult", "Prepared", "prepare_run_dir", "pretrain", "fit_seen", "niwt_transfer", "gzsl_scores",
+__all__ = ["NIWTResult", "Prepared", "pretrain", "fit_seen", "niwt_transfer", "gzsl_scores",
            "penultimate_features", "select_transfer", "niwt_method", "baseline_method", "run_niwt", "load_dataset"]
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-RUN_MARKERS = ("config.toml", "metrics.json")
-
 
 @dataclass(frozen=True)
 class NIWTResult:
@@ -68,33 +60,6 @@ class NIWTResult:
 def load_dataset(config: RunConfig) -> ZSLData:
     """The dataset of a run (the embedded shapes world)."""
     return make_shapes(config.data)
-
-
-def prepare_run_dir(out: str | Path, force: bool = False) -> tuple[Path, Path]:
-    """Check ``out`` and return ``(final, staging)`` directories.
-
-    Raises:
-        RunDirectoryError: ``out`` already holds a run and ``force`` is False.
-    """
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise RunDirectoryError(f"output path {str(out)!r} exists and is not a directory")
-    if out.is_dir() and any((out / m).exists() for m in RUN_MARKERS) and not force:
-        raise RunDirectoryError(
-            f"output directory {str(out)!r} already holds a run; choose another --out or pass --force to replace it"
-        )
-    staging = out.with_name(f".{out.name}.partial")
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
-    return out, staging
-
-
-def finish_run_dir(final: Path, staging: Path) -> None:
-    """Move the staged run into place (replacing an old run only once the new one is complete)."""
-    if final.exists():
-        shutil.rmtree(final)
-    staging.rename(final)
 
 
 def _local_labels(labels: np.ndarray, classes: np.ndarray) -> torch.Tensor:
@@ -365,22 +330,6 @@ def run_niwt(config: RunConfig, data: ZSLData | None = None, progress: bool = Fa
     return niwt_method(Prepared(config, data, base, progress))
 
 
-def versions() -> dict[str, str]:
-    """Library versions recorded next to every run."""
-    import numpy
-    import scipy
-
-    import niwt
-
-    return {"niwt": niwt.__version__, "python": platform.python_version(), "torch": torch.__version__,
-            "numpy": numpy.__version__, "scipy": scipy.__version__}
-
-
-def write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-
-
 def save_niwt_outputs(staging: Path, config: RunConfig, result: NIWTResult) -> None:
     """Weights (safetensors), mapping and transfer records of a NIWT run."""
     from safetensors.torch import save_file
@@ -419,19 +368,6 @@ def niwt_metrics(report: GZSLReport) -> dict[str, float]:
     return {k: d[k] for k in ("seen_acc", "unseen_acc", "H", "zsl_acc", "ausuc")}
 
 
-def in_run_dir(out: str | Path, force: bool, body: Callable[[Path], T]) -> T:
-    """Call ``body(staging)`` and move the staged directory to ``out`` only if it returns;
-    on any error the staging directory is removed and ``out`` is left as it was."""
-    final, staging = prepare_run_dir(out, force)
-    try:
-        result = body(staging)
-        finish_run_dir(final, staging)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return result
-
-
 def run_to_dir(config: RunConfig, out: str | Path, *, force: bool = False, progress: bool = False) -> dict[str, Any]:
     """Run NIWT and write a complete run directory at ``out``; returns the metrics written."""
 
@@ -443,4 +379,4 @@ def run_to_dir(config: RunConfig, out: str | Path, *, force: bool = False, progr
         write_run(staging, config, methods, extra)
         return {"methods": methods, **extra}
 
-    return in_run_dir(out, force, body)
+    return in_run_dir(out, force, body, command="run")

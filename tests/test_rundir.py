@@ -1,0 +1,133 @@
+"""Run directories never lose a user's files; staging is private to each run and cleaned up on failure."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from niwt.cli import main
+from niwt.errors import RunDirectoryError
+from niwt.rundir import MANIFEST, check_output_dir, in_run_dir, read_manifest, run_dir
+
+
+def _write_run(out, force=False, text="a"):
+    def body(staging):
+        (staging / "metrics.json").write_text(text)
+        (staging / "model").mkdir()
+        (staging / "model" / "w.bin").write_bytes(b"\0")
+        return "done"
+
+    return in_run_dir(out, force, body, command="test")
+
+
+def test_users_folder_survives_demo_with_and_without_force(tmp_path, capsys):
+    mydocs = tmp_path / "mydocs"
+    mydocs.mkdir()
+    (mydocs / "thesis.tex").write_text("years of work")
+    for extra in ([], ["--force"]):
+        assert main(["demo", "--out", str(mydocs), "--quiet", *extra]) == 2
+        err = capsys.readouterr().err
+        assert str(mydocs) in err and "thesis.tex" in err and "never deletes" in err
+        assert sorted(p.name for p in mydocs.iterdir()) == ["thesis.tex"]
+        assert (mydocs / "thesis.tex").read_text() == "years of work"
+    assert [p.name for p in tmp_path.iterdir()] == ["mydocs"]  # no staging left behind
+
+
+def test_a_file_named_like_a_run_output_is_not_a_run(tmp_path):
+    # The old rule recognised a run by `metrics.json`; a user's file of that name must not count.
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "metrics.json").write_text("{}")
+    (out / "config.toml").write_text("")
+    with pytest.raises(RunDirectoryError, match="not a niwt run"):
+        check_output_dir(out, force=True)
+
+
+def test_empty_and_missing_directories_are_used(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert _write_run(empty) == "done"
+    assert _write_run(tmp_path / "a" / "b" / "missing") == "done"
+    for d in (empty, tmp_path / "a" / "b" / "missing"):
+        manifest = read_manifest(d)
+        assert manifest is not None and manifest.command == "test"
+        assert set(manifest.files) == {"metrics.json", "model/w.bin"}
+
+
+def test_force_replaces_a_niwt_run_and_nothing_else(tmp_path):
+    out = tmp_path / "run"
+    _write_run(out, text="first")
+    with pytest.raises(RunDirectoryError, match="already holds a niwt run"):
+        _write_run(out, text="second")
+    assert (out / "metrics.json").read_text() == "first"
+    _write_run(out, force=True, text="second")
+    assert (out / "metrics.json").read_text() == "second"
+    # A user's file dropped into a run (at any depth) makes --force refuse.
+    (out / "model" / "notes.txt").write_text("mine")
+    with pytest.raises(RunDirectoryError, match="model/notes.txt"):
+        _write_run(out, force=True, text="third")
+    assert (out / "model" / "notes.txt").read_text() == "mine"
+    assert (out / "metrics.json").read_text() == "second"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_a_manifest_of_another_tool_is_not_ours(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / MANIFEST).write_text(json.dumps({"format": "something-else", "files": []}))
+    with pytest.raises(RunDirectoryError, match="not a niwt run"):
+        check_output_dir(out, force=True)
+    (out / MANIFEST).write_bytes(b"\xff\xfe not json")
+    with pytest.raises(RunDirectoryError, match="not a niwt run"):
+        check_output_dir(out, force=True)
+
+
+def test_a_file_or_a_link_is_refused(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(RunDirectoryError, match="not a directory"):
+        check_output_dir(f)
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path)
+    with pytest.raises(RunDirectoryError, match="symbolic link"):
+        check_output_dir(link)
+
+
+def test_staging_is_removed_on_failure(tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="boom"):
+        with run_dir(out) as staging:
+            (staging / "c").write_text("3")
+            raise RuntimeError("boom")
+    assert not staging.exists() and not out.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_second_of_two_concurrent_runs_is_refused_and_cleaned(tmp_path):
+    out = tmp_path / "out"
+    first_cm, second_cm = run_dir(out), run_dir(out)
+    first, second = first_cm.__enter__(), second_cm.__enter__()
+    assert first != second
+    (first / "a").write_text("1")
+    (second / "b").write_text("2")
+    first_cm.__exit__(None, None, None)
+    with pytest.raises(RunDirectoryError, match="already holds a niwt run"):
+        second_cm.__exit__(None, None, None)
+    assert not second.exists()
+    assert sorted(p.name for p in out.iterdir()) == ["a", MANIFEST]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_failed_run_leaves_the_old_run_untouched(tmp_path):
+    out = tmp_path / "out"
+    _write_run(out, text="old")
+
+    def body(staging):
+        (staging / "metrics.json").write_text("new")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        in_run_dir(out, True, body)
+    assert (out / "metrics.json").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

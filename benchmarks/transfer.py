@@ -1,10 +1,11 @@
 """Transfer steps per second: ``UnseenWeightOptimizer`` fast path vs reference path.
 
 Both paths run in the same process, on the same model, pool images, targets and seed, and are
-interleaved repetition by repetition. A step is timed from one call of the optimizer's step method
-to the next (the loss, its gradient, the Adam update and the bookkeeping of ``fit``); the fast
-path's one-off caching of the pool's activations is timed on its own (``cache_seconds``). The same
-runs check that both paths learn the same rows (``max_abs_diff`` after the same number of steps).
+interleaved repetition by repetition. A step is timed by the optimisation loop itself
+(``StepEnd.seconds``, handed to ``fit``'s ``on_step`` hook: drawing the batch of pairs, the loss, its
+gradient and the Adam update); the fast path's one-off caching of the pool's activations
+(``UnseenWeightOptimizer.pool_cache``) is timed on its own (``cache_seconds``). The same runs check
+that both paths learn the same rows (``max_abs_diff`` after the same number of steps).
 
 Settings: the shapes VGG-like model (32 px), torchvision VGG16 and ResNet-101 (random weights,
 224 px), each with 10 and 50 unseen classes; then a scaling table on the VGG-like model (pool size
@@ -21,8 +22,6 @@ Tables go to stdout, progress to stderr; the last line of stdout is one JSON obj
 from __future__ import annotations
 
 import argparse
-import inspect
-import itertools
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -30,6 +29,7 @@ import torch
 from _common import PeakMemory, emit, environment, fmt_table, log, median
 
 from niwt.models.backbones import Backbone, create_model
+from niwt.training import StepEnd
 from niwt.transfer import UnseenWeightOptimizer
 
 # name used in the records -> (registry name, constructor kwargs, image side)
@@ -125,55 +125,37 @@ def run_fit(model: Backbone, pool: torch.Tensor, tau: torch.Tensor, *, mode: str
             seed: int, cache: torch.Tensor | None = None) -> FitRun:
     """One ``fit`` of exactly ``steps`` steps, timing each step.
 
-    The step method is wrapped on this instance only, to stamp the time and snapshot the rows when
-    each step starts. With ``cache`` given, the fast path reuses those activations (same model, same
-    pool) instead of computing them again; otherwise their computation is timed.
+    ``fit``'s ``on_step`` hook records each step's time, its gradient and the rows after it. With
+    ``cache`` given, the fast path reuses those activations (same model, same pool) instead of
+    computing them again; otherwise their computation is timed (and counted in the memory peak).
     """
     opt = UnseenWeightOptimizer(batch_size=batch_size, max_steps=steps, patience=steps + 1, mode=mode,
                                 random_state=seed)
-    stamps: list[float] = []
-    snapshots: list[torch.Tensor] = []
-    grads: list[torch.Tensor] = []
-    rows: list[torch.Tensor] = []  # the rows ``fit`` optimises (its ``.grad`` is the last step's gradient)
-    step_fn = opt._step_fast if mode == "fast" else opt._step_reference
-    signature = inspect.signature(step_fn)
+    seconds: list[float] = []
+    after: list[torch.Tensor] = []  # after[j]: the rows after step j
+    grads: list[torch.Tensor] = []  # grads[j]: the gradient of step j
 
-    def timed_step(*args: object, **kwargs: object) -> torch.Tensor:
-        weight = signature.bind(*args, **kwargs).arguments["weight"]
-        if not rows:
-            rows.append(weight)
-        elif weight.grad is not None:
-            grads.append(weight.grad.detach().clone())
-        snapshots.append(weight.detach().clone())
-        stamps.append(time.perf_counter())
-        return step_fn(*args, **kwargs)
+    def record(end: StepEnd) -> None:
+        seconds.append(end.seconds)
+        grads.append(end.grads[0].detach().clone())
+        after.append(end.params[0].detach().clone())
 
-    setattr(opt, step_fn.__name__, timed_step)
-    cached: dict[str, object] = {"seconds": None, "acts": cache}
-    if mode == "fast":
-        compute = opt._cache
-
-        def cache_fn(*args: object, **kwargs: object) -> torch.Tensor:
-            if cached["acts"] is None:
-                start = time.perf_counter()
-                cached["acts"] = compute(*args, **kwargs)
-                cached["seconds"] = time.perf_counter() - start
-            return cached["acts"]
-
-        opt._cache = cache_fn
+    cache_seconds = None
     with PeakMemory() as mem:
-        opt.fit(model, pool, tau)
-        stamps.append(time.perf_counter())
+        if mode == "fast" and cache is None:
+            start = time.perf_counter()
+            cache = opt.pool_cache(model, pool)
+            cache_seconds = time.perf_counter() - start
+        opt.fit(model, pool, tau, cache=cache if mode == "fast" else None, on_step=record)
     if opt.n_steps_ != steps:
         raise RuntimeError(f"{mode} fit stopped after {opt.n_steps_} of {steps} steps")
-    grads.append(rows[0].grad.detach().clone())
     return FitRun(
-        step_seconds=[b - a for a, b in itertools.pairwise(stamps)],
+        step_seconds=seconds,
         history=list(opt.history_),
-        weights=snapshots + [opt.weights_],
+        weights=[opt.init_weights_, *after],
         grads=grads,
-        cache_seconds=cached["seconds"],
-        cache=cached["acts"] if mode == "fast" else None,
+        cache_seconds=cache_seconds,
+        cache=cache if mode == "fast" else None,
         peak_mib=mem.extra_mib,
     )
 

@@ -14,6 +14,7 @@ seen class for that many epochs.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -21,11 +22,13 @@ from scipy.stats import rankdata
 from torch import nn
 
 from niwt.errors import ConfigError, DataError, NotFittedError
-from niwt.training import batches
+from niwt.training import EpochEnd, OptimizeResult, batches, optimize
 
-__all__ = ["ImportanceMapper", "class_mean_importance", "mean_spearman"]
+__all__ = ["MAPPING_MODELS", "ImportanceMapper", "class_mean_importance", "mean_spearman"]
 
 log = logging.getLogger(__name__)
+
+MAPPING_MODELS = ("linear", "mlp")
 
 
 def class_mean_importance(importances: np.ndarray, labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
@@ -51,7 +54,7 @@ def _build(kind: str, d_in: int, d_out: int, hidden: int) -> nn.Module:
         return nn.Linear(d_in, d_out)
     if kind == "mlp":
         return nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, d_out))
-    raise ConfigError(f"`model` must be 'linear' or 'mlp', got {kind!r}")
+    raise ConfigError(f"`model` must be one of {list(MAPPING_MODELS)}, got {kind!r}")
 
 
 class ImportanceMapper:
@@ -67,7 +70,7 @@ class ImportanceMapper:
         n_holdout: seen classes held out to choose the epoch (0 disables selection).
         refit: retrain on all classes for the chosen number of epochs.
         random_state: seed of the class split, the initialisation and the batch order.
-        progress: show a progress bar.
+        progress: show progress (see :mod:`niwt.progress`).
 
     Attributes (after fit):
         net_: the trained torch module; best_epoch_: chosen epoch count; val_spearman_: its held-out
@@ -75,7 +78,7 @@ class ImportanceMapper:
         holdout_classes_: the held-out rows of ``knowledge``.
     """
 
-    def __init__(self, model: str = "linear", hidden: int = 256, lr: float = 1e-3, epochs: int = 60,
+    def __init__(self, model: str = "linear", hidden: int = 256, lr: float = 1e-3, epochs: int = 150,
                  batch_size: int = 64, weight_decay: float = 0.0, n_holdout: int = 5, refit: bool = True,
                  random_state: int = 0, progress: bool = False) -> None:
         self.model = model
@@ -89,25 +92,22 @@ class ImportanceMapper:
         self.random_state = random_state
         self.progress = progress
 
-    def _train(self, k: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor, epochs: int,
-               gen: torch.Generator, on_epoch=None) -> tuple[nn.Module, list[float]]:
+    def _train(self, k: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor, epochs: int, gen: torch.Generator,
+               desc: str, on_epoch: Callable[[nn.Module, EpochEnd], None] | None = None,
+               ) -> tuple[nn.Module, OptimizeResult]:
+        """A fresh map trained for ``epochs`` epochs; ``on_epoch(net, end)`` after each of them."""
         net = _build(self.model, k.shape[1], targets.shape[1], self.hidden)
-        opt = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        losses = []
-        for epoch in range(epochs):
-            total = 0.0
-            for idx in batches(targets.shape[0], self.batch_size, gen):
-                pred = net(k[labels[idx]])
-                loss = (1 - nn.functional.cosine_similarity(pred, targets[idx], dim=1, eps=1e-8)).mean()
-                grads = torch.autograd.grad(loss, list(net.parameters()))
-                for p, g in zip(net.parameters(), grads):
-                    p.grad = g
-                opt.step()
-                total += float(loss.detach()) * idx.numel()
-            losses.append(total / targets.shape[0])
-            if on_epoch is not None:
-                on_epoch(epoch, net, losses[-1])
-        return net, losses
+        params = list(net.parameters())
+        opt = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+
+        def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+            pred = net(k[labels[idx]])
+            return (1 - nn.functional.cosine_similarity(pred, targets[idx], dim=1, eps=1e-8)).mean()
+
+        result = optimize(params, batch_loss, lambda: batches(targets.shape[0], self.batch_size, gen), opt,
+                          epochs=epochs, on_epoch=None if on_epoch is None else lambda end: on_epoch(net, end),
+                          progress=self.progress, desc=desc)
+        return net, result
 
     def fit(self, knowledge: np.ndarray, importances: np.ndarray, labels: np.ndarray) -> ImportanceMapper:
         """Fit the map.
@@ -146,26 +146,26 @@ class ImportanceMapper:
             fit_mask = torch.from_numpy(~np.isin(labels, hold))
             best = {"score": -np.inf, "epoch": 0, "state": None}
 
-            def on_epoch(epoch: int, net: nn.Module, loss: float) -> None:
+            def on_epoch(net: nn.Module, end: EpochEnd) -> None:
                 with torch.no_grad():
                     score = mean_spearman(net(k[torch.from_numpy(hold)]).numpy(), observed)
-                self.history_.append((loss, score))
+                self.history_.append((end.loss, score))
                 if score > best["score"]:
-                    best.update(score=score, epoch=epoch + 1,
+                    best.update(score=score, epoch=end.epoch + 1,
                                 state={n: v.clone() for n, v in net.state_dict().items()})
 
-            net, _ = self._train(k, t[fit_mask], y[fit_mask], self.epochs, gen, on_epoch)
+            net, _ = self._train(k, t[fit_mask], y[fit_mask], self.epochs, gen, "mapping (hold-out)", on_epoch)
             self.best_epoch_ = int(best["epoch"])
             self.val_spearman_ = float(best["score"])
             if self.refit:
                 torch.manual_seed(self.random_state)
-                net, _ = self._train(k, t, y, self.best_epoch_, gen)
+                net, _ = self._train(k, t, y, self.best_epoch_, gen, "mapping (refit)")
             else:
                 net.load_state_dict(best["state"])
         else:
             self.holdout_classes_ = np.zeros(0, np.int64)
-            net, losses = self._train(k, t, y, self.epochs, gen)
-            self.history_ = [(loss, float("nan")) for loss in losses]
+            net, result = self._train(k, t, y, self.epochs, gen, "mapping")
+            self.history_ = [(loss, float("nan")) for loss in result.epoch_losses]
             self.best_epoch_ = self.epochs
             self.val_spearman_ = float("nan")
         net.eval()

@@ -19,23 +19,30 @@ Two exact paths compute the same loss and gradient:
   pass (their rows enter the logits linearly, so one backward of the summed assigned logits gives
   every pair's importance, taken as the gradient w.r.t. a per-channel shift of the activations).
 * ``mode="reference"``: the naive path, the full network from pixels, one unseen class at a time.
+
+Public hooks for tools that time or inspect the transfer (e.g. ``benchmarks/transfer.py``):
+:meth:`UnseenWeightOptimizer.pool_cache` (the fast path's one-off work),
+:meth:`UnseenWeightOptimizer.prepare` and :meth:`UnseenWeightOptimizer.batch_loss` (the loss of any
+batch of pairs, in either mode), and the ``cache`` and ``on_step`` arguments of
+:meth:`UnseenWeightOptimizer.fit`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from niwt.errors import ConfigError, DataError, NotFittedError
 from niwt.importance import eval_mode, importance_from_activations, neuron_importance
 from niwt.models.backbones import Backbone
-from niwt.training import EarlyStopping
+from niwt.training import EarlyStopping, StepEnd, optimize
 
-__all__ = ["UnseenWeightOptimizer", "init_unseen_weights", "transfer_loss", "PairSampler"]
+__all__ = ["UnseenWeightOptimizer", "TransferProblem", "init_unseen_weights", "transfer_loss", "PairSampler"]
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +86,7 @@ class PairSampler:
     def __init__(self, n_pool: int, n_classes: int, batch_size: int, generator: torch.Generator) -> None:
         self.n_pool, self.n_classes, self.batch_size, self.gen = n_pool, n_classes, batch_size, generator
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         while True:
             order = torch.randperm(self.n_pool, generator=self.gen)
             offset = int(torch.randint(self.n_classes, (1,), generator=self.gen))
@@ -100,6 +107,30 @@ class _UnseenHead(nn.Module):
         return self.backbone.forward_head(self.backbone.forward_features(x)) @ self.weight.T
 
 
+@dataclass(frozen=True)
+class TransferProblem:
+    """The fixed inputs of every transfer step, from :meth:`UnseenWeightOptimizer.prepare`.
+
+    Attributes:
+        model: the backbone (never modified; run it in eval mode).
+        pool: ``[P, 3, H, W]`` pool images, in the classifier's dtype.
+        targets: ``[U, K]`` predicted importances, in the classifier's dtype.
+        mean_seen: ``[D]`` the mean seen classifier row.
+        channels: K, the channels of the importance layer.
+        positions: h * w, its spatial positions (the divisor of ``reduction="mean"``).
+        cache: ``[P, ...]`` what the fast path needs per pool image (:meth:`UnseenWeightOptimizer.pool_cache`),
+            or None (reference mode).
+    """
+
+    model: Backbone
+    pool: torch.Tensor
+    targets: torch.Tensor
+    mean_seen: torch.Tensor
+    channels: int
+    positions: int
+    cache: torch.Tensor | None
+
+
 class UnseenWeightOptimizer:
     """Learn unseen classifier rows from predicted importances (scikit-learn conventions).
 
@@ -113,14 +144,14 @@ class UnseenWeightOptimizer:
         mode: ``"fast"`` or ``"reference"`` (see the module docstring).
         reduction: spatial reduction of the importance (must match the targets').
         random_state: seed of the initialisation and the pair order.
-        progress: show a progress bar.
+        progress: show progress (see :mod:`niwt.progress`).
 
     Attributes (after fit):
         weights_: ``[U, D]`` learned rows; init_weights_: their start; history_: loss per step;
         n_steps_: steps taken; stopped_early_: whether the patience rule stopped it.
     """
 
-    def __init__(self, lam: float = 1e-3, lr: float = 1e-2, batch_size: int = 64, max_steps: int = 400,
+    def __init__(self, lam: float = 1e-3, lr: float = 3e-3, batch_size: int = 64, max_steps: int = 800,
                  patience: int = 40, tol: float = 0.01, init: str = "seen_centered", mode: str = "fast",
                  reduction: str = "sum", random_state: int = 0, progress: bool = False) -> None:
         self.lam = lam
@@ -135,7 +166,7 @@ class UnseenWeightOptimizer:
         self.random_state = random_state
         self.progress = progress
 
-    def _check(self, model: Backbone, pool: torch.Tensor, targets: torch.Tensor) -> None:
+    def _check_params(self) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"`mode` must be one of {list(MODES)}, got {self.mode!r}")
         if self.init not in INITS:
@@ -145,8 +176,9 @@ class UnseenWeightOptimizer:
                 f"need lam >= 0, lr > 0, batch_size > 0, max_steps > 0; got lam={self.lam}, lr={self.lr}, "
                 f"batch_size={self.batch_size}, max_steps={self.max_steps}"
             )
-        if not isinstance(model, Backbone):
-            raise ConfigError(f"`model` must be a niwt Backbone, got {type(model).__name__}")
+
+    @staticmethod
+    def _check_data(pool: torch.Tensor, targets: torch.Tensor) -> None:
         if pool.ndim != 4 or pool.shape[0] == 0:
             raise DataError(f"`pool` must be a non-empty image tensor [P, 3, H, W], got {tuple(pool.shape)}")
         if targets.ndim != 2 or targets.shape[0] == 0:
@@ -154,88 +186,161 @@ class UnseenWeightOptimizer:
         if not torch.isfinite(targets).all():
             raise DataError("`targets` holds NaN or infinite values")
 
+    @staticmethod
     @torch.no_grad()
-    def _cache(self, model: Backbone, pool: torch.Tensor, batch: int = 64) -> torch.Tensor:
-        """Per pool image, what the head needs (``model.head_cache`` of the importance activations)."""
+    def pool_cache(model: Backbone, pool: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        """What the fast path needs per pool image: ``model.head_cache`` of the importance activations.
+
+        This is the fast path's one-off work; :meth:`fit` computes it unless it is given one.
+
+        Args:
+            model: the backbone (run in eval mode, flags restored).
+            pool: ``[P, 3, H, W]`` pool images.
+            batch_size: images per forward pass.
+
+        Returns:
+            ``[P, ...]`` one entry per pool image.
+        """
         parts = []
         with eval_mode(model):
-            for i in range(0, pool.shape[0], batch):
-                parts.append(model.head_cache(model.forward_features(pool[i : i + batch])))
+            for i in range(0, pool.shape[0], batch_size):
+                parts.append(model.head_cache(model.forward_features(pool[i : i + batch_size])))
         return torch.cat(parts)
 
-    def _step_fast(self, model: Backbone, cache: torch.Tensor, idx: torch.Tensor, cls: torch.Tensor,
-                   weight: torch.Tensor, tau: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+    def prepare(self, model: Backbone, pool: torch.Tensor, targets: torch.Tensor | np.ndarray, *,
+                cache: torch.Tensor | None = None) -> TransferProblem:
+        """Check the settings and inputs and gather what every step reads.
+
+        Args:
+            model: the backbone whose unseen rows are learned.
+            pool: ``[P, 3, H, W]`` pool images.
+            targets: ``[U, K]`` predicted importances of the unseen classes.
+            cache: :meth:`pool_cache` of this model and pool, computed earlier (fast mode computes
+                it when not given; reference mode uses it only in :meth:`batch_loss` with ``mode="fast"``).
+
+        Returns:
+            The problem :meth:`batch_loss` works on.
+
+        Raises:
+            ConfigError: for an unknown mode or init, out-of-range settings, or a model that is not a
+                niwt Backbone.
+            DataError: for malformed pool or targets, targets whose width is not the importance
+                layer's channel count, or a cache with another number of entries than the pool.
+        """
+        self._check_params()
+        if not isinstance(model, Backbone):
+            raise ConfigError(f"`model` must be a niwt Backbone, got {type(model).__name__}")
+        ref = model.classifier.weight
+        tau = torch.as_tensor(targets).to(ref.dtype)
+        self._check_data(pool, tau)
+        pool = pool.to(ref.dtype)
+        with torch.no_grad(), eval_mode(model):
+            probe = model.forward_features(pool[:1])  # [1, K, h, w]
+        channels, positions = probe.shape[1], probe[0, 0].numel()
+        if channels != tau.shape[1]:
+            raise DataError(f"`targets` have {tau.shape[1]} dimensions but the importance layer has {channels} channels")
+        if cache is None and self.mode == "fast":
+            cache = self.pool_cache(model, pool)
+        if cache is not None and cache.shape[0] != pool.shape[0]:
+            raise DataError(f"`cache` must hold one entry per pool image: expected {pool.shape[0]}, got {cache.shape[0]}")
+        return TransferProblem(model, pool, tau, ref.detach().mean(0), channels, positions, cache)
+
+    def batch_loss(self, problem: TransferProblem, weight: torch.Tensor, idx: torch.Tensor, cls: torch.Tensor, *,
+                   mode: str | None = None) -> torch.Tensor:
+        """The transfer loss of the pairs ``(pool[idx[b]], class cls[b])`` for unseen rows ``weight``.
+
+        Call it with gradients enabled and the model in eval mode (as :meth:`fit` does).
+
+        Args:
+            problem: from :meth:`prepare`.
+            weight: ``[U, D]`` unseen rows (usually with ``requires_grad``).
+            idx: ``[B]`` pool indices.
+            cls: ``[B]`` unseen class of each pair, in ``[0, U)``.
+            mode: ``"fast"`` or ``"reference"``; default this optimiser's mode.
+
+        Returns:
+            The scalar loss (differentiable w.r.t. ``weight``).
+
+        Raises:
+            ConfigError: for an unknown mode, or ``"fast"`` on a problem without a cache.
+            DataError: for ``idx`` and ``cls`` of different shapes or classes outside ``[0, U)``.
+        """
+        mode = self.mode if mode is None else mode
+        if mode not in MODES:
+            raise ConfigError(f"`mode` must be one of {list(MODES)}, got {mode!r}")
+        n_classes = problem.targets.shape[0]
+        if idx.ndim != 1 or idx.shape != cls.shape:
+            raise DataError(f"`idx` and `cls` must be 1-d and of one length, got {tuple(idx.shape)} and {tuple(cls.shape)}")
+        if cls.numel() and (int(cls.min()) < 0 or int(cls.max()) >= n_classes):
+            raise DataError(f"`cls` must lie in [0, {n_classes}), got [{int(cls.min())}, {int(cls.max())}]")
+        if mode == "reference":
+            return self._loss_reference(problem, weight, idx, cls)
+        if problem.cache is None:
+            raise ConfigError("`mode=\"fast\"` needs a problem with a cache: prepare it in fast mode or pass `cache`")
+        return self._loss_fast(problem, weight, idx, cls)
+
+    def _loss_fast(self, problem: TransferProblem, weight: torch.Tensor, idx: torch.Tensor,
+                   cls: torch.Tensor) -> torch.Tensor:
         # A per-channel shift of the activations at 0: its gradient is the spatially summed importance.
-        shift = cache.new_zeros(idx.numel(), self.channels_, requires_grad=True)
-        logits = model.forward_head_shifted(cache[idx], shift) @ weight.T  # [B, U]: all classes in one pass
+        cache = problem.cache
+        shift = cache.new_zeros(idx.numel(), problem.channels, requires_grad=True)
+        logits = problem.model.forward_head_shifted(cache[idx], shift) @ weight.T  # [B, U]: all classes in one pass
         alpha = importance_from_activations(shift, logits, cls, "sum", create_graph=True)
         if self.reduction == "mean":
-            alpha = alpha / self.positions_
-        return transfer_loss(alpha, tau[cls], weight, mu, self.lam, idx.numel())
+            alpha = alpha / problem.positions
+        return transfer_loss(alpha, problem.targets[cls], weight, problem.mean_seen, self.lam, idx.numel())
 
-    def _step_reference(self, model: Backbone, pool: torch.Tensor, idx: torch.Tensor, cls: torch.Tensor,
-                        weight: torch.Tensor, tau: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+    def _loss_reference(self, problem: TransferProblem, weight: torch.Tensor, idx: torch.Tensor,
+                        cls: torch.Tensor) -> torch.Tensor:
+        model, tau = problem.model, problem.targets
         head = _UnseenHead(model, weight)
         layer = model.get_submodule(model.importance_layer)
         cos_sum = weight.new_zeros(())
         for u in torch.unique(cls).tolist():  # one class at a time, full network from pixels
             sel = idx[cls == u]
-            alpha = neuron_importance(head, layer, pool[sel], torch.full((sel.numel(),), u),
+            alpha = neuron_importance(head, layer, problem.pool[sel], torch.full((sel.numel(),), u),
                                       self.reduction, create_graph=True)
             cos = nn.functional.cosine_similarity(alpha, tau[u].expand_as(alpha), dim=1, eps=1e-12)
             cos_sum = cos_sum + (1 - cos).sum()
-        return cos_sum / idx.numel() + 0.5 * self.lam * ((weight - mu) ** 2).sum()
+        return cos_sum / idx.numel() + 0.5 * self.lam * ((weight - problem.mean_seen) ** 2).sum()
 
-    def fit(self, model: Backbone, pool: torch.Tensor, targets: torch.Tensor | np.ndarray) -> UnseenWeightOptimizer:
+    def fit(self, model: Backbone, pool: torch.Tensor, targets: torch.Tensor | np.ndarray, *,
+            cache: torch.Tensor | None = None,
+            on_step: Callable[[StepEnd], bool | None] | None = None) -> UnseenWeightOptimizer:
         """Optimise unseen rows for ``targets`` (``[U, K]`` predicted importances) on ``pool`` images.
 
         The model is not modified; call :meth:`apply` to install the learned rows.
+
+        Args:
+            model: the backbone.
+            pool: ``[P, 3, H, W]`` pool images.
+            targets: ``[U, K]`` predicted importances of the unseen classes.
+            cache: :meth:`pool_cache` of this model and pool, to reuse instead of computing it.
+            on_step: called after every step with its :class:`~niwt.training.StepEnd` (the rows
+                after the update are ``params[0]``, their gradient ``grads[0]``); True stops the fit.
+
+        Returns:
+            self.
         """
-        ref = model.classifier.weight
-        tau = torch.as_tensor(targets).to(ref.dtype)
-        self._check(model, pool, tau)
-        pool = pool.to(ref.dtype)
+        problem = self.prepare(model, pool, targets, cache=cache)
+        self.channels_, self.positions_ = problem.channels, problem.positions
         gen = torch.Generator().manual_seed(self.random_state)
         seen = model.classifier.weight.detach()
-        mu = seen.mean(0)
-        weight = init_unseen_weights(seen, tau.shape[0], self.init, gen).requires_grad_(True)
+        weight = init_unseen_weights(seen, problem.targets.shape[0], self.init, gen).requires_grad_(True)
         self.init_weights_ = weight.detach().clone()
-        optimizer = torch.optim.Adam([weight], lr=self.lr)
-        stopper = EarlyStopping(self.patience, self.tol)
-        with torch.no_grad(), eval_mode(model):
-            probe = model.forward_features(pool[:1])  # [1, K, h, w]
-        self.channels_, self.positions_ = probe.shape[1], probe[0, 0].numel()
-        if self.channels_ != tau.shape[1]:
-            raise DataError(
-                f"`targets` have {tau.shape[1]} dimensions but the importance layer has {self.channels_} channels"
+        sampler = iter(PairSampler(problem.pool.shape[0], problem.targets.shape[0], self.batch_size, gen))
+        with eval_mode(model):
+            result = optimize(
+                [weight], lambda pair: self.batch_loss(problem, weight, *pair), lambda: (next(sampler),),
+                torch.optim.Adam([weight], lr=self.lr), epochs=self.max_steps, size=lambda _: 1,
+                early_stopping=EarlyStopping(self.patience, self.tol), on_step=on_step, progress=self.progress,
+                desc=f"transfer ({self.mode})", unit="step",
             )
-        cache = self._cache(model, pool) if self.mode == "fast" else None
-        history: list[float] = []
-        sampler = iter(PairSampler(pool.shape[0], tau.shape[0], self.batch_size, gen))
-        self.stopped_early_ = False
-        bar = tqdm(range(self.max_steps), desc=f"transfer ({self.mode})", disable=not self.progress, leave=False)
-        with eval_mode(model), torch.enable_grad():
-            for _ in bar:
-                idx, cls = next(sampler)
-                if cache is not None:
-                    loss = self._step_fast(model, cache, idx, cls, weight, tau, mu)
-                else:
-                    loss = self._step_reference(model, pool, idx, cls, weight, tau, mu)
-                (grad,) = torch.autograd.grad(loss, weight)
-                weight.grad = grad
-                optimizer.step()
-                value = float(loss.detach())
-                if not np.isfinite(value):
-                    raise DataError(f"transfer loss became {value} at step {len(history)}; lower `lr`")
-                history.append(value)
-                bar.set_postfix(loss=f"{value:.4f}")
-                if stopper.step(value):
-                    self.stopped_early_ = True
-                    break
         self.weights_ = weight.detach().clone()
-        self.history_ = history
-        self.n_steps_ = len(history)
-        log.info("transfer: %d steps, final loss %.4f, |W_u|/|W_s| = %.3f", self.n_steps_, history[-1],
+        self.history_ = list(result.step_losses)
+        self.n_steps_ = result.steps
+        self.stopped_early_ = result.stopped_by == "early_stopping"
+        log.info("transfer: %d steps, final loss %.4f, |W_u|/|W_s| = %.3f", self.n_steps_, self.history_[-1],
                  float(self.weights_.norm(dim=1).mean() / seen.norm(dim=1).mean()))
         return self
 

@@ -39,11 +39,11 @@ def test_fast_and_reference_paths_agree_in_float64():
     # The gradient of one step, from both paths, on the same weights and pairs.
     w = targets.new_zeros(3, 12).normal_().requires_grad_(True)
     idx, cls = torch.arange(6), torch.tensor([0, 1, 2, 0, 1, 2])
-    mu = model.classifier.weight.detach().mean(0)
+    problem = fast.prepare(model, pool, targets)
+    torch.testing.assert_close(problem.mean_seen, model.classifier.weight.detach().mean(0))
     with eval_mode(model):
-        cache = fast._cache(model, pool)
-        g_fast = torch.autograd.grad(fast._step_fast(model, cache, idx, cls, w, targets, mu), w)[0]
-        g_ref = torch.autograd.grad(ref._step_reference(model, pool, idx, cls, w, targets, mu), w)[0]
+        g_fast = torch.autograd.grad(fast.batch_loss(problem, w, idx, cls), w)[0]
+        g_ref = torch.autograd.grad(fast.batch_loss(problem, w, idx, cls, mode="reference"), w)[0]
     torch.testing.assert_close(g_fast, g_ref, rtol=1e-5, atol=1e-12)
 
 
@@ -133,7 +133,7 @@ def test_errors_are_named(gap_model):
 @pytest.mark.parametrize("arch", ["vgg", "resnet"])
 def test_shifted_head_matches_the_head_and_its_shift_gradient_is_the_summed_importance(arch):
     torch.manual_seed(9)
-    model = create_model(arch, 5, width=4, hidden=12).double().eval()
+    model = create_model(arch, 5, width=4, **({"hidden": 12} if arch == "vgg" else {})).double().eval()
     x = torch.rand(3, 3, 32, 32, dtype=torch.float64)
     acts = model.forward_features(x).requires_grad_(True)
     shift = torch.zeros(3, acts.shape[1], dtype=torch.float64, requires_grad=True)

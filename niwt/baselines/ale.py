@@ -8,7 +8,8 @@ ranking hinge loss. For a sample ``(x, y)`` and every other training class ``c``
 * loss ``= (β_r / r) Σ_c ℓ_c`` with ``β_k = Σ_{i ≤ k} 1/i`` (0 when ``r = 0``).
 
 The rank weight is treated as a constant in the gradient. The loss is averaged over a mini-batch and
-minimised with Adam (PyTorch, CPU, float32); all classes of a batch are handled at once.
+minimised with Adam (PyTorch, CPU, float32) by :func:`niwt.training.optimize`; all classes of a batch
+are handled at once.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from niwt.baselines._base import (
     check_positive,
     single_torch_thread,
 )
+from niwt.training import batches, optimize
 
 __all__ = ["ALE", "warp_loss"]
 
@@ -106,19 +108,13 @@ class ALE(ZSLBaseline):
         init = torch.randn(dim_x, dim_s, generator=generator) / np.sqrt(dim_x * dim_s)
         weight = init.requires_grad_(True)
         optimizer = torch.optim.Adam([weight], lr=lr, weight_decay=weight_decay)
-        self.loss_curve_: list[float] = []
-        for _ in range(epochs):
-            order = torch.randperm(n, generator=generator)
-            total = 0.0
-            for start in range(0, n, batch_size):
-                idx = order[start : start + batch_size]
-                scores = features[idx] @ weight @ knowledge.T
-                loss = warp_loss(scores, targets[idx], rank_weights)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += float(loss.detach()) * idx.numel()
-            self.loss_curve_.append(total / n)
+
+        def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+            return warp_loss(features[idx] @ weight @ knowledge.T, targets[idx], rank_weights)
+
+        result = optimize([weight], batch_loss, lambda: batches(n, batch_size, generator), optimizer, epochs=epochs,
+                          desc="ALE")
+        self.loss_curve_: list[float] = list(result.epoch_losses)
         self.W_ = weight.detach().double().numpy().copy()
         logger.debug("ALE fitted: W %s, final loss %.4g", self.W_.shape, self.loss_curve_[-1])
 

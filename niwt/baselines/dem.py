@@ -6,9 +6,10 @@ The image feature space is the embedding space: a two-layer ReLU network maps a 
 
 (the output ReLU matches non-negative CNN features; switch it off with ``output_relu=False``). Training
 minimises, over mini-batches of images, the mean over images of ``‖f(s_y) - x‖²`` plus
-``lam · (‖W1‖² + ‖b1‖² + ‖W2‖² + ‖b2‖²)``, with Adam (PyTorch, CPU, float32). An image is scored
-against a class by ``-‖x - f(s)‖²`` (``metric="euclidean"``) or by the cosine of ``x`` and ``f(s)``
-(``metric="cosine"``). ``metric`` is read when scoring, so it may be changed after ``fit``.
+``lam · (‖W1‖² + ‖b1‖² + ‖W2‖² + ‖b2‖²)``, with Adam (PyTorch, CPU, float32) by
+:func:`niwt.training.optimize`. An image is scored against a class by ``-‖x - f(s)‖²``
+(``metric="euclidean"``) or by the cosine of ``x`` and ``f(s)`` (``metric="cosine"``). ``metric`` is
+read when scoring, so it may be changed after ``fit``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from niwt.baselines._base import (
     single_torch_thread,
 )
 from niwt.errors import ConfigError
+from niwt.training import batches, optimize
 
 __all__ = ["DEM"]
 
@@ -111,23 +113,17 @@ class DEM(ZSLBaseline):
         ]
         w1, b1, w2, b2 = params
         optimizer = torch.optim.Adam(params, lr=lr)
-        self.loss_curve_: list[float] = []
-        for _ in range(epochs):
-            order = torch.randperm(n, generator=generator)
-            total = 0.0
-            for start in range(0, n, batch_size):
-                idx = order[start : start + batch_size]
-                mapped = torch.relu(knowledge[targets[idx]] @ w1 + b1) @ w2 + b2
-                if output_relu:
-                    mapped = torch.relu(mapped)
-                fit_term = (mapped - features[idx]).pow(2).sum(dim=1).mean()
-                penalty = sum(p.pow(2).sum() for p in params)
-                loss = fit_term + lam * penalty
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += float(loss.detach()) * idx.numel()
-            self.loss_curve_.append(total / n)
+
+        def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+            mapped = torch.relu(knowledge[targets[idx]] @ w1 + b1) @ w2 + b2
+            if output_relu:
+                mapped = torch.relu(mapped)
+            fit_term = (mapped - features[idx]).pow(2).sum(dim=1).mean()
+            return fit_term + lam * sum(p.pow(2).sum() for p in params)
+
+        result = optimize(params, batch_loss, lambda: batches(n, batch_size, generator), optimizer, epochs=epochs,
+                          desc="DEM")
+        self.loss_curve_: list[float] = list(result.epoch_losses)
         self.W1_, self.b1_, self.W2_, self.b2_ = (p.detach().double().numpy().copy() for p in params)
         self.output_relu_ = output_relu
         logger.debug("DEM fitted: hidden %d, final loss %.4g", hidden, self.loss_curve_[-1])

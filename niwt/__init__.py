@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 
 from niwt.config import RunConfig, load_config
 from niwt.data import ZSLData
+from niwt.data.settings import Setting, build_settings
 from niwt.data.shapes import ShapesConfig, make_shapes
 from niwt.errors import (
     ConfigError,
@@ -25,7 +26,7 @@ from niwt.importance import neuron_importance
 from niwt.knowledge import knowledge_vectors
 from niwt.mapping import ImportanceMapper
 from niwt.models import create_model, list_models
-from niwt.pipeline import run_niwt
+from niwt.pipeline import RunContext, build_context, niwt_method, run_niwt, score_images, select_niwt
 from niwt.training import seed_everything, train_classifier
 from niwt.transfer import UnseenWeightOptimizer
 
@@ -50,6 +51,13 @@ __all__ = [
     "make_shapes",
     "neuron_importance",
     "run_niwt",
+    "RunContext",
+    "Setting",
+    "build_context",
+    "build_settings",
+    "niwt_method",
+    "score_images",
+    "select_niwt",
     "seed_everything",
     "train_classifier",
 ]

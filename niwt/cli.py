@@ -8,32 +8,12 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from niwt.config import METHOD_NAMES
 from niwt.errors import ConfigError, NIWTError
 from niwt.experiments import DEFAULT_SWEEP
 
-__all__ = ["get_args_parser", "main", "format_table"]
-
-COLUMNS = (("seen_acc", "S"), ("unseen_acc", "U"), ("H", "H"), ("zsl_acc", "ZSL"), ("ausuc", "AUSUC"))
-
-
-def format_table(methods: dict[str, dict[str, float]], show_std: bool = True) -> str:
-    """A plain-text table of methods x (S, U, H, ZSL, AUSUC), with ``±`` std where present."""
-    header = f"{'method':<10}" + "".join(f"{name:>16}" for _, name in COLUMNS)
-    lines = [header, "-" * len(header)]
-    for method, m in methods.items():
-        cells = []
-        for key, _ in COLUMNS:
-            if key not in m:
-                cells.append(f"{'-':>16}")
-            elif show_std and f"{key}_std" in m:
-                cells.append(f"{m[key]:>9.3f} ±{m[key + '_std']:.3f}")
-            else:
-                cells.append(f"{m[key]:>16.3f}")
-        lines.append(f"{method:<10}" + "".join(cells))
-    return "\n".join(lines)
+__all__ = ["get_args_parser", "main"]
 
 
 def _common(parser: argparse.ArgumentParser, default_out: str) -> None:
@@ -95,6 +75,10 @@ def get_args_parser() -> argparse.ArgumentParser:
                            "NIWT, with the paper's NIWT H on AWA2 and CUB beside where the seed documents give it.")
     _config_args(repro, optional=True)
     _common(repro, "runs/reproduce")
+    conf = sub.add_parser("config", help="every config key with its value and help",
+                          description="Print every key of a run config, grouped by section, with its value (the "
+                          "defaults, or CONFIG's with --set applied) and what it does. The output is valid TOML.")
+    _config_args(conf, optional=True)
     return parser
 
 
@@ -103,40 +87,15 @@ def _setup_logging(quiet: bool) -> None:
                         stream=sys.stderr)
 
 
-def format_sweep(rows: list[dict[str, float]]) -> str:
-    """Λ sweep as a table."""
-    lines = [f"{'Λ':>8}{'S':>8}{'U':>8}{'H':>8}{'ZSL':>8}{'|Wu|/|Ws|':>11}"]
-    for r in rows:
-        lines.append(f"{r['lam']:>8g}{r['seen_acc']:>8.3f}{r['unseen_acc']:>8.3f}{r['H']:>8.3f}{r['zsl_acc']:>8.3f}"
-                     f"{r['unseen_norm_ratio']:>11.2f}")
-    return "\n".join(lines)
+def _report(command: str, result: object, out: str, seconds: float) -> None:
+    from niwt.results import Comparison, Reproduction, Sweep, format_reproduction, format_sweep, format_table
 
-
-def format_reproduce(rows: list[dict[str, Any]]) -> str:
-    """The paper's table layout with the paper's NIWT H beside."""
-    head = (f"{'backbone':<9}{'mode':<10}{'knowledge':<11}{'method':<7}{'S':>7}{'U':>7}{'H':>7}"
-            f"{'paper H AWA2':>14}{'paper H CUB':>13}")
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        paper = [f"{r[k]:>.1f}%" if r[k] is not None else "-" for k in ("paper_H_AWA2", "paper_H_CUB")]
-        lines.append(f"{r['arch']:<9}{r['mode']:<10}{r['knowledge']:<11}{r['method']:<7}{r['seen_acc']:>7.3f}"
-                     f"{r['unseen_acc']:>7.3f}{r['H']:>7.3f}{paper[0]:>14}{paper[1]:>13}")
-    return "\n".join(lines)
-
-
-def _report(command: str, result: dict[str, Any], out: str, seconds: float) -> None:
-    if command == "sweep-lambda":
-        sys.stdout.write(format_sweep(result["sweep"]) + "\n" + result["finding"] + "\n")
-        sys.stdout.write(f"Plot: {out}/plots/lambda_sweep.png\n")
-    elif command == "reproduce":
-        sys.stdout.write(format_reproduce(result["table"]) + "\n")
-    else:
-        sys.stdout.write(format_table(result["methods"], show_std=len(result.get("per_seed", [])) > 1) + "\n")
-        sel = result.get("selection", {})
-        sel = sel[0].get("niwt", {}) if isinstance(sel, list) else sel
-        if sel.get("validated"):
-            sys.stdout.write(f"NIWT: Λ = {sel['lam']:g}, lr = {sel['lr']:g} chosen on validation classes "
-                             f"(grid of {len(sel['grid'])}); every method's hyper-parameters were chosen there.\n")
+    if isinstance(result, Sweep):
+        sys.stdout.write(format_sweep(result) + "\n" + f"Plot: {out}/plots/lambda_sweep.png\n")
+    elif isinstance(result, Reproduction):
+        sys.stdout.write(format_reproduction(result) + "\n")
+    elif isinstance(result, Comparison):
+        sys.stdout.write(format_table(result) + "\n")
     sys.stdout.write(f"Wrote {out}/metrics.json in {seconds:.0f} s.\n")
 
 
@@ -164,6 +123,15 @@ def _load(args: argparse.Namespace):
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``niwt`` console script."""
     args = get_args_parser().parse_args(argv)
+    if args.command == "config":
+        try:
+            from niwt.config import describe_config
+
+            sys.stdout.write(describe_config(_load(args)))
+        except NIWTError as err:
+            sys.stderr.write(f"niwt: error: {err}\n")
+            return 2
+        return 0
     _setup_logging(args.quiet)
     progress = not args.quiet
     try:

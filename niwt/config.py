@@ -9,17 +9,26 @@ expected type and what was given). :func:`save_config` writes the resolved confi
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import json
 import tomllib
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import tomli_w
 
+from niwt.baselines import BASELINES
+from niwt.data.settings import POOLS
 from niwt.data.shapes import ShapesConfig
 from niwt.errors import ConfigError
+from niwt.importance import REDUCTIONS, neuron_importance
+from niwt.knowledge import NORMALIZATIONS, SOURCES, TEXT_ENCODERS
+from niwt.mapping import MAPPING_MODELS, ImportanceMapper
+from niwt.training import TRAIN_MODES, train_classifier
+from niwt.transfer import INITS, MODES, UnseenWeightOptimizer
 
 __all__ = [
     "KnowledgeConfig",
@@ -32,6 +41,8 @@ __all__ = [
     "CompareConfig",
     "METHOD_NAMES",
     "RunConfig",
+    "resolve_config",
+    "describe_config",
     "from_dict",
     "to_dict",
     "load_config",
@@ -41,141 +52,229 @@ __all__ = [
 
 T = TypeVar("T")
 
+METHOD_NAMES = ("niwt", *BASELINES)
+"""Methods ``compare`` can run: NIWT and every registered baseline."""
 
-def _choice(section: str, name: str, value: str, valid: tuple[str, ...]) -> None:
-    if value not in valid:
-        raise ConfigError(f"`{section}.{name}` must be one of {list(valid)}, got {value!r}")
+
+def _check(section: str, obj: object, name: str, *, choices: tuple[str, ...] | None = None,
+           low: float | None = None, low_open: bool = False, high: float | None = None,
+           high_open: bool = False) -> None:
+    """The one validator of config values: a choice list, or bounds (``None`` values are skipped).
+
+    Each element of a tuple value is checked alike.
+    """
+    value = getattr(obj, name)
+    for v in value if isinstance(value, tuple) else (value,):
+        if v is None:
+            continue
+        where = f"`{section}.{name}`" + (" values" if isinstance(value, tuple) else "")
+        if choices is not None and v not in choices:
+            raise ConfigError(f"{where} must be one of {list(choices)}, got {v!r}")
+        too_low = low is not None and (v <= low if low_open else v < low)
+        too_high = high is not None and (v >= high if high_open else v > high)
+        if (too_low or too_high) and low is not None and high is not None:
+            interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+            raise ConfigError(f"{where} must lie in {interval}, got {v!r}")
+        if too_low:
+            raise ConfigError(f"{where} must be {'>' if low_open else '>='} {low:g}, got {v!r}")
+        if too_high:
+            raise ConfigError(f"{where} must be {'<' if high_open else '<='} {high:g}, got {v!r}")
+
+
+def _default(func: Any, name: str) -> Any:
+    """The default of parameter ``name`` of ``func``: the stage's own default is the one source."""
+    return inspect.signature(func).parameters[name].default
 
 
 def _positive(section: str, obj: object, *names: str) -> None:
     for name in names:
-        value = getattr(obj, name)
-        if value <= 0:
-            raise ConfigError(f"`{section}.{name}` must be > 0, got {value!r}")
+        _check(section, obj, name, low=0, low_open=True)
 
 
 @dataclass(frozen=True)
 class KnowledgeConfig:
-    """How class knowledge becomes vectors: attributes or text, and their normalisation."""
+    """How class knowledge becomes vectors: attributes or text, and their normalisation.
+
+    Attributes:
+        source: "attributes" (the class attribute matrix) or "text" (embedded class descriptions).
+        normalize: per-class normalisation of the vectors: "none", "l2" or "zscore".
+        text_encoder: for text: "tfidf" (built in) or "sentence-transformers" (the `text` extra).
+    """
 
     source: str = "attributes"
     normalize: str = "l2"
     text_encoder: str = "tfidf"
 
     def __post_init__(self) -> None:
-        _choice("knowledge", "source", self.source, ("attributes", "text"))
-        _choice("knowledge", "normalize", self.normalize, ("none", "l2", "zscore"))
-        _choice("knowledge", "text_encoder", self.text_encoder, ("tfidf", "sentence-transformers"))
+        _check("knowledge", self, "source", choices=SOURCES)
+        _check("knowledge", self, "normalize", choices=NORMALIZATIONS)
+        _check("knowledge", self, "text_encoder", choices=TEXT_ENCODERS)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Backbone family and size."""
+    """Backbone family and size.
+
+    Attributes:
+        arch: registered backbone name (`niwt.list_models()`): "vgg", "resnet", "tv_vgg16", "tv_resnet101".
+        width: channels of the first convolution block (shapes backbones).
+        hidden: width of fc6/fc7, the penultimate feature size (VGG-like only; unset: the model's default).
+        dropout: dropout after fc6/fc7 (VGG-like only; unset: the model's default).
+    """
 
     arch: str = "vgg"
     width: int = 32
-    hidden: int = 256
-    dropout: float = 0.3
+    hidden: int | None = None
+    dropout: float | None = None
 
     def __post_init__(self) -> None:
         _positive("model", self, "width", "hidden")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"`model.dropout` must lie in [0, 1), got {self.dropout!r}")
+        _check("model", self, "dropout", low=0.0, high=1.0, high_open=True)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Pre-training on source classes, then training on seen classes (fixed or finetuned)."""
+    """Pre-training on source classes, then training on seen classes (fixed or finetuned).
 
-    mode: str = "finetuned"
+    Attributes:
+        mode: "finetuned" (every layer trains) or "fixed" (only the classifier).
+        pretrain_epochs: epochs on the source classes (0: no pre-training).
+        epochs: epochs on the seen classes.
+        lr: AdamW peak learning rate (one-cycle schedule).
+        batch_size: images per step.
+        weight_decay: AdamW weight decay.
+        augment: random flips and shifts during training.
+    """
+
+    mode: str = _default(train_classifier, "mode")
     pretrain_epochs: int = 10
-    epochs: int = 12
-    lr: float = 3e-3
-    batch_size: int = 128
-    weight_decay: float = 5e-4
-    augment: bool = True
+    epochs: int = _default(train_classifier, "epochs")
+    lr: float = _default(train_classifier, "lr")
+    batch_size: int = _default(train_classifier, "batch_size")
+    weight_decay: float = _default(train_classifier, "weight_decay")
+    augment: bool = _default(train_classifier, "augment")
 
     def __post_init__(self) -> None:
-        _choice("train", "mode", self.mode, ("finetuned", "fixed"))
+        _check("train", self, "mode", choices=TRAIN_MODES)
         _positive("train", self, "epochs", "lr", "batch_size")
-        if self.pretrain_epochs < 0:
-            raise ConfigError(f"`train.pretrain_epochs` must be >= 0, got {self.pretrain_epochs}")
+        _check("train", self, "pretrain_epochs", low=0)
 
 
 @dataclass(frozen=True)
 class ImportanceConfig:
-    """Neuron importance: spatial reduction and streaming batch size."""
+    """Neuron importance: spatial reduction and streaming batch size.
 
-    reduction: str = "sum"
+    Attributes:
+        reduction: "sum" over spatial positions (the authors' code) or "mean" (Grad-CAM).
+        batch_size: images per forward/backward pass when extracting importances.
+    """
+
+    reduction: str = _default(neuron_importance, "reduction")
     batch_size: int = 256
 
     def __post_init__(self) -> None:
-        _choice("importance", "reduction", self.reduction, ("sum", "mean"))
+        _check("importance", self, "reduction", choices=REDUCTIONS)
         _positive("importance", self, "batch_size")
 
 
 @dataclass(frozen=True)
 class MappingConfig:
-    """Knowledge -> importance map (linear or MLP), selected by rank correlation on held-out classes."""
+    """Knowledge -> importance map (linear or MLP), selected by rank correlation on held-out classes.
 
-    model: str = "linear"
-    hidden: int = 256
-    lr: float = 1e-3
-    epochs: int = 150
-    batch_size: int = 64
-    weight_decay: float = 0.0
-    n_holdout: int = 5
-    refit: bool = True
+    Attributes:
+        model: "linear" or "mlp" (one hidden layer).
+        hidden: hidden width of the MLP.
+        lr: Adam learning rate.
+        epochs: maximum epochs; the best by held-out rank correlation is kept.
+        batch_size: images per step.
+        weight_decay: Adam weight decay.
+        n_holdout: seen classes held out to choose the epoch (capped at the number of classes - 1).
+        refit: retrain on every seen class for the chosen number of epochs.
+    """
+
+    model: str = _default(ImportanceMapper, "model")
+    hidden: int = _default(ImportanceMapper, "hidden")
+    lr: float = _default(ImportanceMapper, "lr")
+    epochs: int = _default(ImportanceMapper, "epochs")
+    batch_size: int = _default(ImportanceMapper, "batch_size")
+    weight_decay: float = _default(ImportanceMapper, "weight_decay")
+    n_holdout: int = _default(ImportanceMapper, "n_holdout")
+    refit: bool = _default(ImportanceMapper, "refit")
 
     def __post_init__(self) -> None:
-        _choice("mapping", "model", self.model, ("linear", "mlp"))
+        _check("mapping", self, "model", choices=MAPPING_MODELS)
         _positive("mapping", self, "hidden", "lr", "epochs", "batch_size", "n_holdout")
+        _check("mapping", self, "weight_decay", low=0)
 
 
 @dataclass(frozen=True)
 class TransferConfig:
-    """Unseen-row optimisation; ``lam_grid``/``lr_grid`` are searched on validation classes."""
+    """Unseen-row optimisation; ``lam_grid``/``lr_grid`` are searched on validation classes.
 
-    lam: float = 1e-3
-    lr: float = 3e-3
+    Attributes:
+        lam: Λ, the L2 pull of unseen rows towards the mean seen row (used when not selecting).
+        lr: Adam learning rate (used when not selecting, or when `lr_grid` is empty).
+        lam_grid: Λ values tried on the validation classes.
+        lr_grid: learning rates tried on the validation classes (empty: `lr` only).
+        select: choose Λ (and lr) on the validation classes; false: use `lam` and `lr`.
+        batch_size: (pool image, unseen class) pairs per step.
+        max_steps: hard cap on optimisation steps.
+        patience: stop after this many steps without a relative improvement of `tol`.
+        tol: relative loss improvement that resets the patience counter.
+        pool: unlabeled images for the transfer: "source", "seen" or "noise".
+        init: start of the unseen rows: "seen_centered", "mean" or "zeros".
+        mode: "fast" (cached activations) or "reference" (full network each step); same result.
+    """
+
+    lam: float = _default(UnseenWeightOptimizer, "lam")
+    lr: float = _default(UnseenWeightOptimizer, "lr")
     lam_grid: tuple[float, ...] = (0.0, 1e-3, 3e-3, 1e-2, 3e-2)
     lr_grid: tuple[float, ...] = ()
     select: bool = True
-    batch_size: int = 64
-    max_steps: int = 800
-    patience: int = 40
-    tol: float = 0.01
+    batch_size: int = _default(UnseenWeightOptimizer, "batch_size")
+    max_steps: int = _default(UnseenWeightOptimizer, "max_steps")
+    patience: int = _default(UnseenWeightOptimizer, "patience")
+    tol: float = _default(UnseenWeightOptimizer, "tol")
     pool: str = "source"
-    init: str = "seen_centered"
-    mode: str = "fast"
+    init: str = _default(UnseenWeightOptimizer, "init")
+    mode: str = _default(UnseenWeightOptimizer, "mode")
 
     def __post_init__(self) -> None:
-        _choice("transfer", "pool", self.pool, ("source", "seen", "noise"))
-        _choice("transfer", "init", self.init, ("seen_centered", "mean", "zeros"))
-        _choice("transfer", "mode", self.mode, ("fast", "reference"))
+        _check("transfer", self, "pool", choices=POOLS)
+        _check("transfer", self, "init", choices=INITS)
+        _check("transfer", self, "mode", choices=MODES)
         _positive("transfer", self, "lr", "batch_size", "max_steps", "patience")
-        for name in ("lam", "tol"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"`transfer.{name}` must be >= 0, got {getattr(self, name)!r}")
-        for name in ("lam_grid", "lr_grid"):
-            for v in getattr(self, name):
-                if v < 0:
-                    raise ConfigError(f"`transfer.{name}` values must be >= 0, got {v!r}")
+        for name in ("lam", "tol", "lam_grid", "lr_grid"):
+            _check("transfer", self, name, low=0)
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """GZSL evaluation: optional calibrated stacking chosen on validation classes."""
+    """GZSL evaluation: optional calibrated stacking chosen on validation classes.
+
+    Attributes:
+        calibrate: subtract a constant from seen scores, chosen by H on the validation classes.
+    """
 
     calibrate: bool = False
 
 
-METHOD_NAMES = ("niwt", "ale", "dem", "eszsl", "sae")
-
-
 @dataclass(frozen=True)
 class CompareConfig:
-    """Methods, seeds and the baselines' hyper-parameter grids (searched on validation classes)."""
+    """Methods, seeds and the baselines' hyper-parameter grids (searched on validation classes).
+
+    Attributes:
+        methods: methods to run, in order: "niwt", "ale", "dem", "eszsl", "sae".
+        seeds: number of seeds (the run's seed, then the next ones).
+        ale_lr: ALE learning rates tried.
+        ale_epochs: ALE epochs.
+        dem_lam: DEM weight decays tried.
+        dem_lr: DEM learning rates tried.
+        dem_epochs: DEM epochs.
+        eszsl_alpha: ESZSL regularisers on the image side tried.
+        eszsl_gamma: ESZSL regularisers on the knowledge side tried.
+        sae_lam: SAE regularisers tried.
+    """
 
     methods: tuple[str, ...] = METHOD_NAMES
     seeds: int = 3
@@ -189,18 +288,14 @@ class CompareConfig:
     sae_lam: tuple[float, ...] = (1e-1, 1.0, 1e1, 1e2)
 
     def __post_init__(self) -> None:
-        unknown = [m for m in self.methods if m not in METHOD_NAMES]
-        if unknown:
-            raise ConfigError(f"`compare.methods`: unknown method(s) {unknown}; valid methods: {list(METHOD_NAMES)}")
+        _check("compare", self, "methods", choices=METHOD_NAMES)
         if not self.methods:
             raise ConfigError("`compare.methods` must name at least one method")
         _positive("compare", self, "seeds", "ale_epochs", "dem_epochs")
         for name in ("ale_lr", "dem_lam", "dem_lr", "eszsl_alpha", "eszsl_gamma", "sae_lam"):
-            values = getattr(self, name)
-            if not values:
+            if not getattr(self, name):
                 raise ConfigError(f"`compare.{name}` must hold at least one value")
-            if any(v < 0 for v in values):
-                raise ConfigError(f"`compare.{name}` values must be >= 0, got {list(values)}")
+            _check("compare", self, name, low=0)
 
     def grid(self, method: str) -> dict[str, list[float | int]]:
         """The hyper-parameter grid of a baseline (fixed settings as one-point lists)."""
@@ -215,7 +310,11 @@ class CompareConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything one NIWT run needs."""
+    """Everything one NIWT run needs.
+
+    Attributes:
+        seed: the run's seed; it drives every stage (the dataset too, unless `data.seed` is set).
+    """
 
     seed: int = 0
     data: ShapesConfig = field(default_factory=ShapesConfig)
@@ -227,6 +326,40 @@ class RunConfig:
     transfer: TransferConfig = field(default_factory=TransferConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
+
+    def __post_init__(self) -> None:
+        _check("top level", self, "seed", low=0)
+
+
+def _model_defaults(arch: str) -> dict[str, Any]:
+    """The settings the backbone ``arch`` accepts, with its defaults."""
+    import inspect
+
+    from niwt.models.backbones import _REGISTRY
+
+    if arch not in _REGISTRY:
+        raise ConfigError(f"unknown model {arch!r}; available models: {', '.join(sorted(_REGISTRY))}")
+    params = inspect.signature(_REGISTRY[arch]).parameters
+    return {n: p.default for n, p in params.items() if p.default is not inspect.Parameter.empty}
+
+
+def resolve_config(config: RunConfig) -> RunConfig:
+    """Fill what a config leaves to the run: the dataset's seed follows the run's seed when unset,
+    and the model's unset sizes become the chosen architecture's defaults (settings it cannot use
+    are refused)."""
+    if config.data.seed is None:
+        config = replace(config, data=replace(config.data, seed=config.seed))
+    accepted = _model_defaults(config.model.arch)
+    m = config.model
+    for name in ("hidden", "dropout"):
+        value = getattr(m, name)
+        if name not in accepted:
+            if value is not None:
+                raise ConfigError(f"`model.{name}` cannot be used by model {m.arch!r} (it accepts "
+                                  f"{', '.join(sorted(accepted)) or 'no settings'}); remove it from the config")
+        elif value is None:
+            m = replace(m, **{name: accepted[name]})
+    return replace(config, model=m)
 
 
 def _type_name(tp: Any) -> str:
@@ -295,12 +428,16 @@ def from_dict(cls: type[T], values: dict[str, Any], *, prefix: str = "") -> T:
         raise ConfigError(f"invalid settings under `{prefix or 'top level'}`: {err}") from err
 
 
-def to_dict(config: Any) -> dict[str, Any]:
-    """Turn a (nested) config dataclass into plain TOML/JSON-ready values (tuples become lists)."""
+def to_dict(config: Any, *, keep_unset: bool = False) -> dict[str, Any]:
+    """Turn a (nested) config dataclass into plain TOML/JSON-ready values (tuples become lists).
+
+    Unset (``None``) settings are left out, as TOML has no null, unless ``keep_unset``.
+    """
 
     def plain(v: Any) -> Any:
         if dataclasses.is_dataclass(v):
-            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)
+                    if keep_unset or getattr(v, f.name) is not None}
         if isinstance(v, tuple):
             return [plain(x) for x in v]
         return v
@@ -334,7 +471,7 @@ def _parse_value(text: str) -> Any:
 
 def apply_overrides(config: T, overrides: list[str] | tuple[str, ...]) -> T:
     """Apply ``key.sub=value`` overrides (values parsed as TOML, bare words as strings)."""
-    values = to_dict(config)
+    values = to_dict(config, keep_unset=True)
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like section.key=value")
@@ -359,3 +496,59 @@ def apply_overrides(config: T, overrides: list[str] | tuple[str, ...]) -> T:
 def save_config(config: Any, path: str | Path) -> None:
     """Write the resolved config as TOML."""
     Path(path).write_text(tomli_w.dumps(to_dict(config)), encoding="utf-8")
+
+
+def _attribute_help(cls: type) -> dict[str, str]:
+    """``name -> help`` from the ``Attributes:`` section of a config class's docstring."""
+    out: dict[str, str] = {}
+    lines = (inspect.getdoc(cls) or "").splitlines()
+    if "Attributes:" not in lines:
+        return out
+    current = None
+    for line in lines[lines.index("Attributes:") + 1 :]:
+        if not line.startswith("    "):
+            break
+        head, sep, text = line.strip().partition(": ")
+        if line.startswith("        ") and current is not None:
+            out[current] += " " + line.strip()
+        elif sep and head.isidentifier():
+            current = head
+            out[current] = text
+    return out
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (tuple, list)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, str):
+        return json.dumps(v)
+    return repr(v)
+
+
+def describe_config(config: Any = None) -> str:
+    """Every key of ``config`` (default: the defaults) as ``section.key = value  # help``, by section."""
+    config = config if config is not None else RunConfig()
+    lines: list[str] = []
+
+    def walk(obj: Any, prefix: str) -> None:
+        helps = _attribute_help(type(obj))
+        scalars = [f for f in dataclasses.fields(obj) if not dataclasses.is_dataclass(getattr(obj, f.name))]
+        if scalars:
+            lines.append(f"[{prefix}]" if prefix else "# top level")
+            width = max(len(f.name) for f in scalars)
+            for f in scalars:
+                value = getattr(obj, f.name)
+                if value is None:  # TOML has no null: an unset key is shown commented out
+                    lines.append(f"# {f.name:<{width - 2}} = {'(unset)':<24} # {helps.get(f.name, '')}".rstrip())
+                else:
+                    lines.append(f"{f.name:<{width}} = {_toml_value(value):<24} # {helps.get(f.name, '')}".rstrip())
+            lines.append("")
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                walk(value, f"{prefix}.{f.name}" if prefix else f.name)
+
+    walk(config, "")
+    return "\n".join(lines).rstrip() + "\n"

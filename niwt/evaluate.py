@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from niwt.checks import as_labels, as_matrix
 from niwt.errors import ConfigError, DataError
 
 __all__ = [
@@ -64,15 +65,6 @@ def harmonic_mean(s: float, u: float) -> float:
     return 2.0 * s * u / (s + u)
 
 
-def _as_labels(name: str, value: object) -> np.ndarray:
-    arr = np.asarray(value)
-    if arr.ndim != 1:
-        raise DataError(f"`{name}` must be a 1-d array of class indices, got shape {arr.shape}")
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        raise DataError(f"`{name}` must hold integer class indices, got dtype {arr.dtype}")
-    return arr.astype(np.int64)
-
-
 def per_class_accuracy(pred: np.ndarray, labels: np.ndarray) -> float:
     """Per-class mean top-1 accuracy.
 
@@ -89,8 +81,8 @@ def per_class_accuracy(pred: np.ndarray, labels: np.ndarray) -> float:
     Raises:
         DataError: if the inputs are empty, not 1-d integer arrays, or of different lengths.
     """
-    pred = _as_labels("pred", pred)
-    labels = _as_labels("labels", labels)
+    pred = as_labels("pred", pred)
+    labels = as_labels("labels", labels)
     if pred.shape != labels.shape:
         raise DataError(
             f"`pred` and `labels` must have the same shape, got pred {pred.shape} and labels {labels.shape}"
@@ -140,14 +132,9 @@ class _Prepared:
 
 
 def _class_set(name: str, value: object, n_columns: int) -> np.ndarray:
-    arr = np.asarray(value)
-    if arr.ndim != 1:
-        raise DataError(f"`{name}` must be a 1-d sequence of class indices, got shape {arr.shape}")
+    arr = as_labels(name, value)
     if arr.size == 0:
         raise DataError(f"`{name}` must hold at least one class, got none")
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise DataError(f"`{name}` must hold integer class indices, got dtype {arr.dtype}")
-    arr = arr.astype(np.int64)
     if arr.min() < 0 or arr.max() >= n_columns:
         raise DataError(
             f"`{name}` must index the {n_columns} score columns, i.e. lie in [0, {n_columns}), "
@@ -164,12 +151,8 @@ def _prepare(
     seen_classes: Sequence[int] | np.ndarray,
     unseen_classes: Sequence[int] | np.ndarray,
 ) -> _Prepared:
-    scores = np.asarray(scores)
-    if scores.ndim != 2:
-        raise DataError(f"`scores` must be a 2-d array [N, C], got shape {scores.shape}")
-    if not np.issubdtype(scores.dtype, np.number) or np.issubdtype(scores.dtype, np.complexfloating):
-        raise DataError(f"`scores` must hold real numbers, got dtype {scores.dtype}")
-    labels = _as_labels("labels", labels)
+    scores = as_matrix("scores", scores, finite=False)  # only the seen and unseen columns must be finite
+    labels = as_labels("labels", labels)
     if labels.shape[0] != scores.shape[0]:
         raise DataError(
             f"`scores` and `labels` must have one row per image: scores has shape {scores.shape}, "
@@ -196,8 +179,8 @@ def _prepare(
             "`labels` must contain images of both seen and unseen classes for GZSL evaluation; got "
             f"{int(is_seen.sum())} seen-class and {int((~is_seen).sum())} unseen-class images"
         )
-    seen_scores = scores[:, seen].astype(np.float64)
-    unseen_scores = scores[:, unseen].astype(np.float64)
+    seen_scores = scores[:, seen]
+    unseen_scores = scores[:, unseen]
     if not (np.isfinite(seen_scores).all() and np.isfinite(unseen_scores).all()):
         raise DataError("`scores` holds NaN or infinite values in the columns of seen or unseen classes")
     arg_s = seen_scores.argmax(axis=1)

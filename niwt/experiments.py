@@ -11,32 +11,29 @@ import copy
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from niwt.config import METHOD_NAMES, RunConfig
+from niwt.config import METHOD_NAMES, RunConfig, resolve_config
 from niwt.errors import ConfigError, DataError
-from niwt.evaluate import evaluate_gzsl
-from niwt.knowledge import knowledge_vectors
 from niwt.pipeline import (
-    Prepared,
-    baseline_method,
-    gzsl_scores,
+    build_context,
     load_dataset,
-    niwt_method,
+    load_knowledge,
+    needs_validation,
     pretrain,
+    run_methods,
     save_niwt_outputs,
     write_run,
 )
 from niwt.report.plots import plot_lambda_sweep
+from niwt.results import Comparison, Reproduction, ReproductionRow, SeedRun, Sweep, SweepRow
 from niwt.rundir import in_run_dir
+from niwt.training import seed_everything
 
-__all__ = ["compare", "sweep_lambda", "reproduce", "aggregate", "PAPER_H", "check_methods", "quick_config"]
+__all__ = ["compare", "sweep_lambda", "reproduce", "PAPER_H", "check_methods", "quick_config", "DEFAULT_SWEEP"]
 
 log = logging.getLogger(__name__)
-
-KEYS = ("seen_acc", "unseen_acc", "H", "zsl_acc", "ausuc")
 
 PAPER_H: dict[tuple[str, str, str], dict[str, float]] = {
     # GZSL harmonic mean (%) of NIWT reported in the paper, as quoted by the seed review
@@ -66,60 +63,35 @@ def _check_validation(config: RunConfig) -> None:
         raise ConfigError("`transfer.lam_grid` is empty; give at least one Λ or set transfer.select = false")
 
 
-def aggregate(per_seed: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
-    """Mean and (population) standard deviation over seeds: ``key`` and ``key_std`` per method."""
-    out: dict[str, dict[str, float]] = {}
-    for method in per_seed[0]:
-        values = {k: np.array([run[method][k] for run in per_seed]) for k in KEYS}
-        out[method] = {}
-        for k, v in values.items():
-            out[method][k] = float(v.mean())
-            out[method][f"{k}_std"] = float(v.std())
-    return out
-
-
-def _methods_once(prep: Prepared, methods: tuple[str, ...]) -> tuple[dict[str, dict[str, float]], dict[str, Any], Any]:
-    metrics, selections, niwt_result = {}, {}, None
-    for method in methods:
-        if method == "niwt":
-            niwt_result = niwt_method(prep)
-            report, sel = niwt_result.report, niwt_result.selection
-        else:
-            report, sel = baseline_method(prep, method)
-        metrics[method] = {k: report.as_dict()[k] for k in KEYS}
-        selections[method] = sel
-        log.info("%s: S=%.3f U=%.3f H=%.3f", method, report.seen_acc, report.unseen_acc, report.H)
-    return metrics, selections, niwt_result
-
-
 def compare(config: RunConfig, out: str | Path, *, force: bool = False, progress: bool = False,
             seeds: int | None = None, methods: tuple[str, ...] | None = None, command: str = "compare",
-            ) -> dict[str, Any]:
-    """Every method on one dataset, over several seeds, into one run directory and table."""
+            ) -> Comparison:
+    """Every method on one dataset, over several seeds, into one run directory and table.
+
+    The dataset is made once (from the first seed); each seed trains its own models.
+    """
     methods = check_methods(methods if methods is not None else config.compare.methods)
     n_seeds = seeds if seeds is not None else config.compare.seeds
     if n_seeds < 1:
         raise ConfigError(f"`seeds` must be >= 1, got {n_seeds}")
     _check_validation(config)
-    config = replace(config, compare=replace(config.compare, methods=methods, seeds=n_seeds))
+    config = resolve_config(replace(config, compare=replace(config.compare, methods=methods, seeds=n_seeds)))
 
-    def body(staging: Path) -> dict[str, Any]:
+    def body(staging: Path) -> Comparison:
         data = load_dataset(config)
-        per_seed, selections = [], []
+        runs = []
         for i in range(n_seeds):
             cfg = replace(config, seed=config.seed + i)
-            prep = Prepared(cfg, data, progress=progress)
-            metrics, sel, niwt_result = _methods_once(prep, methods)
-            per_seed.append(metrics)
-            selections.append({"seed": cfg.seed, **sel})
-            if i == 0 and niwt_result is not None:
-                save_niwt_outputs(staging, cfg, niwt_result)
-        summary = aggregate(per_seed)
-        extra = {"per_seed": per_seed, "selection": selections,
-                 "protocol": "hyper-parameters chosen by H on the seen val classes acting as unseen; "
-                             "then refit on all seen classes; test images used only for the reported numbers"}
-        write_run(staging, config, summary, extra)
-        return {"methods": summary, **extra}
+            seed_everything(cfg.seed)
+            ctx = build_context(cfg, data, load_knowledge(cfg, data), validation=needs_validation(cfg, methods),
+                                progress=progress)
+            results, niwt_run = run_methods(ctx, methods)
+            runs.append(SeedRun(cfg.seed, results))
+            if i == 0 and niwt_run is not None:
+                save_niwt_outputs(staging, cfg, niwt_run)
+        comparison = Comparison(tuple(runs))
+        write_run(staging, config, comparison.to_dict())
+        return comparison
 
     return in_run_dir(out, force, body, command=command)
 
@@ -128,7 +100,7 @@ DEFAULT_SWEEP = (0.0, 1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 
 
 def sweep_lambda(config: RunConfig, out: str | Path, *, force: bool = False, progress: bool = False,
-                 lams: tuple[float, ...] = DEFAULT_SWEEP) -> dict[str, Any]:
+                 lams: tuple[float, ...] = DEFAULT_SWEEP) -> Sweep:
     """The paper's regularisation study: S, U and H on the test images against Λ, table and PNG.
 
     This is an analysis of the trained model (as in the paper's figure), not a selection: the
@@ -137,27 +109,27 @@ def sweep_lambda(config: RunConfig, out: str | Path, *, force: bool = False, pro
     if not lams or any(not isinstance(v, (int, float)) or v < 0 for v in lams):
         raise ConfigError(f"Λ values must be numbers >= 0, got {list(lams)}")
     lams = tuple(sorted(float(v) for v in lams))
+    config = resolve_config(config)
 
-    def body(staging: Path) -> dict[str, Any]:
-        prep = Prepared(config, progress=progress)
-        d, model = prep.data, copy.deepcopy(prep.final_model)
-        _, _, optimizers = prep.transfer(model, [(lam, config.transfer.lr) for lam in lams], final=True)
+    def body(staging: Path) -> Sweep:
+        seed_everything(config.seed)
+        data = load_dataset(config)
+        ctx = build_context(config, data, load_knowledge(config, data), validation=False, progress=progress)
+        setting = ctx.final
+        model = copy.deepcopy(ctx.model(setting))
+        _, _, optimizers = ctx.transfer(setting, model, [(lam, config.transfer.lr) for lam in lams])
         rows = []
         for lam, opt in zip(lams, optimizers):
             opt.apply(model)
-            scores = gzsl_scores(model, prep.images[prep.test_idx], d.seen_classes, d.unseen_classes, d.n_classes)
-            rep = evaluate_gzsl(scores, d.labels[prep.test_idx], d.seen_classes, d.unseen_classes)
+            rep = ctx.report(setting, ctx.scores(model, setting), calibration=0.0)
             norm = float(opt.weights_.norm(dim=1).mean() / model.classifier.weight.detach().norm(dim=1).mean())
-            rows.append({"lam": lam, **{k: rep.as_dict()[k] for k in KEYS}, "steps": opt.n_steps_,
-                         "unseen_norm_ratio": norm})
+            rows.append(SweepRow(lam, rep, opt.n_steps_, norm))
         (staging / "plots").mkdir()
-        plot_lambda_sweep(rows, staging / "plots" / "lambda_sweep.png",
+        plot_lambda_sweep([r.to_dict() for r in rows], staging / "plots" / "lambda_sweep.png",
                           title=f"NIWT on shapes ({config.model.arch}, {config.train.mode}): accuracy vs Λ")
-        best = max(rows, key=lambda r: r["unseen_acc"])
-        finding = _sweep_finding(rows)
-        write_run(staging, config, {}, {"sweep": rows, "best_unseen_lam": best["lam"], "finding": finding,
-                                        "note": "test-set analysis of Λ; not used to choose it"})
-        return {"sweep": rows, "finding": finding}
+        sweep = Sweep(tuple(rows), _sweep_finding([r.to_dict() for r in rows]))
+        write_run(staging, config, sweep.to_dict())
+        return sweep
 
     return in_run_dir(out, force, body, command="sweep-lambda")
 
@@ -175,33 +147,37 @@ def _sweep_finding(rows: list[dict[str, float]], margin: float = 0.01) -> str:
             f"seen accuracy goes from {rows[0]['seen_acc']:.3f} to {rows[-1]['seen_acc']:.3f}")
 
 
-def reproduce(config: RunConfig, out: str | Path, *, force: bool = False, progress: bool = False) -> dict[str, Any]:
+def reproduce(config: RunConfig, out: str | Path, *, force: bool = False, progress: bool = False) -> Reproduction:
     """The paper's table on the shapes world: {vgg, resnet} x {fixed, finetuned} x {attributes, text}
     for ALE, DEM and NIWT, with the paper's NIWT H on AWA2 and CUB beside where known."""
     _check_validation(config)
+    config = resolve_config(config)
+    methods = ("ale", "dem", "niwt")
 
-    def body(staging: Path) -> dict[str, Any]:
+    def body(staging: Path) -> Reproduction:
+        seed_everything(config.seed)
         data = load_dataset(config)
+        images = data.images_tensor(np.arange(len(data.labels)))
         rows = []
         for arch in ("vgg", "resnet"):
-            arch_cfg = replace(config, model=replace(config.model, arch=arch))
-            base = pretrain(arch_cfg, data, data.images_tensor(np.arange(len(data.labels))), progress)
+            arch_cfg = resolve_config(replace(config, model=replace(config.model, arch=arch, hidden=None,
+                                                                    dropout=None)))
+            base = pretrain(arch_cfg, data, images, progress)
             for mode in ("fixed", "finetuned"):
                 mode_cfg = replace(arch_cfg, train=replace(arch_cfg.train, mode=mode))
-                prep = Prepared(mode_cfg, data, base=base, progress=progress)
+                models = None
                 for source in ("attributes", "text"):
                     cfg = replace(mode_cfg, knowledge=replace(mode_cfg.knowledge, source=source))
-                    prep.config = cfg
-                    prep.knowledge, _ = knowledge_vectors(data, source, cfg.knowledge.normalize,
-                                                          cfg.knowledge.text_encoder)
-                    metrics, _, _ = _methods_once(prep, ("ale", "dem", "niwt"))
-                    for method, m in metrics.items():
-                        paper = PAPER_H.get((arch, mode, source), {}) if method == "niwt" else {}
-                        rows.append({"arch": arch, "mode": mode, "knowledge": source, "method": method, **m,
-                                     "paper_H_AWA2": paper.get("AWA2"), "paper_H_CUB": paper.get("CUB")})
-        write_run(staging, config, {}, {"table": rows, "paper_reference": "NIWT H (%) from the paper as quoted by "
-                                        "the seed review; shapes-world numbers are fractions"})
-        return {"table": rows}
+                    ctx = build_context(cfg, data, load_knowledge(cfg, data), base=base, models=models,
+                                        validation=needs_validation(cfg, methods), progress=progress)
+                    models = ctx.models  # the backbones do not depend on the knowledge: train them once
+                    results, _ = run_methods(ctx, methods)
+                    for result in results:
+                        paper = PAPER_H.get((arch, mode, source), {}) if result.method == "niwt" else {}
+                        rows.append(ReproductionRow(arch, mode, source, result, paper.get("AWA2"), paper.get("CUB")))
+        reproduction = Reproduction(tuple(rows))
+        write_run(staging, config, reproduction.to_dict())
+        return reproduction
 
     return in_run_dir(out, force, body, command="reproduce")
 

@@ -18,9 +18,11 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import nn
 
+from niwt.checks import as_image_batch, as_labels
 from niwt.errors import ConfigError, DataError
 
 __all__ = [
+    "REDUCTIONS",
     "neuron_importance",
     "importance_from_activations",
     "resolve_layer",
@@ -28,7 +30,8 @@ __all__ = [
     "eval_mode",
 ]
 
-REDUCTIONS = ("sum", "mean")
+REDUCTIONS: tuple[str, ...] = ("sum", "mean")
+"""Spatial reductions of the importance: ``"sum"`` (NIWT) and ``"mean"`` (Grad-CAM)."""
 
 
 def resolve_layer(model: nn.Module, layer: nn.Module | str) -> nn.Module:
@@ -78,6 +81,12 @@ def capture_layer(module: nn.Module) -> Iterator[list[torch.Tensor]]:
         yield store
     finally:
         handle.remove()
+
+
+def _input_channels(model: nn.Module) -> int | None:
+    """Input channels of the model's first convolution, or ``None`` when it has none."""
+    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    return None if first is None else first.in_channels
 
 
 def _check_reduction(reduction: str) -> None:
@@ -141,8 +150,9 @@ def neuron_importance(
     Args:
         model: a classifier returning logits ``[N, C]``.
         layer: the module, or its dotted name (``"features"``, ``"layer4.0"``).
-        images: ``[N, 3, H, W]`` float tensor.
-        targets: ``[N]`` class indices into the logits.
+        images: ``[N, C, H, W]`` float tensor (or NumPy array), converted to the model's dtype; C must
+            match the model's first convolution and H, W its ``image_size`` when it has one.
+        targets: ``[N]`` integer class indices into the logits.
         reduction: ``"sum"`` (NIWT) or ``"mean"`` (Grad-CAM) over spatial positions.
         batch_size: stream the images in batches of this size (memory stays flat), or all at once.
         create_graph: keep the graph for higher-order gradients (only without ``batch_size``).
@@ -154,22 +164,20 @@ def neuron_importance(
 
     Raises:
         ConfigError: unknown layer name or reduction.
-        DataError: images/targets of the wrong shape or length.
+        DataError: images of the wrong layout, dtype, channel count or size, with NaN, or none;
+            targets of the wrong length or dtype, or outside the logits.
 
     Example:
         >>> alpha = neuron_importance(model, "features", x, y)  # doctest: +SKIP
     """
     _check_reduction(reduction)
     module = resolve_layer(model, layer)
-    if not isinstance(images, torch.Tensor) or images.ndim != 4 or not images.is_floating_point():
-        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise DataError(f"`images` must be a float tensor [N, C, H, W], got {shape}")
-    targets = torch.as_tensor(targets)
-    if targets.shape != (images.shape[0],):
-        raise DataError(
-            f"`targets` must hold one class index per image: expected [{images.shape[0]}], "
-            f"got {tuple(targets.shape)}"
-        )
+    ref = next(model.parameters(), None)
+    images = as_image_batch("images", images, channels=_input_channels(model),
+                            size=getattr(model, "image_size", None), dtype=None if ref is None else ref.dtype)
+    if images.shape[0] == 0:
+        raise DataError("`images` is empty: give at least one image")
+    targets = torch.from_numpy(as_labels("targets", targets, length=images.shape[0]))
     if create_graph and batch_size is not None:
         raise ConfigError("`create_graph=True` cannot be combined with `batch_size` streaming")
     step = batch_size or images.shape[0]

@@ -1,109 +1,258 @@
-"""One function per command, wiring the stages from a typed config into a run directory.
+"""The stages wired from a typed config, through a run context built once and never mutated.
 
-The NIWT pipeline on a dataset:
+A run of NIWT (and of the baselines beside it) on a dataset:
 
 1. pre-train the backbone on the source classes (an ImageNet stand-in);
-2. **validation**: train on the seen *train* classes, treat the seen *val* classes as unseen, and
-   choose Λ (and the learning rate) of the transfer by the GZSL harmonic mean on held-out images;
-   no unseen test image is looked at;
-3. **final**: train on all seen classes, extract importances, fit the knowledge -> importance map,
-   transfer the unseen classes with the chosen values, and evaluate GZSL on the test images.
+2. train two copies on seen classes: one on the *validation* setting's train classes, one on the
+   *final* setting's seen classes (:mod:`niwt.data.settings`);
+3. **validation**: treat the val classes as unseen and choose every method's hyper-parameters
+   (NIWT's Λ and learning rate) by the GZSL harmonic mean; no unseen test image is looked at;
+4. **final**: extract importances, fit the knowledge -> importance map, transfer the unseen
+   classes with the chosen values, and evaluate GZSL on the test images.
 
-Run directories are written through :mod:`niwt.rundir` (a private staging directory moved into
-place when complete; nothing niwt did not write is ever deleted).
+Randomness: the commands call :func:`~niwt.training.seed_everything` once; every stage that draws
+random numbers does so from its own seed (:func:`seeded`), so a stage's result depends only on its
+inputs and the run's seed, never on which stage ran before it.
+
+Run directories are written through :mod:`niwt.rundir`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import logging
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from niwt.baselines import get_baseline
-from niwt.config import RunConfig, save_config, to_dict
+from niwt.config import RunConfig, resolve_config, save_config, to_dict
 from niwt.data import ZSLData
+from niwt.data.settings import Setting, build_settings, pool_indices
 from niwt.data.shapes import make_shapes
 from niwt.errors import DataError
 from niwt.evaluate import GZSLReport, choose_calibration, evaluate_gzsl
 from niwt.importance import eval_mode, neuron_importance
 from niwt.knowledge import knowledge_vectors
 from niwt.mapping import ImportanceMapper
-from niwt.models import Backbone, create_model
+from niwt.models import Backbone, create_model, model_settings
+from niwt.results import Comparison, GridPoint, MethodResult, SeedRun, Selection
 from niwt.rundir import in_run_dir, versions, write_json
 from niwt.training import predict_logits, seed_everything, train_classifier
 from niwt.transfer import UnseenWeightOptimizer
 
-__all__ = ["NIWTResult", "Prepared", "pretrain", "fit_seen", "niwt_transfer", "gzsl_scores",
-           "penultimate_features", "select_transfer", "niwt_method", "baseline_method", "run_niwt", "load_dataset"]
+__all__ = ["NIWTRun", "TrainedModels", "RunContext", "seeded", "load_dataset", "load_knowledge", "pretrain",
+           "fit_seen", "train_models", "build_context", "needs_validation", "transfer_grid", "niwt_transfer",
+           "gzsl_scores", "score_images", "penultimate_features", "select_niwt", "niwt_method", "baseline_method", "run_methods",
+           "run_niwt", "run_to_dir", "demo_config", "save_niwt_outputs", "write_run"]
 
 log = logging.getLogger(__name__)
 
-@dataclass(frozen=True)
-class NIWTResult:
-    """What a NIWT run produced (the model carries the seen and unseen rows)."""
 
-    report: GZSLReport
-    model: Backbone
-    mapper: ImportanceMapper
-    optimizer: UnseenWeightOptimizer
-    selection: dict[str, Any]
-    seconds: dict[str, float]
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run the block with torch's global generator seeded by ``seed``, then restore its state.
+
+    For what draws from the global generator and takes no ``generator`` argument (module
+    initialisation, dropout).
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def load_dataset(config: RunConfig) -> ZSLData:
-    """The dataset of a run (the embedded shapes world)."""
-    return make_shapes(config.data)
+    """The dataset of a run (the embedded shapes world), from the resolved config."""
+    return make_shapes(resolve_config(config).data)
 
 
-def _local_labels(labels: np.ndarray, classes: np.ndarray) -> torch.Tensor:
-    lookup = {int(c): i for i, c in enumerate(classes)}
-    return torch.tensor([lookup[int(c)] for c in labels], dtype=torch.long)
+def load_knowledge(config: RunConfig, data: ZSLData) -> np.ndarray:
+    """Class vectors ``[C, d]`` of ``data`` as ``config.knowledge`` asks."""
+    k = config.knowledge
+    return knowledge_vectors(data, k.source, k.normalize, k.text_encoder)[0]
+
+
+def _model_kwargs(config: RunConfig) -> dict[str, object]:
+    """The settings of ``config`` that its architecture uses (the config refuses the others)."""
+    m = config.model
+    kwargs = {"width": m.width, "hidden": m.hidden, "dropout": m.dropout, "image_size": config.data.image_size}
+    accepted = model_settings(m.arch)
+    return {k: v for k, v in kwargs.items() if v is not None and k in accepted}
 
 
 def pretrain(config: RunConfig, data: ZSLData, images: torch.Tensor, progress: bool = False) -> Backbone:
     """A backbone trained on the source classes (or untrained when there are none / 0 epochs)."""
     n_out = max(len(data.source_classes), 1)
-    model = create_model(config.model.arch, n_out, width=config.model.width, hidden=config.model.hidden,
-                         dropout=config.model.dropout, image_size=config.data.image_size)
-    if len(data.source_idx) and config.train.pretrain_epochs:
-        t = config.train
-        train_classifier(model, images[data.source_idx], _local_labels(data.labels[data.source_idx], data.source_classes),
-                         epochs=t.pretrain_epochs, lr=t.lr, batch_size=t.batch_size, weight_decay=t.weight_decay,
-                         mode="finetuned", augment=t.augment,
-                         generator=torch.Generator().manual_seed(config.seed), progress=progress, desc="pre-train")
+    with seeded(config.seed):
+        model = create_model(config.model.arch, n_out, **_model_kwargs(config))
+        if len(data.source_idx) and config.train.pretrain_epochs:
+            t = config.train
+            setting = Setting("source", data.source_classes, np.zeros(0, np.int64), data.source_idx, data.source_idx)
+            labels = torch.from_numpy(setting.rows(data.labels[data.source_idx]))
+            train_classifier(model, images[data.source_idx], labels, epochs=t.pretrain_epochs, lr=t.lr,
+                             batch_size=t.batch_size, weight_decay=t.weight_decay, mode="finetuned",
+                             augment=t.augment, generator=torch.Generator().manual_seed(config.seed),
+                             progress=progress, desc="pre-train")
     return model
 
 
 def fit_seen(config: RunConfig, base: Backbone, images: torch.Tensor, labels: torch.Tensor, n_classes: int,
              progress: bool = False, desc: str = "seen") -> Backbone:
-    """A copy of ``base`` with a fresh classifier, trained on seen classes (fixed or finetuned)."""
+    """A copy of ``base`` with a fresh classifier, trained on seen classes (fixed or finetuned).
+
+    ``labels`` are classifier rows (``Setting.rows``).
+    """
     model = copy.deepcopy(base)
-    model.reset_classifier(n_classes)
     t = config.train
-    train_classifier(model, images, labels, epochs=t.epochs, lr=t.lr, batch_size=t.batch_size,
-                     weight_decay=t.weight_decay, mode=t.mode, augment=t.augment,
-                     generator=torch.Generator().manual_seed(config.seed + 1), progress=progress, desc=desc)
+    with seeded(config.seed + 1):
+        model.reset_classifier(n_classes)
+        train_classifier(model, images, labels, epochs=t.epochs, lr=t.lr, batch_size=t.batch_size,
+                         weight_decay=t.weight_decay, mode=t.mode, augment=t.augment,
+                         generator=torch.Generator().manual_seed(config.seed + 1), progress=progress, desc=desc)
     return model
 
 
-def pool_images(config: RunConfig, data: ZSLData, images: torch.Tensor, seen_idx: np.ndarray) -> torch.Tensor:
-    """The unlabeled images the transfer runs on."""
-    pool = config.transfer.pool
-    if pool == "source":
-        if not len(data.source_idx):
-            raise DataError("`transfer.pool = \"source\"` needs source images; this dataset has none, use \"seen\"")
-        return images[data.source_idx]
-    if pool == "seen":
-        return images[seen_idx]
-    gen = torch.Generator().manual_seed(config.seed + 7)
-    return torch.rand(max(len(data.source_idx), 512), *images.shape[1:], generator=gen)
+def transfer_grid(config: RunConfig) -> list[tuple[float, float]]:
+    """The (Λ, lr) points searched on validation (one point when selection is off)."""
+    t = config.transfer
+    lams = list(t.lam_grid) if t.select and t.lam_grid else [t.lam]
+    lrs = list(t.lr_grid) if t.select and t.lr_grid else [t.lr]
+    return list(itertools.product(lams, lrs))
+
+
+def _baseline_points(config: RunConfig, name: str) -> list[dict[str, float]]:
+    grid = config.compare.grid(name)
+    return [dict(zip(grid, values)) for values in itertools.product(*grid.values())] or [{}]
+
+
+def needs_validation(config: RunConfig, methods: tuple[str, ...]) -> bool:
+    """Whether any of ``methods`` chooses something on the validation setting."""
+    if config.eval.calibrate:
+        return True
+    return any(len(transfer_grid(config)) > 1 if m == "niwt" else len(_baseline_points(config, m)) > 1
+               for m in methods)
+
+
+@dataclass(frozen=True, eq=False)
+class TrainedModels:
+    """The backbones one run shares between methods: pre-trained, and trained per setting."""
+
+    base: Backbone
+    final: Backbone
+    validation: Backbone | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def train_models(config: RunConfig, data: ZSLData, images: torch.Tensor, settings: tuple[Setting, Setting], *,
+                 validation: bool = True, base: Backbone | None = None, progress: bool = False) -> TrainedModels:
+    """Pre-train (unless ``base`` is given), then train the final and (if asked) the validation model."""
+    val_setting, final_setting = settings
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    base = base if base is not None else pretrain(config, data, images, progress)
+    seconds["pretrain"] = time.perf_counter() - t0
+    val_model = None
+    if validation:
+        if not len(val_setting.new_classes):
+            raise DataError("choosing hyper-parameters needs validation classes, but `val_classes` is empty; "
+                            "set data.n_val > 0 or transfer.select = false")
+        t0 = time.perf_counter()
+        idx = val_setting.train_idx
+        val_model = fit_seen(config, base, images[idx], torch.from_numpy(val_setting.rows(data.labels[idx])),
+                             len(val_setting.fit_classes), progress, desc="train (val)")
+        seconds["train_val"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    idx = final_setting.train_idx
+    final = fit_seen(config, base, images[idx], torch.from_numpy(final_setting.rows(data.labels[idx])),
+                     len(final_setting.fit_classes), progress, desc="train (seen)")
+    seconds["train_final"] = time.perf_counter() - t0
+    return TrainedModels(base, final, val_model, seconds)
+
+
+@dataclass(frozen=True, eq=False)
+class RunContext:
+    """What every method of one run shares; built once by :func:`build_context`, never mutated.
+
+    Attributes:
+        config: the resolved run config.
+        data: the dataset.
+        knowledge: ``[C, d]`` class vectors.
+        images: ``[N, 3, H, W]`` float images of the dataset.
+        validation, final: the two settings (:mod:`niwt.data.settings`).
+        models: the trained backbones.
+        progress: show progress of long stages.
+    """
+
+    config: RunConfig
+    data: ZSLData
+    knowledge: np.ndarray
+    images: torch.Tensor
+    validation: Setting
+    final: Setting
+    models: TrainedModels
+    progress: bool = False
+
+    def model(self, setting: Setting) -> Backbone:
+        """The backbone trained for ``setting`` (shared: copy it before changing its rows)."""
+        if setting is self.final:
+            return self.models.final
+        if self.models.validation is None:
+            raise DataError("this run context has no validation model; build it with validation=True")
+        return self.models.validation
+
+    def report(self, setting: Setting, scores: np.ndarray, calibration: float | None = None) -> GZSLReport:
+        """GZSL report of ``scores`` on ``setting``'s test images.
+
+        ``calibration=None`` chooses the calibration constant on these scores when the config asks
+        for calibration (only ever done on the validation setting), else uses 0.
+        """
+        labels = self.data.labels[setting.test_idx]
+        if calibration is None:
+            calibration = (choose_calibration(scores, labels, setting.fit_classes, setting.new_classes)
+                           if self.config.eval.calibrate else 0.0)
+        return evaluate_gzsl(scores, labels, setting.fit_classes, setting.new_classes, calibration=calibration)
+
+    def scores(self, model: Backbone, setting: Setting) -> np.ndarray:
+        """``model``'s GZSL scores ``[N, C]`` on ``setting``'s test images."""
+        return gzsl_scores(model, self.images[setting.test_idx], setting.fit_classes, setting.new_classes,
+                           self.data.n_classes)
+
+    def pool(self, setting: Setting) -> torch.Tensor:
+        """The unlabeled images transfer runs on in ``setting``."""
+        idx = pool_indices(self.data, setting, self.config.transfer.pool)
+        if idx is not None:
+            return self.images[idx]
+        gen = torch.Generator().manual_seed(self.config.seed + 7)
+        return torch.rand(max(len(self.data.source_idx), 512), *self.images.shape[1:], generator=gen)
+
+    def transfer(self, setting: Setting, model: Backbone, grid: list[tuple[float, float]],
+                 ) -> tuple[ImportanceMapper, np.ndarray, list[UnseenWeightOptimizer]]:
+        """:func:`niwt_transfer` of ``setting``'s new classes into ``model``, with its training images."""
+        idx = setting.train_idx
+        labels = torch.from_numpy(setting.rows(self.data.labels[idx]))
+        return niwt_transfer(self.config, model, self.knowledge, self.images[idx], labels, setting.fit_classes,
+                             setting.new_classes, self.pool(setting), grid, self.progress)
+
+
+def build_context(config: RunConfig, data: ZSLData, knowledge: np.ndarray, *, validation: bool = True,
+                  base: Backbone | None = None, models: TrainedModels | None = None,
+                  progress: bool = False) -> RunContext:
+    """Settings, images and trained models of one run (``models`` reuses models trained before)."""
+    config = resolve_config(config)
+    knowledge = np.asarray(knowledge, dtype=np.float64)
+    if knowledge.shape[0] != data.n_classes:
+        raise DataError(f"`knowledge` must have one row per class ({data.n_classes}), got shape {knowledge.shape}")
+    settings = build_settings(data, config.seed)
+    images = data.images_tensor(np.arange(len(data.labels)))
+    if models is None:
+        models = train_models(config, data, images, settings, validation=validation, base=base, progress=progress)
+    return RunContext(config, data, knowledge, images, settings[0], settings[1], models, progress)
 
 
 def niwt_transfer(config: RunConfig, model: Backbone, knowledge: np.ndarray, images: torch.Tensor,
@@ -134,7 +283,8 @@ def niwt_transfer(config: RunConfig, model: Backbone, knowledge: np.ndarray, ima
     return mapper, targets, optimizers
 
 
-def gzsl_scores(model: Backbone, images: torch.Tensor, seen: np.ndarray, unseen: np.ndarray, n_classes: int) -> np.ndarray:
+def gzsl_scores(model: Backbone, images: torch.Tensor, seen: np.ndarray, unseen: np.ndarray, n_classes: int,
+                ) -> np.ndarray:
     """Logits of ``model`` (seen rows then unseen rows) spread into global class columns ``[N, C]``."""
     logits = predict_logits(model, images).double().numpy()
     scores = np.full((logits.shape[0], n_classes), -np.inf)
@@ -143,218 +293,163 @@ def gzsl_scores(model: Backbone, images: torch.Tensor, seen: np.ndarray, unseen:
     return scores
 
 
+def score_images(model: Backbone, images: torch.Tensor, setting: Setting, n_classes: int | None = None,
+                 ) -> np.ndarray:
+    """GZSL scores ``[N, n_classes]`` of ``images``: column c is global class c.
+
+    The model's rows are ``setting.fit_classes`` then ``setting.new_classes`` (as trained and
+    transferred); columns of classes outside the setting are ``-inf``. ``n_classes`` defaults to
+    the largest class id of the setting + 1.
+    """
+    n_classes = n_classes if n_classes is not None else int(setting.classes.max()) + 1
+    n_rows = model.classifier.n_seen + model.classifier.n_unseen
+    if n_rows != setting.classes.size:
+        raise DataError(f"`model` has {n_rows} classifier rows ({model.classifier.n_seen} seen, "
+                        f"{model.classifier.n_unseen} unseen) but the {setting.name} setting has "
+                        f"{len(setting.fit_classes)} + {len(setting.new_classes)} classes; transfer the new "
+                        "classes first")
+    return gzsl_scores(model, images, setting.fit_classes, setting.new_classes, n_classes)
+
+
 @torch.no_grad()
 def penultimate_features(model: Backbone, images: torch.Tensor, batch_size: int = 512) -> np.ndarray:
-    """The classifier's input features ``[N, D]`` (eval mode) — what the baselines are fitted on."""
+    """The classifier's input features ``[N, D]`` (eval mode): what the baselines are fitted on."""
     with eval_mode(model):
         return torch.cat([model.forward_head(model.forward_features(images[i : i + batch_size]))
                           for i in range(0, images.shape[0], batch_size)]).double().numpy()
 
 
-def transfer_grid(config: RunConfig) -> list[tuple[float, float]]:
-    """The (Λ, lr) points searched on validation (one point when selection is off)."""
-    t = config.transfer
-    lams = list(t.lam_grid) if t.select and t.lam_grid else [t.lam]
-    lrs = list(t.lr_grid) if t.select and t.lr_grid else [t.lr]
-    return list(itertools.product(lams, lrs))
+@dataclass(frozen=True, eq=False)
+class NIWTRun:
+    """NIWT's result, with the extended model (seen and unseen rows) and its fitted stages."""
 
-
-class Prepared:
-    """What every method of one run shares: data, knowledge, images and the trained backbones.
-
-    ``val_model`` is trained on the seen *train* classes only (80 % of their training images), so the
-    seen *val* classes can act as unseen when hyper-parameters are chosen; ``final_model`` is trained
-    on every seen class. Both start from the same source-pretrained ``base`` and are trained on
-    first use.
-    """
-
-    def __init__(self, config: RunConfig, data: ZSLData | None = None, base: Backbone | None = None,
-                 progress: bool = False) -> None:
-        seed_everything(config.seed)
-        self.config, self.progress = config, progress
-        self.data = data if data is not None else load_dataset(config)
-        self.knowledge, _ = knowledge_vectors(self.data, config.knowledge.source, config.knowledge.normalize,
-                                              config.knowledge.text_encoder)
-        self.images = self.data.images_tensor(np.arange(len(self.data.labels)))
-        self.seconds: dict[str, float] = {}
-        t0 = time.perf_counter()
-        self.base = base if base is not None else pretrain(config, self.data, self.images, progress)
-        self.seconds["pretrain"] = time.perf_counter() - t0
-        d = self.data
-        rng = np.random.default_rng(config.seed)
-        tr_idx = rng.permutation(d.trainval_idx[np.isin(d.labels[d.trainval_idx], d.train_classes)])
-        n_hold = max(1, len(tr_idx) // 5)
-        self.hold_idx, self.fit_idx = np.sort(tr_idx[:n_hold]), np.sort(tr_idx[n_hold:])
-        self.val_idx = d.trainval_idx[np.isin(d.labels[d.trainval_idx], d.val_classes)]
-        self.eval_idx = np.concatenate([self.hold_idx, self.val_idx])
-        self.test_idx = np.concatenate([d.test_seen_idx, d.test_unseen_idx])
-        self._val_model: Backbone | None = None
-        self._final_model: Backbone | None = None
-
-    def _timed(self, key: str, fn):
-        t0 = time.perf_counter()
-        out = fn()
-        self.seconds[key] = self.seconds.get(key, 0.0) + time.perf_counter() - t0
-        return out
+    result: MethodResult
+    model: Backbone
+    mapper: ImportanceMapper
+    optimizer: UnseenWeightOptimizer
 
     @property
-    def val_model(self) -> Backbone:
-        if self._val_model is None:
-            d = self.data
-            if len(d.val_classes) == 0:
-                raise DataError("choosing hyper-parameters needs validation classes, but `val_classes` is empty; "
-                                "set data.n_val > 0 or transfer.select = false")
-            labels = _local_labels(d.labels[self.fit_idx], d.train_classes)
-            self._val_model = self._timed("train_val", lambda: fit_seen(
-                self.config, self.base, self.images[self.fit_idx], labels, len(d.train_classes), self.progress,
-                desc="train (val)"))
-        return self._val_model
+    def report(self) -> GZSLReport:
+        return self.result.report
 
     @property
-    def final_model(self) -> Backbone:
-        if self._final_model is None:
-            d = self.data
-            labels = _local_labels(d.labels[d.trainval_idx], d.seen_classes)
-            self._final_model = self._timed("train_final", lambda: fit_seen(
-                self.config, self.base, self.images[d.trainval_idx], labels, len(d.seen_classes), self.progress,
-                desc="train (seen)"))
-        return self._final_model
-
-    def transfer(self, model: Backbone, grid: list[tuple[float, float]], *, final: bool,
-                 ) -> tuple[ImportanceMapper, np.ndarray, list[UnseenWeightOptimizer]]:
-        """:func:`niwt_transfer` on ``model`` in the final setting (seen -> unseen classes) or the
-        validation one (train -> val classes), with that setting's training images and pool."""
-        d = self.data
-        idx, fit, new = ((d.trainval_idx, d.seen_classes, d.unseen_classes) if final
-                         else (self.fit_idx, d.train_classes, d.val_classes))
-        labels = _local_labels(d.labels[idx], fit)
-        pool = pool_images(self.config, d, self.images, idx)
-        return niwt_transfer(self.config, model, self.knowledge, self.images[idx], labels, fit, new, pool, grid,
-                             self.progress)
-
-    def val_report(self, scores_val: np.ndarray) -> GZSLReport:
-        """GZSL report on the validation images (train classes seen, val classes unseen)."""
-        d = self.data
-        labels = d.labels[self.eval_idx]
-        gamma = choose_calibration(scores_val, labels, d.train_classes, d.val_classes) if self.config.eval.calibrate else 0.0
-        return evaluate_gzsl(scores_val, labels, d.train_classes, d.val_classes, calibration=gamma)
+    def selection(self) -> Selection:
+        return self.result.selection
 
 
-def _pick(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    best = rows[0]
-    for row in rows[1:]:
-        if row["H"] > best["H"]:
-            best = row
-    return best
-
-
-def select_transfer(prep: Prepared, grid: list[tuple[float, float]] | None = None) -> dict[str, Any]:
-    """Choose Λ and the learning rate on the seen val classes acting as unseen (no test image used).
-
-    The backbone is ``prep.val_model``; the held-out 20 % of the train classes' images and the val
-    classes' training images form the validation GZSL test.
-    """
-    config, d = prep.config, prep.data
-    grid = grid if grid is not None else transfer_grid(config)
-    if len(grid) == 1 and not config.eval.calibrate:
-        return {"grid": [{"lam": grid[0][0], "lr": grid[0][1]}], "lam": grid[0][0], "lr": grid[0][1],
-                "validated": False}
-    model = prep.val_model
-    _, _, optimizers = prep.transfer(model, grid, final=False)
-    rows = []
+def select_niwt(ctx: RunContext, grid: list[tuple[float, float]] | None = None) -> Selection:
+    """Choose Λ and the learning rate on the validation setting (the val classes act as unseen)."""
+    grid = grid if grid is not None else transfer_grid(ctx.config)
+    if len(grid) == 1 and not ctx.config.eval.calibrate:
+        return Selection({"lam": grid[0][0], "lr": grid[0][1]})
+    setting = ctx.validation
+    model = copy.deepcopy(ctx.model(setting))
+    _, _, optimizers = ctx.transfer(setting, model, grid)
+    points = []
     for (lam, lr), opt in zip(grid, optimizers):
         opt.apply(model)
-        rep = prep.val_report(gzsl_scores(model, prep.images[prep.eval_idx], d.train_classes, d.val_classes,
-                                          d.n_classes))
-        rows.append({"lam": lam, "lr": lr, "seen_acc": rep.seen_acc, "unseen_acc": rep.unseen_acc, "H": rep.H,
-                     "calibration": rep.calibration})
+        rep = ctx.report(setting, ctx.scores(model, setting))
+        points.append(GridPoint({"lam": lam, "lr": lr}, rep))
         log.info("validation Λ=%g lr=%g: S=%.3f U=%.3f H=%.3f", lam, lr, rep.seen_acc, rep.unseen_acc, rep.H)
-    best = _pick(rows)
-    return {"grid": rows, "lam": best["lam"], "lr": best["lr"], "validated": True}
+    return Selection.best_of(points)
 
 
-def niwt_method(prep: Prepared, selection: dict[str, Any] | None = None) -> NIWTResult:
-    """NIWT on the final backbone with Λ/lr chosen on validation (or given in ``selection``)."""
-    config, d = prep.config, prep.data
+def niwt_method(ctx: RunContext, selection: Selection | None = None) -> NIWTRun:
+    """NIWT on the final model with Λ/lr chosen on validation (or given in ``selection``)."""
     t0 = time.perf_counter()
-    selection = selection if selection is not None else select_transfer(prep)
+    selection = selection if selection is not None else select_niwt(ctx)
     seconds = {"select": time.perf_counter() - t0}
     t0 = time.perf_counter()
-    model = copy.deepcopy(prep.final_model)
-    mapper, _, (opt,) = prep.transfer(model, [(selection["lam"], selection["lr"])], final=True)
+    setting = ctx.final
+    model = copy.deepcopy(ctx.model(setting))
+    mapper, _, (opt,) = ctx.transfer(setting, model, [(selection.params["lam"], selection.params["lr"])])
     opt.apply(model)
-    scores_test = gzsl_scores(model, prep.images[prep.test_idx], d.seen_classes, d.unseen_classes, d.n_classes)
-    gamma = 0.0
-    if config.eval.calibrate and selection.get("validated"):
-        gamma = next(r["calibration"] for r in selection["grid"]
-                     if (r["lam"], r["lr"]) == (selection["lam"], selection["lr"]))
-    report = evaluate_gzsl(scores_test, d.labels[prep.test_idx], d.seen_classes, d.unseen_classes, calibration=gamma)
+    report = ctx.report(setting, ctx.scores(model, setting), calibration=selection.calibration)
     seconds["final"] = time.perf_counter() - t0
-    return NIWTResult(report, model, mapper, opt, selection, {**prep.seconds, **seconds})
+    result = MethodResult("niwt", report, selection, {**ctx.models.seconds, **seconds})
+    return NIWTRun(result, model, mapper, opt)
 
 
-def baseline_method(prep: Prepared, name: str, grid: dict[str, list[Any]] | None = None) -> tuple[GZSLReport, dict[str, Any]]:
-    """A baseline on the penultimate features, its hyper-parameters chosen on validation classes.
+def baseline_method(ctx: RunContext, name: str) -> MethodResult:
+    """A baseline on the penultimate features, its hyper-parameters chosen on the validation setting.
 
-    The grid is searched with features of ``prep.val_model`` (val classes unseen by it), the best
-    point refitted on every seen class with features of ``prep.final_model``.
+    The grid is searched with the validation model's features, the best point refitted on every
+    seen class with the final model's features.
     """
-    d = prep.data
-    grid = grid if grid is not None else prep.config.compare.grid(name)
-    points = [dict(zip(grid, values)) for values in itertools.product(*grid.values())] or [{}]
-    seed = {"random_state": prep.config.seed} if "random_state" in get_baseline(name).get_params() else {}
-    rows = []
-    if len(points) > 1 or prep.config.eval.calibrate:
-        f_fit = penultimate_features(prep.val_model, prep.images[prep.fit_idx])
-        f_eval = penultimate_features(prep.val_model, prep.images[prep.eval_idx])
+    t0 = time.perf_counter()
+    d, k = ctx.data, ctx.knowledge
+    points = _baseline_points(ctx.config, name)
+    seed = {"random_state": ctx.config.seed} if "random_state" in get_baseline(name).get_params() else {}
+    if len(points) > 1 or ctx.config.eval.calibrate:
+        val, model = ctx.validation, ctx.model(ctx.validation)
+        f_fit = penultimate_features(model, ctx.images[val.train_idx])
+        f_eval = penultimate_features(model, ctx.images[val.test_idx])
+        grid = []
         for params in points:
-            est = get_baseline(name, **params, **seed).fit(f_fit, d.labels[prep.fit_idx], prep.knowledge)
-            rep = prep.val_report(est.decision_function(f_eval, prep.knowledge))
-            rows.append({**params, "seen_acc": rep.seen_acc, "unseen_acc": rep.unseen_acc, "H": rep.H,
-                         "calibration": rep.calibration})
-        best = _pick(rows)
+            est = get_baseline(name, **params, **seed).fit(f_fit, d.labels[val.train_idx], k)
+            grid.append(GridPoint(params, ctx.report(val, est.decision_function(f_eval, k))))
+        selection = Selection.best_of(grid)
     else:
-        best = {**points[0], "calibration": 0.0}
-    params = {k: best[k] for k in grid}
-    f_train = penultimate_features(prep.final_model, prep.images[d.trainval_idx])
-    f_test = penultimate_features(prep.final_model, prep.images[prep.test_idx])
-    est = get_baseline(name, **params, **seed).fit(f_train, d.labels[d.trainval_idx], prep.knowledge)
-    report = evaluate_gzsl(est.decision_function(f_test, prep.knowledge), d.labels[prep.test_idx], d.seen_classes,
-                           d.unseen_classes, calibration=best["calibration"])
-    return report, {"grid": rows, "chosen": params, "calibration": best["calibration"], "validated": bool(rows)}
+        selection = Selection(points[0])
+    final, model = ctx.final, ctx.model(ctx.final)
+    f_train = penultimate_features(model, ctx.images[final.train_idx])
+    f_test = penultimate_features(model, ctx.images[final.test_idx])
+    est = get_baseline(name, **selection.params, **seed).fit(f_train, d.labels[final.train_idx], k)
+    report = ctx.report(final, est.decision_function(f_test, k), calibration=selection.calibration)
+    return MethodResult(name, report, selection, {"fit": time.perf_counter() - t0})
+
+
+def run_methods(ctx: RunContext, methods: tuple[str, ...]) -> tuple[tuple[MethodResult, ...], NIWTRun | None]:
+    """Each of ``methods`` on ``ctx``, in order; NIWT's full run is returned beside the results."""
+    results, niwt_run = [], None
+    for method in methods:
+        if method == "niwt":
+            niwt_run = niwt_method(ctx)
+            result = niwt_run.result
+        else:
+            result = baseline_method(ctx, method)
+        results.append(result)
+        log.info("%s: S=%.3f U=%.3f H=%.3f", method, result.report.seen_acc, result.report.unseen_acc,
+                 result.report.H)
+    return tuple(results), niwt_run
 
 
 def run_niwt(config: RunConfig, data: ZSLData | None = None, progress: bool = False,
-             base: Backbone | None = None) -> NIWTResult:
-    """Run NIWT end to end and evaluate GZSL on the test images."""
-    return niwt_method(Prepared(config, data, base, progress))
+             base: Backbone | None = None) -> NIWTRun:
+    """Run NIWT end to end (seeded by ``config.seed``) and evaluate GZSL on the test images."""
+    config = resolve_config(config)
+    seed_everything(config.seed)
+    data = data if data is not None else load_dataset(config)
+    ctx = build_context(config, data, load_knowledge(config, data), base=base, progress=progress,
+                        validation=needs_validation(config, ("niwt",)))
+    return niwt_method(ctx)
 
 
-def save_niwt_outputs(staging: Path, config: RunConfig, result: NIWTResult) -> None:
+def save_niwt_outputs(staging: Path, config: RunConfig, run: NIWTRun) -> None:
     """Weights (safetensors), mapping and transfer records of a NIWT run."""
     from safetensors.torch import save_file
 
     (staging / "model").mkdir(exist_ok=True)
-    state = {k: v.detach().contiguous() for k, v in result.model.state_dict().items()}
+    state = {k: v.detach().contiguous() for k, v in run.model.state_dict().items()}
     save_file(state, str(staging / "model" / "niwt.safetensors"), metadata={"arch": config.model.arch})
-    mapper_state = {k: v.detach().contiguous() for k, v in result.mapper.net_.state_dict().items()}
+    mapper_state = {k: v.detach().contiguous() for k, v in run.mapper.net_.state_dict().items()}
     (staging / "mapping").mkdir(exist_ok=True)
     save_file(mapper_state, str(staging / "mapping" / "mapper.safetensors"))
     write_json(staging / "mapping" / "selection.json", {
-        "best_epoch": result.mapper.best_epoch_, "val_spearman": result.mapper.val_spearman_,
-        "holdout_classes": result.mapper.holdout_classes_.tolist(),
-        "history": [{"loss": a, "spearman": b} for a, b in result.mapper.history_]})
+        "best_epoch": run.mapper.best_epoch_, "val_spearman": run.mapper.val_spearman_,
+        "holdout_classes": run.mapper.holdout_classes_.tolist(),
+        "history": [{"loss": a, "spearman": b} for a, b in run.mapper.history_]})
     write_json(staging / "transfer" / "history.json", {
-        "lam": result.optimizer.lam, "lr": result.optimizer.lr, "steps": result.optimizer.n_steps_,
-        "stopped_early": result.optimizer.stopped_early_, "loss": result.optimizer.history_,
-        "selection": result.selection})
+        "lam": run.optimizer.lam, "lr": run.optimizer.lr, "steps": run.optimizer.n_steps_,
+        "stopped_early": run.optimizer.stopped_early_, "loss": run.optimizer.history_,
+        "selection": run.selection.to_dict()})
 
 
-def write_run(staging: Path, config: RunConfig, methods: dict[str, dict[str, float]], extra: dict[str, Any]) -> None:
-    """``config.toml``, ``versions.json`` and ``metrics.json`` of a run."""
+def write_run(staging: Path, config: RunConfig, record: dict[str, object]) -> None:
+    """``config.toml``, ``versions.json`` and ``metrics.json`` (``record`` plus the config) of a run."""
     save_config(config, staging / "config.toml")
     write_json(staging / "versions.json", versions())
-    write_json(staging / "metrics.json", {"methods": methods, "config": to_dict(config), **extra})
+    write_json(staging / "metrics.json", {**record, "config": to_dict(config)})
 
 
 def demo_config(seed: int = 0) -> RunConfig:
@@ -362,21 +457,15 @@ def demo_config(seed: int = 0) -> RunConfig:
     return replace(RunConfig(), seed=seed)
 
 
-def niwt_metrics(report: GZSLReport) -> dict[str, float]:
-    """The spine's metric keys for one method."""
-    d = report.as_dict()
-    return {k: d[k] for k in ("seen_acc", "unseen_acc", "H", "zsl_acc", "ausuc")}
+def run_to_dir(config: RunConfig, out: str | Path, *, force: bool = False, progress: bool = False) -> Comparison:
+    """Run NIWT and write a complete run directory at ``out``; returns what ``metrics.json`` holds."""
+    config = resolve_config(config)
 
-
-def run_to_dir(config: RunConfig, out: str | Path, *, force: bool = False, progress: bool = False) -> dict[str, Any]:
-    """Run NIWT and write a complete run directory at ``out``; returns the metrics written."""
-
-    def body(staging: Path) -> dict[str, Any]:
-        result = run_niwt(config, progress=progress)
-        methods = {"niwt": niwt_metrics(result.report)}
-        save_niwt_outputs(staging, config, result)
-        extra = {"selection": result.selection, "seconds": result.seconds}
-        write_run(staging, config, methods, extra)
-        return {"methods": methods, **extra}
+    def body(staging: Path) -> Comparison:
+        run = run_niwt(config, progress=progress)
+        comparison = Comparison((SeedRun(config.seed, (run.result,)),))
+        save_niwt_outputs(staging, config, run)
+        write_run(staging, config, comparison.to_dict())
+        return comparison
 
     return in_run_dir(out, force, body, command="run")

@@ -109,7 +109,7 @@ def test_unknown_layer_lists_the_valid_names(gap_model):
     ("images", "targets", "message"),
     [
         (torch.randn(2, 3, 4, 4), torch.tensor([0]), r"one class index per image: expected \[2\], got \(1,\)"),
-        (torch.randn(3, 4, 4), torch.tensor([0]), r"float tensor \[N, C, H, W\], got \(3, 4, 4\)"),
+        (torch.randn(3, 4, 4), torch.tensor([0]), r"`images` must be a batch \[N, C, H, W\], got a 3-d shape"),
         (torch.randn(2, 3, 4, 4), torch.tensor([0, 9]), r"`targets` must lie in \[0, 4\)"),
     ],
 )
@@ -121,3 +121,11 @@ def test_bad_input_is_named(gap_model, images, targets, message):
 def test_bad_reduction_is_named(gap_model):
     with pytest.raises(ConfigError, match="`reduction` must be one of"):
         neuron_importance(gap_model, "conv", torch.randn(1, 3, 4, 4, dtype=torch.float64), torch.tensor([0]), "max")
+
+
+def test_reductions_are_one_public_tuple():
+    from niwt.importance import REDUCTIONS
+
+    assert REDUCTIONS == ("sum", "mean")
+    with pytest.raises(ConfigError, match=r"one of \['sum', 'mean'\], got 'max'"):
+        neuron_importance(nn.Conv2d(3, 1, 1), "", torch.rand(1, 3, 2, 2), torch.tensor([0]), "max")

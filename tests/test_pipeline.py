@@ -10,7 +10,7 @@ import pytest
 from safetensors.torch import load_file
 
 from niwt.cli import main
-from niwt.config import load_config
+from niwt.config import load_config, resolve_config
 from niwt.data import ZSLData
 from niwt.errors import DataError
 from niwt.models import create_model
@@ -71,14 +71,17 @@ def test_metrics_have_the_spine_form(tiny_run):
     s, u = niwt["seen_acc"], niwt["unseen_acc"]
     assert niwt["H"] == pytest.approx(0 if s + u == 0 else 2 * s * u / (s + u))
     assert metrics["config"]["data"]["n_seen"] == 6
-    sel = metrics["selection"]
+    sel = metrics["per_seed"][0]["methods"]["niwt"]["selection"]
     assert sel["validated"] and [row["lam"] for row in sel["grid"]] == [0.0, 0.01]
-    assert sel["lam"] in (0.0, 0.01)
+    best = max(sel["grid"], key=lambda row: row["H"])
+    assert sel["chosen"] == {"lam": best["lam"], "lr": best["lr"]}
 
 
 def test_resolved_config_and_weights_reload(tiny_run, tiny_toml):
-    assert load_config(tiny_run / "config.toml") == load_config(tiny_toml)
     cfg = load_config(tiny_run / "config.toml")
+    # The resolved config: what the file left unset is filled (data seed given; model defaults).
+    assert cfg == resolve_config(load_config(tiny_toml))
+    assert (cfg.data.seed, cfg.model.hidden, cfg.model.dropout) == (3, 16, 0.3)
     state = load_file(str(tiny_run / "model" / "niwt.safetensors"))
     model = create_model(cfg.model.arch, cfg.data.n_seen, width=cfg.model.width, hidden=cfg.model.hidden)
     model.load_state_dict(state)

@@ -218,3 +218,19 @@ def test_render_shape() -> None:
         render_shape("blob", "red", "solid", "small", np.random.default_rng(0))
     with pytest.raises(ConfigError, match="image_size"):
         render_shape("disc", "red", "solid", "small", np.random.default_rng(0), image_size=10)
+
+
+def test_repr_is_one_short_line_of_counts(small) -> None:
+    text = repr(small)
+    assert text == str(small)
+    assert text == (
+        "ZSLData('shapes': 14 classes (seen 8 = 6 train + 2 val, unseen 3, source 3), knowledge [14, 20], "
+        "88 images 32x32 px, splits: trainval_idx 40, test_seen_idx 24, test_unseen_idx 12, source_idx 12)"
+    )
+    assert "\n" not in text and "array" not in text
+
+
+def test_repr_of_a_feature_only_dataset(small) -> None:
+    features = replace(small, images=None, masks=None, features=np.zeros((small.labels.size, 7)))
+    assert "88 feature rows of width 7, no images" in repr(features)
+    assert "88 labels, no images" in repr(replace(features, features=None))

@@ -16,18 +16,13 @@ from niwt.baselines.eszsl import ESZSL
 from niwt.baselines.sae import SAE
 from niwt.errors import ConfigError
 
-__all__ = ["ALE", "DEM", "ESZSL", "SAE", "ZSLBaseline", "BASELINES", "DEFAULT_GRIDS", "get_baseline"]
+__all__ = ["ALE", "DEM", "ESZSL", "SAE", "ZSLBaseline", "BASELINES", "BASELINE_NAMES", "get_baseline"]
 
 BASELINES: dict[str, type[ZSLBaseline]] = {"ale": ALE, "dem": DEM, "eszsl": ESZSL, "sae": SAE}
 """Baseline classes by lower-case name."""
 
-DEFAULT_GRIDS: dict[str, dict[str, list]] = {
-    "ale": {"lr": [1e-3, 1e-2]},
-    "dem": {"lam": [1e-4, 1e-3], "lr": [1e-3, 1e-4]},
-    "eszsl": {"alpha": [1e-2, 1.0, 1e2], "gamma": [1e-2, 1.0, 1e2]},
-    "sae": {"lam": [1e-1, 1.0, 1e1, 1e2]},
-}
-"""Small hyper-parameter grids (parameter name -> candidate values) for validation-based selection."""
+BASELINE_NAMES: tuple[str, ...] = tuple(BASELINES)
+"""The registered baseline names, in registration order (the valid names of :func:`get_baseline`)."""
 
 
 def get_baseline(name: str, **params: Any) -> ZSLBaseline:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from niwt.checks import as_matrix
 from niwt.errors import DataError
 
 __all__ = ["ZSLData"]
@@ -82,8 +83,8 @@ class ZSLData:
 
     def __post_init__(self) -> None:
         n_classes = len(self.class_names)
-        knowledge = np.asarray(self.knowledge, dtype=np.float64)
-        if knowledge.ndim != 2 or knowledge.shape[0] != n_classes:
+        knowledge = as_matrix("knowledge", self.knowledge, finite=False)
+        if knowledge.shape[0] != n_classes:
             raise DataError(
                 f"`knowledge` must have one row per class: expected shape ({n_classes}, d), "
                 f"got {knowledge.shape}"
@@ -143,6 +144,24 @@ class ZSLData:
     @property
     def n_classes(self) -> int:
         return len(self.class_names)
+
+    def __repr__(self) -> str:
+        """One line: name, class counts, knowledge shape, images and split sizes (no array contents)."""
+        classes = (
+            f"{self.n_classes} classes (seen {self.seen_classes.size} = {self.train_classes.size} train + "
+            f"{self.val_classes.size} val, unseen {self.unseen_classes.size}, source {self.source_classes.size})"
+        )
+        n = self.labels.shape[0]
+        if self.images is not None:
+            images = f"{n} images {np.shape(self.images)[1]}x{np.shape(self.images)[2]} px"
+        elif self.features is not None:
+            images = f"{n} feature rows of width {np.asarray(self.features).shape[1]}, no images"
+        else:
+            images = f"{n} labels, no images"
+        splits = ", ".join(f"{key} {getattr(self, key).size}"
+                           for key in ("trainval_idx", "test_seen_idx", "test_unseen_idx", "source_idx"))
+        knowledge = list(self.knowledge.shape)
+        return f"ZSLData({self.name!r}: {classes}, knowledge {knowledge}, {images}, splits: {splits})"
 
     def images_tensor(self, idx: np.ndarray):  # -> torch.Tensor, imported lazily
         """Return images ``idx`` as a float32 tensor ``[n, 3, H, W]`` in [0, 1]."""

@@ -150,7 +150,8 @@ class ShapesConfig:
     """Parameters of the shapes world.
 
     Attributes:
-        seed: seed of the generator; the same seed always gives the same dataset.
+        seed: seed of the generator; the same seed always gives the same dataset. ``None`` (the
+            default): the run's top-level seed in a pipeline, 0 when the world is made on its own.
         image_size: side of the square images in pixels (at least 16).
         n_source: number of source classes (a stand-in for ImageNet); may be 0.
         n_seen: number of seen classes (at least 3).
@@ -165,7 +166,7 @@ class ShapesConfig:
         noise: standard deviation of the background noise, in ``[0, 1]`` intensity units.
     """
 
-    seed: int = 0
+    seed: int | None = None
     image_size: int = 32
     n_source: int = 20
     n_seen: int = 36
@@ -182,7 +183,9 @@ class ShapesConfig:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.type in ("int", int):
+            if f.name == "seed" and value is None:
+                continue
+            if f.type in ("int", int, "int | None"):
                 if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                     raise ConfigError(
                         f"ShapesConfig.{f.name} must be an int, got {type(value).__name__} {value!r}"
@@ -196,7 +199,7 @@ class ShapesConfig:
                 if not math.isfinite(float(value)):
                     raise ConfigError(f"ShapesConfig.{f.name} must be finite, got {value!r}")
                 object.__setattr__(self, f.name, float(value))
-        if self.seed < 0:
+        if self.seed is not None and self.seed < 0:
             raise ConfigError(f"ShapesConfig.seed must be >= 0, got {self.seed}")
         if self.image_size < 16:
             raise ConfigError(f"ShapesConfig.image_size must be >= 16, got {self.image_size}")
@@ -483,7 +486,7 @@ def make_shapes(config: ShapesConfig | None = None) -> ZSLData:
     if not isinstance(config, ShapesConfig):
         raise ConfigError(f"`config` must be a ShapesConfig or None, got {type(config).__name__}")
     start = time.perf_counter()
-    structure_seq, text_seq, image_seq = np.random.SeedSequence(config.seed).spawn(3)
+    structure_seq, text_seq, image_seq = np.random.SeedSequence(config.seed or 0).spawn(3)
     rng = np.random.default_rng(structure_seq)
 
     seen_p, unseen_p, source_p, val_pos = _choose_classes(config, rng)

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from niwt.checks import as_matrix
 from niwt.data.record import ZSLData
 from niwt.errors import ConfigError, DataError
 
@@ -65,19 +66,7 @@ def attribute_vectors(knowledge: np.ndarray, normalize: str = "l2") -> np.ndarra
         DataError: if ``knowledge`` is not 2-d or holds NaN or infinite values.
     """
     _check_choice("normalize", normalize, NORMALIZATIONS)
-    try:
-        mat = np.array(knowledge, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"`knowledge` must be a numeric [C, d] matrix: {exc}") from exc
-    if mat.ndim != 2:
-        raise DataError(f"`knowledge` must be a 2-d [C, d] matrix, got shape {mat.shape}")
-    bad = np.argwhere(~np.isfinite(mat))
-    if bad.size:
-        row, col = bad[0]
-        raise DataError(
-            f"`knowledge` holds {len(bad)} NaN or infinite value(s), first in class row {row} "
-            f"(column {col}); expected finite values"
-        )
+    mat = as_matrix("knowledge", knowledge)
     if normalize == "l2":
         norms = np.linalg.norm(mat, axis=1, keepdims=True)
         np.divide(mat, norms, out=mat, where=norms > 0)

@@ -2,15 +2,19 @@
 
 from niwt.models.backbones import (
     Backbone,
+    PooledLinearHead,
     ResNetLike,
     TorchvisionResNet101,
     TorchvisionVGG16,
     VGGLike,
     create_model,
     list_models,
+    model_settings,
     register_model,
 )
+from niwt.models.contract import CONTRACT_CLAUSES, BackboneContractError, check_backbone
 from niwt.models.head import ExtendableLinear
 
-__all__ = ["Backbone", "VGGLike", "ResNetLike", "TorchvisionVGG16", "TorchvisionResNet101",
-           "ExtendableLinear", "create_model", "list_models", "register_model"]
+__all__ = ["Backbone", "PooledLinearHead", "VGGLike", "ResNetLike", "TorchvisionVGG16", "TorchvisionResNet101",
+           "ExtendableLinear", "create_model", "list_models", "model_settings", "register_model",
+           "BackboneContractError", "CONTRACT_CLAUSES", "check_backbone"]

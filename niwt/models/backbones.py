@@ -9,29 +9,45 @@ Every backbone is an ``nn.Module`` with:
 * ``reset_classifier(n)``: a fresh classifier for ``n`` seen classes.
 
 ``forward(x) == classifier(forward_head(forward_features(x)))`` always holds, which is what lets
-transfer cache the activations once and run only the head afterwards.
+transfer cache the activations once and run only the head afterwards;
+:func:`niwt.models.check_backbone` checks this and the fast-head contract on any model.
+
+A builder registered with :func:`register_model` takes the number of seen classes, then only the
+settings it uses as named parameters; :func:`create_model` refuses any other setting and
+:func:`model_settings` lists the accepted ones.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
+from numbers import Integral, Real
 
 import torch
 from torch import nn
 
+from niwt.checks import as_image_batch
 from niwt.errors import ConfigError
 from niwt.models.head import ExtendableLinear
 
-__all__ = ["Backbone", "VGGLike", "ResNetLike", "TorchvisionVGG16", "TorchvisionResNet101",
-           "register_model", "create_model", "list_models"]
+__all__ = ["Backbone", "PooledLinearHead", "VGGLike", "ResNetLike", "TorchvisionVGG16", "TorchvisionResNet101",
+           "register_model", "create_model", "list_models", "model_settings"]
 
 
 class Backbone(nn.Module):
-    """Base class: the contract described in the module docstring."""
+    """Base class: the contract described in the module docstring.
+
+    Attributes:
+        importance_layer: dotted name of the importance layer's module.
+        classifier: the seen (and, after transfer, unseen) rows.
+        num_features: width D of the penultimate features.
+        image_size: side length the model was built for, or ``None`` when any size works.
+    """
 
     importance_layer: str
     classifier: ExtendableLinear
     num_features: int
+    image_size: int | None = None
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -40,6 +56,13 @@ class Backbone(nn.Module):
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``[N, S + U]`` of images ``x`` ``[N, 3, H, W]`` (float tensor or NumPy array).
+
+        Raises:
+            DataError: for images of the wrong layout, dtype, channel count or size, or with NaN.
+        """
+        ref = self.classifier.weight
+        x = as_image_batch("x", x, size=self.image_size, dtype=ref.dtype, device=ref.device)
         return self.classifier(self.forward_head(self.forward_features(x)))
 
     def head_cache(self, a: torch.Tensor) -> torch.Tensor:
@@ -68,11 +91,47 @@ class Backbone(nn.Module):
         return [p for p in self.parameters() if id(p) not in head]
 
 
+class PooledLinearHead(Backbone):
+    """A backbone whose head is pool -> flatten -> ``fc`` (``fc[0]`` a linear fc6, then the rest).
+
+    Subclasses set ``fc`` (an ``nn.Sequential`` starting with an ``nn.Linear``) and implement
+    :meth:`pool_features` with a per-channel pooling (max or average) followed by a channel-major
+    flatten. A constant added to channel k then passes through the pooling unchanged and through
+    fc6 as the k-th column of its per-channel weight sums, so the shifted head needs only fc6's
+    pre-activation per image (:meth:`head_cache`), not the activations.
+    """
+
+    fc: nn.Sequential
+
+    def pool_features(self, a: torch.Tensor) -> torch.Tensor:
+        """Activations ``[N, K, h, w]`` -> pooled and flattened input of fc6 ``[N, K * h' * w']``."""
+        raise NotImplementedError
+
+    def forward_head(self, a: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.pool_features(a))
+
+    def head_cache(self, a: torch.Tensor) -> torch.Tensor:
+        return self.fc[0](self.pool_features(a))  # fc6 pre-activation [N, hidden]
+
+    def forward_head_shifted(self, cached: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        return self.fc[1:](cached + shift @ _channel_sums(self.fc[0], shift.shape[1]).T)
+
+
+def _channel_sums(linear: nn.Linear, channels: int) -> torch.Tensor:
+    """``[out, K]``: the weights of a linear layer on flattened ``[K, h, w]`` input, summed per channel."""
+    return linear.weight.view(linear.out_features, channels, -1).sum(-1)
+
+
+def _check_setting(model: str, name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
+        raise ConfigError(f"model {model!r}: `{name}` must be an integer >= {minimum}, got {value!r}")
+
+
 def _conv(cin: int, cout: int) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
 
 
-class VGGLike(Backbone):
+class VGGLike(PooledLinearHead):
     """A small VGG (with BatchNorm): conv blocks, then fc6 and fc7 (ReLU + dropout), then the classifier.
 
     The importance layer is ``features``: the last conv block's output after its ReLU and before
@@ -83,12 +142,16 @@ class VGGLike(Backbone):
         width: channels of the first block (then x2, x4).
         hidden: width of fc6 and fc7 (the penultimate feature size D).
         dropout: dropout after fc6 and fc7.
-        image_size: input side length (the fc6 input size depends on it).
+        image_size: input side length (the fc6 input size depends on it), at least 8.
     """
 
     def __init__(self, num_classes: int, width: int = 32, hidden: int = 256, dropout: float = 0.3,
                  image_size: int = 32) -> None:
         super().__init__()
+        for name, value, minimum in (("width", width, 1), ("hidden", hidden, 1), ("image_size", image_size, 8)):
+            _check_setting("vgg", name, value, minimum)
+        if isinstance(dropout, bool) or not isinstance(dropout, Real) or not 0.0 <= dropout < 1.0:
+            raise ConfigError(f"model 'vgg': `dropout` must lie in [0, 1), got {dropout!r}")
         w = width
         self.features = nn.Sequential(
             *_conv(3, w), nn.MaxPool2d(2),
@@ -102,25 +165,15 @@ class VGGLike(Backbone):
             nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),  # fc7
         )
         self.num_features = hidden
+        self.image_size = image_size
         self.importance_layer = "features"
         self.classifier = ExtendableLinear(hidden, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
 
-    def forward_head(self, a: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.flatten(self.pool(a), 1))
-
-    def head_cache(self, a: torch.Tensor) -> torch.Tensor:
-        return self.fc[0](torch.flatten(self.pool(a), 1))  # fc6 pre-activation [N, hidden]
-
-    def forward_head_shifted(self, cached: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-        return self.fc[1:](cached + shift @ _channel_sums(self.fc[0], shift.shape[1]).T)
-
-
-def _channel_sums(linear: nn.Linear, channels: int) -> torch.Tensor:
-    """``[out, K]``: the weights of a linear layer on flattened ``[K, h, w]`` input, summed per channel."""
-    return linear.weight.view(linear.out_features, channels, -1).sum(-1)
+    def pool_features(self, a: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.pool(a), 1)
 
 
 class _BasicBlock(nn.Module):
@@ -145,13 +198,17 @@ class ResNetLike(Backbone):
     """A small ResNet: stem, three stages of basic blocks, global average pooling, classifier.
 
     The importance layer is ``stage3.0``, the first unit of the last stage (after the residual add
-    and ReLU), as ``block4/unit_1`` of ResNet-101 in the paper.
+    and ReLU), as ``block4/unit_1`` of ResNet-101 in the paper. The head is global average pooling,
+    so there are no fc layers to size and any image size works.
+
+    Args:
+        num_classes: number of seen classes of the classifier.
+        width: channels of the first stage (then x2, x4); the penultimate feature size is ``4 * width``.
     """
 
-    def __init__(self, num_classes: int, width: int = 32, hidden: int = 256, dropout: float = 0.0,
-                 image_size: int = 32) -> None:
+    def __init__(self, num_classes: int, width: int = 32) -> None:
         super().__init__()
-        del hidden, dropout, image_size  # the ResNet head is GAP: no fc layers to size
+        _check_setting("resnet", "width", width, 1)
         w = width
         self.stem = nn.Sequential(nn.Conv2d(3, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(),
                                   nn.MaxPool2d(2))
@@ -169,10 +226,14 @@ class ResNetLike(Backbone):
         return torch.flatten(nn.functional.adaptive_avg_pool2d(self.stage3[1:](a), 1), 1)
 
 
-class TorchvisionVGG16(Backbone):
-    """torchvision's VGG16 (random weights) in the backbone contract; importance at conv5_3."""
+class TorchvisionVGG16(PooledLinearHead):
+    """torchvision's VGG16 (random weights) in the backbone contract; importance at conv5_3.
 
-    def __init__(self, num_classes: int, **_: object) -> None:
+    Args:
+        num_classes: number of seen classes of the classifier (images of at least 32 px).
+    """
+
+    def __init__(self, num_classes: int) -> None:
         super().__init__()
         from torchvision.models import vgg16
 
@@ -188,20 +249,18 @@ class TorchvisionVGG16(Backbone):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
 
-    def forward_head(self, a: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.flatten(self.avgpool(self.pool5(a)), 1))
-
-    def head_cache(self, a: torch.Tensor) -> torch.Tensor:
-        return self.fc[0](torch.flatten(self.avgpool(self.pool5(a)), 1))  # fc6 pre-activation [N, 4096]
-
-    def forward_head_shifted(self, cached: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-        return self.fc[1:](cached + shift @ _channel_sums(self.fc[0], shift.shape[1]).T)
+    def pool_features(self, a: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.avgpool(self.pool5(a)), 1)
 
 
 class TorchvisionResNet101(Backbone):
-    """torchvision's ResNet-101 (random weights); importance at ``layer4.0`` (block4/unit_1)."""
+    """torchvision's ResNet-101 (random weights); importance at ``layer4.0`` (block4/unit_1).
 
-    def __init__(self, num_classes: int, **_: object) -> None:
+    Args:
+        num_classes: number of seen classes of the classifier.
+    """
+
+    def __init__(self, num_classes: int) -> None:
         super().__init__()
         from torchvision.models import resnet101
 
@@ -221,11 +280,41 @@ class TorchvisionResNet101(Backbone):
 
 _REGISTRY: dict[str, Callable[..., Backbone]] = {}
 
+_SETTING_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+def _builder_settings(name: str, builder: Callable[..., Backbone]) -> tuple[str, ...]:
+    """The named settings of ``builder`` after its first parameter (the number of classes)."""
+    try:
+        params = list(inspect.signature(builder).parameters.values())
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"the builder of model {name!r} has no inspectable signature: {exc}") from None
+    if not params or params[0].kind not in (inspect.Parameter.POSITIONAL_ONLY,
+                                            inspect.Parameter.POSITIONAL_OR_KEYWORD):
+        raise ConfigError(f"the builder of model {name!r} must take the number of classes as its first "
+                          "positional parameter")
+    catch_all = [p.name for p in params if p.kind in (inspect.Parameter.VAR_KEYWORD,
+                                                      inspect.Parameter.VAR_POSITIONAL)]
+    if catch_all:
+        raise ConfigError(f"the builder of model {name!r} must name every setting it uses; it takes "
+                          f"catch-all parameter(s) {catch_all}, which would swallow settings it cannot use")
+    return tuple(p.name for p in params[1:] if p.kind in _SETTING_KINDS)
+
 
 def register_model(name: str, builder: Callable[..., Backbone]) -> None:
-    """Register ``builder`` under ``name``; a name can be registered once."""
+    """Register ``builder`` under ``name``; a name can be registered once.
+
+    Args:
+        name: the model's name for :func:`create_model`.
+        builder: ``builder(num_classes, **settings) -> Backbone`` (a class or a function) naming every
+            setting it uses as a parameter, with no ``*args`` / ``**kwargs``.
+
+    Raises:
+        ConfigError: if ``name`` is taken, or ``builder``'s signature does not follow the rule above.
+    """
     if name in _REGISTRY:
         raise ConfigError(f"a model named {name!r} is already registered")
+    _builder_settings(name, builder)
     _REGISTRY[name] = builder
 
 
@@ -234,11 +323,47 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create_model(name: str, num_classes: int, **kwargs: object) -> Backbone:
-    """Build the backbone ``name`` with ``num_classes`` seen rows (random weights, no download)."""
+def _builder(name: str) -> Callable[..., Backbone]:
     if name not in _REGISTRY:
         raise ConfigError(f"unknown model {name!r}; available models: {', '.join(list_models())}")
-    return _REGISTRY[name](num_classes, **kwargs)
+    return _REGISTRY[name]
+
+
+def model_settings(name: str) -> tuple[str, ...]:
+    """The settings (keyword arguments) :func:`create_model` accepts for model ``name``.
+
+    Example:
+        >>> model_settings("resnet")
+        ('width',)
+
+    Raises:
+        ConfigError: for an unknown model name.
+    """
+    return _builder_settings(name, _builder(name))
+
+
+def create_model(name: str, num_classes: int, **kwargs: object) -> Backbone:
+    """Build the backbone ``name`` with ``num_classes`` seen rows (random weights, no download).
+
+    Args:
+        name: one of :func:`list_models`.
+        num_classes: number of seen classes, >= 1.
+        **kwargs: settings of that model; see :func:`model_settings`.
+
+    Raises:
+        ConfigError: for an unknown model, a ``num_classes`` below 1, or a setting the model cannot use
+            (the message lists the settings it accepts).
+    """
+    builder = _builder(name)
+    accepted = model_settings(name)
+    unknown = [key for key in kwargs if key not in accepted]
+    if unknown:
+        listed = ", ".join(accepted) if accepted else "none"
+        raise ConfigError(f"model {name!r} cannot use the setting(s) {', '.join(unknown)}; "
+                          f"settings it accepts: {listed}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, Integral) or num_classes < 1:
+        raise ConfigError(f"`num_classes` must be an integer >= 1, got {num_classes!r}")
+    return builder(num_classes, **kwargs)
 
 
 register_model("vgg", VGGLike)

@@ -1,0 +1,226 @@
+"""Typed, frozen result records of the commands, and the one function that formats them as tables.
+
+Every record has ``to_dict()`` (what ``metrics.json`` holds); the command line prints records with
+:func:`format_table`, :func:`format_sweep` and :func:`format_reproduction` and never inspects dicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from niwt.evaluate import GZSLReport
+
+__all__ = ["METRICS", "GridPoint", "Selection", "MethodResult", "SeedRun", "Comparison", "SweepRow", "Sweep",
+           "ReproductionRow", "Reproduction", "format_table", "format_sweep", "format_reproduction"]
+
+METRICS = (("seen_acc", "S"), ("unseen_acc", "U"), ("H", "H"), ("zsl_acc", "ZSL"), ("ausuc", "AUSUC"))
+"""The reported metrics: key in :class:`~niwt.evaluate.GZSLReport` and column title."""
+
+_KEYS = tuple(k for k, _ in METRICS)
+
+
+def _metrics(report: GZSLReport) -> dict[str, float]:
+    d = report.as_dict()
+    return {k: d[k] for k in _KEYS}
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One hyper-parameter point tried on the validation setting, and what it scored there."""
+
+    params: dict[str, float]
+    report: GZSLReport
+
+    def to_dict(self) -> dict[str, Any]:
+        r = self.report
+        return {**self.params, "seen_acc": r.seen_acc, "unseen_acc": r.unseen_acc, "H": r.H,
+                "calibration": r.calibration}
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Hyper-parameters of one method: chosen by H on validation classes, or given.
+
+    Attributes:
+        params: the chosen values (e.g. ``{"lam": 3e-3, "lr": 3e-3}`` for NIWT).
+        calibration: calibrated-stacking constant chosen with them (0 when calibration is off).
+        grid: every point tried, in order (empty when nothing was validated).
+    """
+
+    params: dict[str, float]
+    calibration: float = 0.0
+    grid: tuple[GridPoint, ...] = ()
+
+    @property
+    def validated(self) -> bool:
+        return bool(self.grid)
+
+    @classmethod
+    def best_of(cls, grid: list[GridPoint]) -> Selection:
+        """The point of highest validation H (the first one on ties)."""
+        best = grid[0]
+        for point in grid[1:]:
+            if point.report.H > best.report.H:
+                best = point
+        return cls(dict(best.params), best.report.calibration, tuple(grid))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"chosen": dict(self.params), "calibration": self.calibration, "validated": self.validated,
+                "grid": [p.to_dict() for p in self.grid]}
+
+
+@dataclass(frozen=True)
+class MethodResult:
+    """One method's GZSL report on the final setting, with how its hyper-parameters were chosen."""
+
+    method: str
+    report: GZSLReport
+    selection: Selection
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def metrics(self) -> dict[str, float]:
+        return _metrics(self.report)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, **self.metrics(), "selection": self.selection.to_dict(),
+                "seconds": dict(self.seconds)}
+
+
+@dataclass(frozen=True)
+class SeedRun:
+    """Every method's result for one seed."""
+
+    seed: int
+    results: tuple[MethodResult, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seed": self.seed, "methods": {r.method: r.to_dict() for r in self.results}}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Methods side by side over seeds: per-seed values and their mean and (population) std."""
+
+    runs: tuple[SeedRun, ...]
+    protocol: str = ("hyper-parameters chosen by H on the seen val classes acting as unseen; then refit on all "
+                     "seen classes; test images used only for the reported numbers")
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        return tuple(r.method for r in self.runs[0].results)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """``{method: {key: mean, key_std: std}}`` over seeds."""
+        out: dict[str, dict[str, float]] = {}
+        for i, method in enumerate(self.methods):
+            values = {k: np.array([run.results[i].metrics()[k] for run in self.runs]) for k in _KEYS}
+            out[method] = {}
+            for k, v in values.items():
+                out[method][k] = float(v.mean())
+                out[method][f"{k}_std"] = float(v.std())
+        return out
+
+    def niwt_selection(self) -> Selection | None:
+        """NIWT's selection on the first seed (None when NIWT was not run)."""
+        return next((r.selection for r in self.runs[0].results if r.method == "niwt"), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"methods": self.summary(), "per_seed": [run.to_dict() for run in self.runs],
+                "protocol": self.protocol}
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    """The test metrics for one Λ, the steps taken and the unseen/seen row-norm ratio."""
+
+    lam: float
+    report: GZSLReport
+    steps: int
+    unseen_norm_ratio: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"lam": self.lam, **_metrics(self.report), "steps": self.steps,
+                "unseen_norm_ratio": self.unseen_norm_ratio}
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """The Λ sweep (a test-set analysis, not a selection) and one sentence on its shape."""
+
+    rows: tuple[SweepRow, ...]
+    finding: str
+    note: str = "test-set analysis of Λ; not used to choose it"
+
+    def to_dict(self) -> dict[str, Any]:
+        best = max(self.rows, key=lambda r: r.report.unseen_acc)
+        return {"sweep": [r.to_dict() for r in self.rows], "best_unseen_lam": best.lam, "finding": self.finding,
+                "note": self.note}
+
+
+@dataclass(frozen=True)
+class ReproductionRow:
+    """One cell of the paper's grid: backbone x training mode x knowledge x method."""
+
+    arch: str
+    mode: str
+    knowledge: str
+    result: MethodResult
+    paper_h_awa2: float | None = None
+    paper_h_cub: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"arch": self.arch, "mode": self.mode, "knowledge": self.knowledge, "method": self.result.method,
+                **self.result.metrics(), "paper_H_AWA2": self.paper_h_awa2, "paper_H_CUB": self.paper_h_cub}
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    """The paper's table on the shapes world, with the paper's NIWT H beside where known."""
+
+    rows: tuple[ReproductionRow, ...]
+    paper_reference: str = "NIWT H (%) from the paper as quoted by the seed review; shapes-world numbers are fractions"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"table": [r.to_dict() for r in self.rows], "paper_reference": self.paper_reference}
+
+
+def format_table(comparison: Comparison) -> str:
+    """Methods x (S, U, H, ZSL, AUSUC); ``mean ±std`` when there is more than one seed."""
+    header = f"{'method':<10}" + "".join(f"{name:>16}" for _, name in METRICS)
+    lines = [header, "-" * len(header)]
+    show_std = len(comparison.runs) > 1
+    for method, m in comparison.summary().items():
+        cells = [f"{m[k]:>9.3f} ±{m[k + '_std']:.3f}" if show_std else f"{m[k]:>16.3f}" for k in _KEYS]
+        lines.append(f"{method:<10}" + "".join(cells))
+    sel = comparison.niwt_selection()
+    if sel is not None and sel.validated:
+        lines.append(f"NIWT: Λ = {sel.params['lam']:g}, lr = {sel.params['lr']:g} chosen on validation classes "
+                     f"(grid of {len(sel.grid)}); every method's hyper-parameters were chosen there.")
+    return "\n".join(lines)
+
+
+def format_sweep(sweep: Sweep) -> str:
+    """Λ sweep as a table, then its finding."""
+    lines = [f"{'Λ':>8}{'S':>8}{'U':>8}{'H':>8}{'ZSL':>8}{'|Wu|/|Ws|':>11}"]
+    for r in sweep.rows:
+        m = _metrics(r.report)
+        lines.append(f"{r.lam:>8g}{m['seen_acc']:>8.3f}{m['unseen_acc']:>8.3f}{m['H']:>8.3f}{m['zsl_acc']:>8.3f}"
+                     f"{r.unseen_norm_ratio:>11.2f}")
+    lines.append(sweep.finding)
+    return "\n".join(lines)
+
+
+def format_reproduction(rep: Reproduction) -> str:
+    """The paper's table layout with the paper's NIWT H beside."""
+    head = (f"{'backbone':<9}{'mode':<10}{'knowledge':<11}{'method':<7}{'S':>7}{'U':>7}{'H':>7}"
+            f"{'paper H AWA2':>14}{'paper H CUB':>13}")
+    lines = [head, "-" * len(head)]
+    for r in rep.rows:
+        paper = [f"{v:>.1f}%" if v is not None else "-" for v in (r.paper_h_awa2, r.paper_h_cub)]
+        m = r.result.metrics()
+        lines.append(f"{r.arch:<9}{r.mode:<10}{r.knowledge:<11}{r.result.method:<7}{m['seen_acc']:>7.3f}"
+                     f"{m['unseen_acc']:>7.3f}{m['H']:>7.3f}{paper[0]:>14}{paper[1]:>13}")
+    return "\n".join(lines)

@@ -1,0 +1,224 @@
+"""The model registry (settings refused, not swallowed) and the backbone contract on every model."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from niwt.errors import ConfigError, DataError
+from niwt.models import (
+    CONTRACT_CLAUSES,
+    Backbone,
+    BackboneContractError,
+    PooledLinearHead,
+    ResNetLike,
+    TorchvisionVGG16,
+    VGGLike,
+    check_backbone,
+    create_model,
+    list_models,
+    model_settings,
+    register_model,
+)
+
+SMALL_SETTINGS = {"vgg": {"width": 4, "hidden": 12}, "resnet": {"width": 4}}
+"""Small settings of the in-repo models; the torchvision ones take none (random weights at 32 px)."""
+
+
+def _build(name: str) -> Backbone:
+    torch.manual_seed(0)
+    model = create_model(name, 3, **SMALL_SETTINGS.get(name, {}))
+    # the small models run in float64 for tight tolerances; the large ones stay float32 (memory, time)
+    return model.double() if name in SMALL_SETTINGS else model
+
+
+def _images(model: Backbone, n: int = 2, side: int = 32) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(1)
+    return torch.rand(n, 3, side, side, generator=gen).to(model.classifier.weight.dtype)
+
+
+# ----------------------------------------------------------------------------- registry
+
+
+def test_settings_are_the_builders_named_parameters():
+    assert model_settings("vgg") == ("width", "hidden", "dropout", "image_size")
+    assert model_settings("resnet") == ("width",)
+    assert model_settings("tv_vgg16") == ()
+    assert model_settings("tv_resnet101") == ()
+    for name in list_models():
+        assert isinstance(model_settings(name), tuple)
+
+
+def test_a_setting_the_model_cannot_use_is_refused_with_the_accepted_ones():
+    with pytest.raises(ConfigError, match=r"model 'resnet' cannot use the setting\(s\) hidden; "
+                                          r"settings it accepts: width"):
+        create_model("resnet", 3, width=4, hidden=12)
+    with pytest.raises(ConfigError, match=r"model 'tv_vgg16' cannot use the setting\(s\) width, dropout; "
+                                          r"settings it accepts: none"):
+        create_model("tv_vgg16", 3, width=4, dropout=0.1)
+    with pytest.raises(ConfigError, match=r"model 'vgg' cannot use the setting\(s\) depth; settings it accepts: "
+                                          r"width, hidden, dropout, image_size"):
+        create_model("vgg", 3, depth=3)
+
+
+def test_settings_can_be_filtered_for_any_model():
+    wanted = {"width": 4, "hidden": 12, "dropout": 0.1, "image_size": 32}
+    for name in ("vgg", "resnet"):
+        model = create_model(name, 3, **{k: v for k, v in wanted.items() if k in model_settings(name)})
+        assert model.classifier.n_seen == 3
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "message"),
+    [
+        ("vgg", {"width": 0}, r"model 'vgg': `width` must be an integer >= 1, got 0"),
+        ("vgg", {"image_size": 4}, r"`image_size` must be an integer >= 8, got 4"),
+        ("vgg", {"dropout": 1.0}, r"`dropout` must lie in \[0, 1\), got 1.0"),
+        ("resnet", {"width": 2.5}, r"model 'resnet': `width` must be an integer >= 1, got 2.5"),
+    ],
+)
+def test_bad_setting_values_are_named(name, kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        create_model(name, 3, **kwargs)
+
+
+def test_unknown_model_bad_class_count_and_duplicate_registration():
+    with pytest.raises(ConfigError, match=r"unknown model 'alexnet'; available models: resnet, tv_resnet101"):
+        create_model("alexnet", 3)
+    with pytest.raises(ConfigError, match=r"unknown model 'alexnet'"):
+        model_settings("alexnet")
+    with pytest.raises(ConfigError, match=r"`num_classes` must be an integer >= 1, got 0"):
+        create_model("resnet", 0)
+    with pytest.raises(ConfigError, match="a model named 'vgg' is already registered"):
+        register_model("vgg", VGGLike)
+
+
+def test_builders_that_swallow_settings_cannot_be_registered():
+    def swallowing(num_classes: int, width: int = 4, **rest: object) -> Backbone:
+        return ResNetLike(num_classes, width)
+
+    with pytest.raises(ConfigError, match=r"'swallower'.*catch-all parameter\(s\) \['rest'\]"):
+        register_model("swallower", swallowing)
+    with pytest.raises(ConfigError, match="number of classes as its first positional parameter"):
+        register_model("no_classes", lambda *, width=4: ResNetLike(3, width))
+    assert "swallower" not in list_models() and "no_classes" not in list_models()
+
+
+def test_no_builder_takes_catch_all_parameters():
+    for cls in (VGGLike, ResNetLike):
+        kinds = {p.kind for p in inspect.signature(cls).parameters.values()}
+        assert inspect.Parameter.VAR_KEYWORD not in kinds
+
+
+# ----------------------------------------------------------------------------- forward input checks
+
+
+def test_forward_refuses_images_of_another_size_layout_or_dtype():
+    model = _build("vgg")
+    with pytest.raises(DataError, match=r"`x` holds 40x40 px images but the model was built for 32x32 px"):
+        model(torch.rand(2, 3, 40, 40, dtype=torch.float64))
+    with pytest.raises(DataError, match=r"looks like \[N, H, W, C\]; permute to \[N, C, H, W\]"):
+        model(torch.rand(2, 32, 32, 3, dtype=torch.float64))
+    with pytest.raises(DataError, match=r"dtype torch.uint8; convert to float in \[0, 1\]"):
+        model(torch.zeros(2, 3, 32, 32, dtype=torch.uint8))
+    with pytest.raises(DataError, match="1 NaN"):
+        x = torch.rand(2, 3, 32, 32, dtype=torch.float64)
+        x[1, 2, 3, 4] = float("nan")
+        model(x)
+
+
+def test_forward_accepts_numpy_and_converts_to_the_models_dtype():
+    model = _build("vgg").eval()
+    x = np.random.default_rng(0).random((2, 3, 32, 32)).astype(np.float32)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), model(torch.from_numpy(x).double()))
+
+
+# ----------------------------------------------------------------------------- the contract
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_registered_model_fulfils_the_contract(name):
+    model = _build(name)
+    tight = {"rtol": 1e-9, "atol": 1e-12} if name in SMALL_SETTINGS else {}
+    check_backbone(model, _images(model), **tight)
+
+
+def test_the_fast_heads_share_one_implementation():
+    for cls in (VGGLike, TorchvisionVGG16):
+        assert issubclass(cls, PooledLinearHead)
+        assert not {"forward_head", "head_cache", "forward_head_shifted"} & set(vars(cls))
+
+
+def test_check_restores_flags_and_leaves_grads_and_weights_alone():
+    model = _build("resnet")
+    model.train()
+    model.stage1.eval()
+    flags = {name: m.training for name, m in model.named_modules()}
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    check_backbone(model, _images(model))
+    assert {name: m.training for name, m in model.named_modules()} == flags
+    assert all(p.grad is None for p in model.parameters())
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, state[key]), key
+
+
+class _ScaledLogits(VGGLike):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 2 * super().forward(x)
+
+
+class _ShiftIgnored(VGGLike):
+    def forward_head_shifted(self, cached: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        return self.fc[1:](cached)
+
+
+class _CacheWithoutPooling(VGGLike):
+    def head_cache(self, a: torch.Tensor) -> torch.Tensor:
+        return self.fc[0](torch.flatten(a, 1))
+
+
+class _WrongImportanceLayer(ResNetLike):
+    def __init__(self, num_classes: int) -> None:
+        super().__init__(num_classes, width=4)
+        self.importance_layer = "stage3.1"  # same channel count as stage3.0, but not what forward_features returns
+
+
+@pytest.mark.parametrize(
+    ("cls", "clause", "message"),
+    [
+        (_ScaledLogits, "a", r"clause \(a\) model\(x\) == classifier.*values differ"),
+        (_ShiftIgnored, "b", r"clause \(b\).*features at a random shift"),
+        (_CacheWithoutPooling, "b", r"clause \(b\).*RuntimeError"),
+        (_WrongImportanceLayer, "c", r"clause \(c\).*importances: \d+ of \d+ values differ"),
+    ],
+)
+def test_a_broken_adapter_fails_the_named_clause(cls, clause, message):
+    torch.manual_seed(0)
+    model = cls(3) if cls is _WrongImportanceLayer else cls(3, width=4, hidden=12)
+    model = model.double()
+    model.train()
+    with pytest.raises(BackboneContractError, match=message) as info:
+        check_backbone(model, _images(model))
+    assert info.value.clause == clause and clause in CONTRACT_CLAUSES
+    assert isinstance(info.value, ConfigError)
+    assert model.training and all(m.training for m in model.modules())
+
+
+def test_a_module_without_the_members_fails_the_members_clause():
+    with pytest.raises(BackboneContractError, match=r"clause \(members\).*missing forward_features"):
+        check_backbone(nn.Conv2d(3, 2, 1), torch.rand(1, 3, 4, 4))
+
+
+def test_contract_check_validates_its_inputs():
+    model = _build("resnet")
+    with pytest.raises(DataError, match="`images` is empty"):
+        check_backbone(model, torch.zeros(0, 3, 32, 32, dtype=torch.float64))
+    with pytest.raises(DataError, match=r"`targets` must lie in \[0, 3\)"):
+        check_backbone(model, _images(model), targets=torch.tensor([0, 5]))
+    with pytest.raises(DataError, match=r"looks like \[N, H, W, C\]"):
+        check_backbone(model, torch.rand(2, 32, 32, 3))

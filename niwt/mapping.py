@@ -21,6 +21,7 @@ import torch
 from scipy.stats import rankdata
 from torch import nn
 
+from niwt.checks import as_labels, as_matrix
 from niwt.errors import ConfigError, DataError, NotFittedError
 from niwt.training import EpochEnd, OptimizeResult, batches, optimize
 
@@ -117,9 +118,9 @@ class ImportanceMapper:
             importances: ``[N, K]`` per-image importance vectors.
             labels: ``[N]`` row of ``knowledge`` for each image.
         """
-        knowledge = np.asarray(knowledge, dtype=np.float32)
-        importances = np.asarray(importances, dtype=np.float32)
-        labels = np.asarray(labels, dtype=np.int64)
+        knowledge = as_matrix("knowledge", knowledge).astype(np.float32)
+        importances = as_matrix("importances", importances).astype(np.float32)
+        labels = as_labels("labels", labels, length=importances.shape[0], n_classes=knowledge.shape[0])
         if knowledge.ndim != 2 or importances.ndim != 2:
             raise DataError(f"`knowledge` and `importances` must be 2-d, got {knowledge.shape} and {importances.shape}")
         if importances.shape[0] != labels.shape[0]:
@@ -178,7 +179,7 @@ class ImportanceMapper:
         """Predicted importance ``[M, K]`` for class vectors ``[M, d]``."""
         if not hasattr(self, "net_"):
             raise NotFittedError("This ImportanceMapper instance is not fitted yet. Call 'fit' with appropriate arguments before using this estimator.")
-        knowledge = np.asarray(knowledge, dtype=np.float32)
+        knowledge = as_matrix("knowledge", knowledge, cols=self.n_features_in_).astype(np.float32)
         if knowledge.ndim != 2 or knowledge.shape[1] != self.n_features_in_:
             raise DataError(f"`knowledge` must be [M, {self.n_features_in_}], got {knowledge.shape}")
         with torch.no_grad():

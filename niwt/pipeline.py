@@ -42,6 +42,7 @@ from niwt.importance import eval_mode, neuron_importance
 from niwt.knowledge import knowledge_vectors
 from niwt.mapping import ImportanceMapper
 from niwt.models import Backbone, create_model, model_settings
+from niwt.progress import StageProgress
 from niwt.results import Comparison, GridPoint, MethodResult, SeedRun, Selection
 from niwt.rundir import in_run_dir, versions, write_json
 from niwt.training import predict_logits, seed_everything, train_classifier
@@ -264,8 +265,9 @@ def niwt_transfer(config: RunConfig, model: Backbone, knowledge: np.ndarray, ima
     ``labels`` index ``fit_classes`` (the model's seen rows). Returns the fitted mapper, the
     predicted target importances and one fitted optimizer per grid point.
     """
-    alpha = neuron_importance(model, model.importance_layer, images, labels, config.importance.reduction,
-                              batch_size=config.importance.batch_size)
+    with StageProgress("importance", images.shape[0], unit="image", enabled=progress) as bar:
+        alpha = neuron_importance(model, model.importance_layer, images, labels, config.importance.reduction,
+                                  batch_size=config.importance.batch_size, progress=bar.update_to)
     m = config.mapping
     mapper = ImportanceMapper(model=m.model, hidden=m.hidden, lr=m.lr, epochs=m.epochs, batch_size=m.batch_size,
                               weight_decay=m.weight_decay, n_holdout=min(m.n_holdout, len(fit_classes) - 1),

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from niwt.checks import as_image_batch, as_labels
 from niwt.errors import ConfigError, DataError
 from niwt.models.backbones import Backbone
 from niwt.progress import StageProgress
@@ -310,11 +311,12 @@ def train_classifier(
     """
     if mode not in TRAIN_MODES:
         raise ConfigError(f"`mode` must be one of {list(TRAIN_MODES)}, got {mode!r}")
-    if images.shape[0] != labels.shape[0] or images.shape[0] == 0:
-        raise DataError(f"need as many labels as images (>0): {images.shape[0]} images, {labels.shape[0]} labels")
+    ref = next(model.parameters())
+    images = as_image_batch("images", images, size=getattr(model, "image_size", None), dtype=ref.dtype)
+    if images.shape[0] == 0:
+        raise DataError("`images` is empty: training needs at least one image")
     n_out = model.classifier.n_seen
-    if labels.min() < 0 or labels.max() >= n_out:
-        raise DataError(f"`labels` must lie in [0, {n_out}), got [{int(labels.min())}, {int(labels.max())}]")
+    labels = torch.from_numpy(as_labels("labels", labels, length=images.shape[0], n_classes=n_out))
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
     params = list(model.classifier.parameters()) if mode == "fixed" else list(model.parameters())
     params = [p for p in params if p.requires_grad]

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from niwt.checks import as_image_batch, as_matrix
 from niwt.errors import ConfigError, DataError, NotFittedError
 from niwt.importance import eval_mode, importance_from_activations, neuron_importance
 from niwt.models.backbones import Backbone
@@ -231,9 +232,9 @@ class UnseenWeightOptimizer:
         if not isinstance(model, Backbone):
             raise ConfigError(f"`model` must be a niwt Backbone, got {type(model).__name__}")
         ref = model.classifier.weight
-        tau = torch.as_tensor(targets).to(ref.dtype)
+        tau = torch.from_numpy(as_matrix("targets", targets)).to(ref.dtype)
+        pool = as_image_batch("pool", pool, size=getattr(model, "image_size", None), dtype=ref.dtype)
         self._check_data(pool, tau)
-        pool = pool.to(ref.dtype)
         with torch.no_grad(), eval_mode(model):
             probe = model.forward_features(pool[:1])  # [1, K, h, w]
         channels, positions = probe.shape[1], probe[0, 0].numel()

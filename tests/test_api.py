@@ -70,3 +70,80 @@ def test_top_level_seed_drives_the_dataset_unless_data_seed_is_set():
     assert resolve_config(RunConfig(seed=5)).data.seed == 5
     cfg = RunConfig(seed=5)
     assert resolve_config(replace(cfg, data=replace(cfg.data, seed=2))).data.seed == 2
+
+
+@pytest.fixture(scope="module")
+def tiny_vgg():
+    import torch
+
+    from niwt import create_model
+
+    torch.manual_seed(0)
+    return create_model("vgg", 3, width=4, hidden=8)
+
+
+def _bad_images():
+    import torch
+
+    good = torch.rand(2, 3, 32, 32)
+    return {
+        "NHWC": (good.permute(0, 2, 3, 1).contiguous(), r"\[N, H, W, C\]"),
+        "one channel": (torch.rand(2, 1, 32, 32), "1 channel"),
+        "uint8": ((good * 255).to(torch.uint8), "uint8"),
+        "uint8 NumPy": ((good.numpy() * 255).astype(np.uint8), "uint8"),
+        "another size": (torch.rand(2, 3, 24, 24), "24x24 px"),
+        "3-d": (good[0], "3-d shape"),
+        "NaN": (torch.full((2, 3, 32, 32), float("nan")), "NaN"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad_images()))
+@pytest.mark.parametrize("stage", ["train_classifier", "neuron_importance", "transfer"])
+def test_bad_images_get_a_niwt_error_naming_argument_and_value(tiny_vgg, stage, case):
+    import torch
+
+    from niwt import NIWTError, UnseenWeightOptimizer, neuron_importance, train_classifier
+
+    images, message = _bad_images()[case]
+    with pytest.raises(NIWTError, match=message) as info:
+        if stage == "train_classifier":
+            train_classifier(tiny_vgg, images, torch.zeros(images.shape[0], dtype=torch.long), epochs=1)
+        elif stage == "neuron_importance":
+            neuron_importance(tiny_vgg, "features", images, torch.zeros(images.shape[0], dtype=torch.long))
+        else:
+            UnseenWeightOptimizer(max_steps=1).fit(tiny_vgg, images, np.ones((1, 16)))
+    assert "`images`" in str(info.value) or "`pool`" in str(info.value)
+
+
+def test_a_numpy_pool_and_numpy_labels_are_accepted(tiny_vgg):
+    import copy
+
+    import torch
+
+    from niwt import UnseenWeightOptimizer, train_classifier
+
+    model = copy.deepcopy(tiny_vgg)
+    images = np.random.default_rng(0).random((4, 3, 32, 32), dtype=np.float32)
+    train_classifier(model, images, np.array([0, 1, 2, 0]), epochs=1, batch_size=2)
+    opt = UnseenWeightOptimizer(max_steps=2).fit(model, images, np.ones((2, 16)))
+    assert opt.weights_.shape == (2, 8) and torch.isfinite(opt.weights_).all()
+
+
+def test_mapper_inputs_are_checked():
+    from niwt import ImportanceMapper
+
+    k, alpha, y = np.eye(3), np.ones((6, 4)), np.array([0, 0, 1, 1, 2, 2])
+    with pytest.raises(DataError, match="`labels` must hold one class index per image"):
+        ImportanceMapper(n_holdout=0).fit(k, alpha, y[:5])
+    with pytest.raises(DataError, match=r"`labels` must lie in \[0, 3\)"):
+        ImportanceMapper(n_holdout=0).fit(k, alpha, y + 1)
+    with pytest.raises(DataError, match="`labels` must hold integer class indices, got dtype float64"):
+        ImportanceMapper(n_holdout=0).fit(k, alpha, y.astype(float))
+    mapper = ImportanceMapper(n_holdout=0, epochs=1).fit(k, alpha, y)
+    with pytest.raises(DataError, match="`knowledge`"):
+        mapper.predict(np.ones((2, 5)))
+
+
+def test_dataset_repr_is_short(small_world):
+    text = repr(small_world)
+    assert len(text) < 400 and "shapes" in text and "\n" not in text

@@ -110,12 +110,12 @@ def test_refit_keeps_the_chosen_epoch_count(noisy):
 @pytest.mark.parametrize(
     ("knowledge", "importances", "labels", "kwargs", "message"),
     [
-        (np.ones(4), np.ones((4, 3)), np.arange(4), {}, r"`knowledge` and `importances` must be 2-d"),
-        (np.eye(4), np.ones(4), np.arange(4), {}, r"must be 2-d"),
-        (np.eye(4), np.ones((4, 3)), np.arange(3), {}, r"4 importance vectors but 3 labels"),
-        (np.eye(4), np.ones((4, 3)), np.array([0, 1, 2, 7]), {}, r"`labels` must index the 4 rows of `knowledge`"),
-        (np.where(np.eye(4) > 0, np.nan, 0.0), np.ones((4, 3)), np.arange(4), {}, r"`knowledge` holds NaN"),
-        (np.eye(4), np.full((4, 3), np.nan), np.arange(4), {}, r"`importances` holds NaN"),
+        (np.ones(4), np.ones((4, 3)), np.arange(4), {}, r"`knowledge` must be a 2-d matrix, got shape \(4,\)"),
+        (np.eye(4), np.ones(4), np.arange(4), {}, r"`importances` must be a 2-d matrix, got shape \(4,\)"),
+        (np.eye(4), np.ones((4, 3)), np.arange(3), {}, r"`labels` must hold one class index per image: expected \[4\], got \(3,\)"),
+        (np.eye(4), np.ones((4, 3)), np.array([0, 1, 2, 7]), {}, r"`labels` must lie in \[0, 4\), got \[0, 7\]"),
+        (np.where(np.eye(4) > 0, np.nan, 0.0), np.ones((4, 3)), np.arange(4), {}, r"`knowledge` must hold finite values, got 4 NaN"),
+        (np.eye(4), np.full((4, 3), np.nan), np.arange(4), {}, r"`importances` must hold finite values, got 12 NaN"),
         (np.eye(4), np.ones((4, 3)), np.arange(4), {"n_holdout": 4}, r"`n_holdout`=4 leaves no class to train on"),
     ],
 )
@@ -128,5 +128,5 @@ def test_predict_checks_fitting_and_width():
     with pytest.raises(NotFittedError):
         ImportanceMapper().predict(np.eye(3))
     mapper = ImportanceMapper(epochs=1, n_holdout=0).fit(np.eye(3), np.ones((3, 2)), np.arange(3))
-    with pytest.raises(DataError, match=r"`knowledge` must be \[M, 3\], got \(2, 4\)"):
+    with pytest.raises(DataError, match=r"`knowledge` must have shape \[\*, 3\], got \(2, 4\)"):
         mapper.predict(np.ones((2, 4)))

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +21,13 @@ def _common(parser: argparse.ArgumentParser, default_out: str) -> None:
     parser.add_argument("--out", default=default_out, help=f"run directory to write (default: {default_out})")
     parser.add_argument("--force", action="store_true", help="replace the output directory if it holds a complete niwt run (never anything else)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars, warnings only")
+
+
+def _resume(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--resume", action="store_true",
+                        help="continue a killed run aimed at --out from its last finished step (stages whose "
+                        "config or inputs changed are recomputed), or rerun only the changed stages of the "
+                        "complete run there")
 
 
 def _config_args(parser: argparse.ArgumentParser, optional: bool) -> None:
@@ -40,6 +48,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         description="NIWT: teach a trained image classifier classes it has never seen a picture of, "
         "from their descriptions (generalized zero-shot learning), compare it with baselines, and evaluate it.",
     )
+    parser.add_argument("--debug", action="store_true", help="print the traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = sub.add_parser("demo", help="NIWT and the baselines end to end on the embedded shapes world",
                           description="Generate the shapes world, pre-train and train a backbone, choose every "
@@ -48,12 +57,14 @@ def get_args_parser() -> argparse.ArgumentParser:
                           "config.toml, versions.json and the weights to --out.")
     demo.add_argument("--seed", type=int, default=0, help="random seed of the whole run (default: 0)")
     _common(demo, "runs/demo")
+    _resume(demo)
     run = sub.add_parser("run", help="the NIWT pipeline from a TOML config file",
                          description="Run NIWT from CONFIG (TOML; every key optional, unknown keys and wrong types "
                          "rejected). --set overrides any field by its dotted name, e.g. --set transfer.lam=1e-4 "
                          "--set model.arch=resnet.")
     _config_args(run, optional=False)
     _common(run, "runs/run")
+    _resume(run)
     comp = sub.add_parser("compare", help="NIWT, ALE, DEM, ESZSL and SAE side by side over several seeds",
                           description="All methods on the same backbone features and splits, hyper-parameters "
                           "chosen on validation classes, mean ± std over seeds; writes metrics.json with "
@@ -62,6 +73,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     comp.add_argument("--seeds", type=int, help="number of seeds (default: compare.seeds of the config)")
     comp.add_argument("--methods", help=f"comma-separated subset of: {', '.join(METHOD_NAMES)}")
     _common(comp, "runs/compare")
+    _resume(comp)
     sweep = sub.add_parser("sweep-lambda", help="seen / unseen accuracy against Λ (table and PNG plot)",
                            description="The paper's regularisation study on the test images of the shapes world: "
                            "S, U and H against Λ on a log scale, written as a table and plots/lambda_sweep.png. "
@@ -120,48 +132,65 @@ def _load(args: argparse.Namespace):
     return apply_overrides(config, args.overrides)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``niwt`` console script."""
-    args = get_args_parser().parse_args(argv)
+def _run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from niwt import experiments, pipeline
+    from niwt.config import describe_config
+
     if args.command == "config":
-        try:
-            from niwt.config import describe_config
-
-            sys.stdout.write(describe_config(_load(args)))
-        except NIWTError as err:
-            sys.stderr.write(f"niwt: error: {err}\n")
-            return 2
+        sys.stdout.write(describe_config(_load(args)))
         return 0
-    _setup_logging(args.quiet)
     progress = not args.quiet
+    resume = getattr(args, "resume", False)
+    start = time.perf_counter()
+    if args.command == "demo":
+        config = replace(pipeline.demo_config(), seed=args.seed)
+        result = experiments.compare(config, args.out, force=args.force, progress=progress, seeds=1,
+                                     command="demo", resume=resume)
+    elif args.command == "run":
+        result = pipeline.run_to_dir(_load(args), args.out, force=args.force, progress=progress, resume=resume)
+    elif args.command == "compare":
+        methods = tuple(m.strip() for m in args.methods.split(",")) if args.methods else None
+        if methods is not None:
+            experiments.check_methods(methods)
+        result = experiments.compare(_load(args), args.out, force=args.force, progress=progress,
+                                     seeds=args.seeds, methods=methods, resume=resume)
+    elif args.command == "sweep-lambda":
+        lams = _parse_floats(args.lams, "--lams")
+        result = experiments.sweep_lambda(_load(args), args.out, force=args.force, progress=progress, lams=lams)
+    else:
+        result = experiments.reproduce(_load(args), args.out, force=args.force, progress=progress)
+    _report(args.command, result, args.out, time.perf_counter() - start)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``niwt`` console script.
+
+    Exit status: 0 on success, 2 for an input error (bad config, data or arguments: the message
+    names the file or field), 1 for an internal error, 130 when interrupted. No traceback is
+    printed unless ``--debug`` is given.
+    """
+    args = get_args_parser().parse_args(argv)
+    _setup_logging(getattr(args, "quiet", False))
     try:
-        from dataclasses import replace
-
-        from niwt import experiments, pipeline
-
-        start = time.perf_counter()
-        if args.command == "demo":
-            config = replace(pipeline.demo_config(), seed=args.seed)
-            result = experiments.compare(config, args.out, force=args.force, progress=progress, seeds=1,
-                                         command="demo")
-        elif args.command == "run":
-            result = pipeline.run_to_dir(_load(args), args.out, force=args.force, progress=progress)
-        elif args.command == "compare":
-            methods = tuple(m.strip() for m in args.methods.split(",")) if args.methods else None
-            if methods is not None:
-                experiments.check_methods(methods)
-            result = experiments.compare(_load(args), args.out, force=args.force, progress=progress,
-                                         seeds=args.seeds, methods=methods)
-        elif args.command == "sweep-lambda":
-            lams = _parse_floats(args.lams, "--lams")
-            result = experiments.sweep_lambda(_load(args), args.out, force=args.force, progress=progress, lams=lams)
-        else:
-            result = experiments.reproduce(_load(args), args.out, force=args.force, progress=progress)
-        _report(args.command, result, args.out, time.perf_counter() - start)
+        return _run(args)
     except NIWTError as err:
+        if args.debug:
+            traceback.print_exc()
         sys.stderr.write(f"niwt: error: {err}\n")
         return 2
-    return 0
+    except KeyboardInterrupt:
+        sys.stderr.write("niwt: interrupted\n")
+        return 130
+    except Exception as err:  # noqa: BLE001 - the command line's last resort: one line, not a traceback
+        if args.debug:
+            traceback.print_exc()
+        sys.stderr.write(f"niwt: internal error: {type(err).__name__}: {err}\n"
+                         "niwt: this is a bug in niwt, not in your input; rerun with --debug for the traceback "
+                         "and report it\n")
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -22,13 +22,13 @@ from niwt.pipeline import (
     load_knowledge,
     needs_validation,
     pretrain,
+    publish_niwt_outputs,
     run_methods,
-    save_niwt_outputs,
     write_run,
 )
 from niwt.report.plots import plot_lambda_sweep
 from niwt.results import Comparison, Reproduction, ReproductionRow, SeedRun, Sweep, SweepRow
-from niwt.rundir import in_run_dir
+from niwt.rundir import StageStore, in_run_dir
 from niwt.training import seed_everything
 
 __all__ = ["compare", "sweep_lambda", "reproduce", "PAPER_H", "check_methods", "quick_config", "DEFAULT_SWEEP"]
@@ -65,7 +65,7 @@ def _check_validation(config: RunConfig) -> None:
 
 def compare(config: RunConfig, out: str | Path, *, force: bool = False, progress: bool = False,
             seeds: int | None = None, methods: tuple[str, ...] | None = None, command: str = "compare",
-            ) -> Comparison:
+            resume: bool = False) -> Comparison:
     """Every method on one dataset, over several seeds, into one run directory and table.
 
     The dataset is made once (from the first seed); each seed trains its own models.
@@ -83,17 +83,18 @@ def compare(config: RunConfig, out: str | Path, *, force: bool = False, progress
         for i in range(n_seeds):
             cfg = replace(config, seed=config.seed + i)
             seed_everything(cfg.seed)
+            store = StageStore(staging, prefix=f"seed{cfg.seed}.")
             ctx = build_context(cfg, data, load_knowledge(cfg, data), validation=needs_validation(cfg, methods),
-                                progress=progress)
-            results, niwt_run = run_methods(ctx, methods)
+                                progress=progress, store=store)
+            results, _ = run_methods(ctx, methods)
             runs.append(SeedRun(cfg.seed, results))
-            if i == 0 and niwt_run is not None:
-                save_niwt_outputs(staging, cfg, niwt_run)
+            if i == 0 and "niwt" in methods:
+                publish_niwt_outputs(store, staging)
         comparison = Comparison(tuple(runs))
         write_run(staging, config, comparison.to_dict())
         return comparison
 
-    return in_run_dir(out, force, body, command=command)
+    return in_run_dir(out, force, body, command=command, resume=resume)
 
 
 DEFAULT_SWEEP = (0.0, 1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)

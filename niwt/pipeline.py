@@ -21,8 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import itertools
+import json
 import logging
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -30,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 
 from niwt.baselines import get_baseline
 from niwt.config import RunConfig, resolve_config, save_config, to_dict
@@ -44,14 +48,14 @@ from niwt.mapping import ImportanceMapper
 from niwt.models import Backbone, create_model, model_settings
 from niwt.progress import StageProgress
 from niwt.results import Comparison, GridPoint, MethodResult, SeedRun, Selection
-from niwt.rundir import in_run_dir, versions, write_json
+from niwt.rundir import StageStore, in_run_dir, stage_key, versions, write_json
 from niwt.training import predict_logits, seed_everything, train_classifier
 from niwt.transfer import UnseenWeightOptimizer
 
 __all__ = ["NIWTRun", "TrainedModels", "RunContext", "seeded", "load_dataset", "load_knowledge", "pretrain",
            "fit_seen", "train_models", "build_context", "needs_validation", "transfer_grid", "niwt_transfer",
            "gzsl_scores", "score_images", "penultimate_features", "select_niwt", "niwt_method", "baseline_method", "run_methods",
-           "run_niwt", "run_to_dir", "demo_config", "save_niwt_outputs", "write_run"]
+           "run_niwt", "run_to_dir", "demo_config", "save_niwt_outputs", "publish_niwt_outputs", "write_run", "data_key"]
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +91,38 @@ def _model_kwargs(config: RunConfig) -> dict[str, object]:
     return {k: v for k, v in kwargs.items() if v is not None and k in accepted}
 
 
-def pretrain(config: RunConfig, data: ZSLData, images: torch.Tensor, progress: bool = False) -> Backbone:
+def data_key(data: ZSLData) -> str:
+    """A hash of a dataset's content (classes, knowledge, labels, splits, pixels): stages made from
+    other data are never reused."""
+    h = hashlib.sha256()
+    h.update(json.dumps([data.name, list(data.class_names), list(data.knowledge_names)]).encode("utf-8"))
+    for arr in (data.knowledge, data.labels, data.seen_classes, data.unseen_classes, data.train_classes,
+                data.val_classes, data.source_classes, data.trainval_idx, data.test_seen_idx, data.test_unseen_idx,
+                data.source_idx, data.images, data.features):
+        if arr is not None:
+            h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()[:20]
+
+
+def _array_key(arr: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(arr, dtype=np.float64).tobytes()).hexdigest()[:20]
+
+
+def _save_model(model: Backbone, directory: Path) -> None:
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(directory / "model.safetensors"))
+
+
+def _load_model(config: RunConfig, n_out: int, directory: Path) -> Backbone:
+    """A backbone of ``config``'s architecture with the weights a stage saved (safetensors only)."""
+    with seeded(config.seed):
+        model = create_model(config.model.arch, n_out, **_model_kwargs(config))
+    model.load_state_dict(load_file(str(directory / "model.safetensors")))
+    return model.eval()
+
+
+def pretrain(config: RunConfig, data: ZSLData, images: torch.Tensor, progress: bool = False,
+             checkpoint: Path | None = None) -> Backbone:
     """A backbone trained on the source classes (or untrained when there are none / 0 epochs)."""
     n_out = max(len(data.source_classes), 1)
     with seeded(config.seed):
@@ -99,12 +134,12 @@ def pretrain(config: RunConfig, data: ZSLData, images: torch.Tensor, progress: b
             train_classifier(model, images[data.source_idx], labels, epochs=t.pretrain_epochs, lr=t.lr,
                              batch_size=t.batch_size, weight_decay=t.weight_decay, mode="finetuned",
                              augment=t.augment, generator=torch.Generator().manual_seed(config.seed),
-                             progress=progress, desc="pre-train")
+                             progress=progress, desc="pre-train", checkpoint=checkpoint)
     return model
 
 
 def fit_seen(config: RunConfig, base: Backbone, images: torch.Tensor, labels: torch.Tensor, n_classes: int,
-             progress: bool = False, desc: str = "seen") -> Backbone:
+             progress: bool = False, desc: str = "seen", checkpoint: Path | None = None) -> Backbone:
     """A copy of ``base`` with a fresh classifier, trained on seen classes (fixed or finetuned).
 
     ``labels`` are classifier rows (``Setting.rows``).
@@ -115,7 +150,8 @@ def fit_seen(config: RunConfig, base: Backbone, images: torch.Tensor, labels: to
         model.reset_classifier(n_classes)
         train_classifier(model, images, labels, epochs=t.epochs, lr=t.lr, batch_size=t.batch_size,
                          weight_decay=t.weight_decay, mode=t.mode, augment=t.augment,
-                         generator=torch.Generator().manual_seed(config.seed + 1), progress=progress, desc=desc)
+                         generator=torch.Generator().manual_seed(config.seed + 1), progress=progress, desc=desc,
+                         checkpoint=checkpoint)
     return model
 
 
@@ -142,38 +178,83 @@ def needs_validation(config: RunConfig, methods: tuple[str, ...]) -> bool:
 
 @dataclass(frozen=True, eq=False)
 class TrainedModels:
-    """The backbones one run shares between methods: pre-trained, and trained per setting."""
+    """The backbones one run shares between methods: pre-trained, and trained per setting.
+
+    ``keys`` are the stage keys they were made from (what the methods' keys build on).
+    """
 
     base: Backbone
     final: Backbone
     validation: Backbone | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
+
+
+def _stage(store: StageStore | None, name: str, key: str, compute, save, load):
+    """``load(dir)`` of a finished stage, or ``compute(scratch)`` then ``save(value, dir)``."""
+    if store is None:
+        return compute(None)
+    found = store.get(name, key)
+    if found is not None:
+        return load(found)
+    value = compute(store.scratch(name, key))
+    with store.put(name, key) as directory:
+        save(value, directory)
+    return value
 
 
 def train_models(config: RunConfig, data: ZSLData, images: torch.Tensor, settings: tuple[Setting, Setting], *,
-                 validation: bool = True, base: Backbone | None = None, progress: bool = False) -> TrainedModels:
-    """Pre-train (unless ``base`` is given), then train the final and (if asked) the validation model."""
+                 validation: bool = True, base: Backbone | None = None, progress: bool = False,
+                 store: StageStore | None = None) -> TrainedModels:
+    """Pre-train (unless ``base`` is given), then train the final and (if asked) the validation model.
+
+    With ``store``, each model is a stage: reused when it finished with the same key, continued
+    from its last epoch when it was interrupted.
+    """
     val_setting, final_setting = settings
     seconds: dict[str, float] = {}
+    t = config.train
+    dkey = data_key(data)
+    keys = {"pretrain": stage_key(stage="pretrain", data=dkey, seed=config.seed, model=to_dict(config.model),
+                                  image_size=config.data.image_size,
+                                  train=[t.pretrain_epochs, t.lr, t.batch_size, t.weight_decay, t.augment])}
     t0 = time.perf_counter()
-    base = base if base is not None else pretrain(config, data, images, progress)
+    if base is None:
+        n_src = max(len(data.source_classes), 1)
+        base = _stage(store, "pretrain", keys["pretrain"],
+                      lambda d: pretrain(config, data, images, progress, d / "checkpoint.pt" if d else None),
+                      _save_model, lambda d: _load_model(config, n_src, d))
     seconds["pretrain"] = time.perf_counter() - t0
+
+    def trained(name: str, setting: Setting, desc: str) -> Backbone:
+        keys[name] = stage_key(stage=name, base=keys["pretrain"], train=to_dict(t), seed=config.seed,
+                               classes=setting.fit_classes.tolist(), images=setting.train_idx.tolist())
+        idx = setting.train_idx
+        labels = torch.from_numpy(setting.rows(data.labels[idx]))
+
+        def compute(d: Path | None) -> Backbone:
+            return fit_seen(config, base, images[idx], labels, len(setting.fit_classes), progress, desc=desc,
+                            checkpoint=d / "checkpoint.pt" if d else None)
+
+        def load(d: Path) -> Backbone:
+            model = copy.deepcopy(base)
+            model.reset_classifier(len(setting.fit_classes))
+            model.load_state_dict(load_file(str(d / "model.safetensors")))
+            return model.eval()
+
+        t0 = time.perf_counter()
+        model = _stage(store, name, keys[name], compute, _save_model, load)
+        seconds[name] = time.perf_counter() - t0
+        return model
+
     val_model = None
     if validation:
         if not len(val_setting.new_classes):
             raise DataError("choosing hyper-parameters needs validation classes, but `val_classes` is empty; "
                             "set data.n_val > 0 or transfer.select = false")
-        t0 = time.perf_counter()
-        idx = val_setting.train_idx
-        val_model = fit_seen(config, base, images[idx], torch.from_numpy(val_setting.rows(data.labels[idx])),
-                             len(val_setting.fit_classes), progress, desc="train (val)")
-        seconds["train_val"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    idx = final_setting.train_idx
-    final = fit_seen(config, base, images[idx], torch.from_numpy(final_setting.rows(data.labels[idx])),
-                     len(final_setting.fit_classes), progress, desc="train (seen)")
-    seconds["train_final"] = time.perf_counter() - t0
-    return TrainedModels(base, final, val_model, seconds)
+        val_model = trained("train_val", val_setting, "train (val)")
+    final = trained("train_final", final_setting, "train (seen)")
+    return TrainedModels(base, final, val_model, seconds, keys)
 
 
 @dataclass(frozen=True, eq=False)
@@ -198,6 +279,12 @@ class RunContext:
     final: Setting
     models: TrainedModels
     progress: bool = False
+    store: StageStore | None = None
+
+    def key(self, stage: str, **parts: object) -> str:
+        """The key of a method's stage: its config and the keys of the models and knowledge it uses."""
+        return stage_key(stage=stage, models=self.models.keys, knowledge=_array_key(self.knowledge),
+                         seed=self.config.seed, eval=to_dict(self.config.eval), **parts)
 
     def model(self, setting: Setting) -> Backbone:
         """The backbone trained for ``setting`` (shared: copy it before changing its rows)."""
@@ -243,8 +330,12 @@ class RunContext:
 
 def build_context(config: RunConfig, data: ZSLData, knowledge: np.ndarray, *, validation: bool = True,
                   base: Backbone | None = None, models: TrainedModels | None = None,
-                  progress: bool = False) -> RunContext:
-    """Settings, images and trained models of one run (``models`` reuses models trained before)."""
+                  progress: bool = False, store: StageStore | None = None) -> RunContext:
+    """Settings, images and trained models of one run (``models`` reuses models trained before).
+
+    With ``store``, every stage's result is kept there and reused when its key has not changed
+    (:class:`~niwt.rundir.StageStore`).
+    """
     config = resolve_config(config)
     knowledge = np.asarray(knowledge, dtype=np.float64)
     if knowledge.shape[0] != data.n_classes:
@@ -252,8 +343,9 @@ def build_context(config: RunConfig, data: ZSLData, knowledge: np.ndarray, *, va
     settings = build_settings(data, config.seed)
     images = data.images_tensor(np.arange(len(data.labels)))
     if models is None:
-        models = train_models(config, data, images, settings, validation=validation, base=base, progress=progress)
-    return RunContext(config, data, knowledge, images, settings[0], settings[1], models, progress)
+        models = train_models(config, data, images, settings, validation=validation, base=base, progress=progress,
+                              store=store)
+    return RunContext(config, data, knowledge, images, settings[0], settings[1], models, progress, store)
 
 
 def niwt_transfer(config: RunConfig, model: Backbone, knowledge: np.ndarray, images: torch.Tensor,
@@ -339,37 +431,63 @@ class NIWTRun:
         return self.result.selection
 
 
+def _niwt_config(ctx: RunContext) -> dict[str, object]:
+    c = ctx.config
+    return {"importance": to_dict(c.importance), "mapping": to_dict(c.mapping), "transfer": to_dict(c.transfer)}
+
+
 def select_niwt(ctx: RunContext, grid: list[tuple[float, float]] | None = None) -> Selection:
     """Choose Λ and the learning rate on the validation setting (the val classes act as unseen)."""
     grid = grid if grid is not None else transfer_grid(ctx.config)
     if len(grid) == 1 and not ctx.config.eval.calibrate:
         return Selection({"lam": grid[0][0], "lr": grid[0][1]})
-    setting = ctx.validation
-    model = copy.deepcopy(ctx.model(setting))
-    _, _, optimizers = ctx.transfer(setting, model, grid)
-    points = []
-    for (lam, lr), opt in zip(grid, optimizers):
-        opt.apply(model)
-        rep = ctx.report(setting, ctx.scores(model, setting))
-        points.append(GridPoint({"lam": lam, "lr": lr}, rep))
-        log.info("validation Λ=%g lr=%g: S=%.3f U=%.3f H=%.3f", lam, lr, rep.seen_acc, rep.unseen_acc, rep.H)
-    return Selection.best_of(points)
+
+    def compute(_: Path | None) -> Selection:
+        setting = ctx.validation
+        model = copy.deepcopy(ctx.model(setting))
+        _, _, optimizers = ctx.transfer(setting, model, grid)
+        points = []
+        for (lam, lr), opt in zip(grid, optimizers):
+            opt.apply(model)
+            rep = ctx.report(setting, ctx.scores(model, setting))
+            points.append(GridPoint({"lam": lam, "lr": lr}, rep))
+            log.info("validation Λ=%g lr=%g: S=%.3f U=%.3f H=%.3f", lam, lr, rep.seen_acc, rep.unseen_acc, rep.H)
+        return Selection.best_of(points)
+
+    return _stage(ctx.store, "niwt_select", ctx.key("niwt_select", grid=grid, **_niwt_config(ctx)), compute,
+                  lambda sel, d: write_json(d / "selection.json", sel.to_dict()),
+                  lambda d: Selection.from_dict(_read_json(d / "selection.json")))
 
 
-def niwt_method(ctx: RunContext, selection: Selection | None = None) -> NIWTRun:
-    """NIWT on the final model with Λ/lr chosen on validation (or given in ``selection``)."""
+def niwt_method(ctx: RunContext, selection: Selection | None = None) -> NIWTRun | MethodResult:
+    """NIWT on the final model with Λ/lr chosen on validation (or given in ``selection``).
+
+    Returns the :class:`NIWTRun` (model, mapper, optimizer and result); when the run context has a
+    stage store and the stage had already finished, only its :class:`MethodResult` (the stage's
+    directory holds the model and the rest as files).
+    """
     t0 = time.perf_counter()
     selection = selection if selection is not None else select_niwt(ctx)
     seconds = {"select": time.perf_counter() - t0}
-    t0 = time.perf_counter()
-    setting = ctx.final
-    model = copy.deepcopy(ctx.model(setting))
-    mapper, _, (opt,) = ctx.transfer(setting, model, [(selection.params["lam"], selection.params["lr"])])
-    opt.apply(model)
-    report = ctx.report(setting, ctx.scores(model, setting), calibration=selection.calibration)
-    seconds["final"] = time.perf_counter() - t0
-    result = MethodResult("niwt", report, selection, {**ctx.models.seconds, **seconds})
-    return NIWTRun(result, model, mapper, opt)
+
+    def compute(_: Path | None) -> NIWTRun:
+        t0 = time.perf_counter()
+        setting = ctx.final
+        model = copy.deepcopy(ctx.model(setting))
+        mapper, _, (opt,) = ctx.transfer(setting, model, [(selection.params["lam"], selection.params["lr"])])
+        opt.apply(model)
+        report = ctx.report(setting, ctx.scores(model, setting), calibration=selection.calibration)
+        seconds["final"] = time.perf_counter() - t0
+        result = MethodResult("niwt", report, selection, {**ctx.models.seconds, **seconds})
+        return NIWTRun(result, model, mapper, opt)
+
+    def save(run: NIWTRun, d: Path) -> None:
+        save_niwt_outputs(d, ctx.config, run)
+        write_json(d / "result.json", run.result.to_dict())
+
+    key = ctx.key("niwt", selection=selection.to_dict(), **_niwt_config(ctx))
+    return _stage(ctx.store, "niwt", key, compute, save,
+                  lambda d: MethodResult.from_dict(_read_json(d / "result.json")))
 
 
 def baseline_method(ctx: RunContext, name: str) -> MethodResult:
@@ -378,36 +496,48 @@ def baseline_method(ctx: RunContext, name: str) -> MethodResult:
     The grid is searched with the validation model's features, the best point refitted on every
     seen class with the final model's features.
     """
-    t0 = time.perf_counter()
-    d, k = ctx.data, ctx.knowledge
-    points = _baseline_points(ctx.config, name)
-    seed = {"random_state": ctx.config.seed} if "random_state" in get_baseline(name).get_params() else {}
-    if len(points) > 1 or ctx.config.eval.calibrate:
-        val, model = ctx.validation, ctx.model(ctx.validation)
-        f_fit = penultimate_features(model, ctx.images[val.train_idx])
-        f_eval = penultimate_features(model, ctx.images[val.test_idx])
-        grid = []
-        for params in points:
-            est = get_baseline(name, **params, **seed).fit(f_fit, d.labels[val.train_idx], k)
-            grid.append(GridPoint(params, ctx.report(val, est.decision_function(f_eval, k))))
-        selection = Selection.best_of(grid)
-    else:
-        selection = Selection(points[0])
-    final, model = ctx.final, ctx.model(ctx.final)
-    f_train = penultimate_features(model, ctx.images[final.train_idx])
-    f_test = penultimate_features(model, ctx.images[final.test_idx])
-    est = get_baseline(name, **selection.params, **seed).fit(f_train, d.labels[final.train_idx], k)
-    report = ctx.report(final, est.decision_function(f_test, k), calibration=selection.calibration)
-    return MethodResult(name, report, selection, {"fit": time.perf_counter() - t0})
+
+    def compute(_: Path | None) -> MethodResult:
+        t0 = time.perf_counter()
+        d, k = ctx.data, ctx.knowledge
+        points = _baseline_points(ctx.config, name)
+        seed = {"random_state": ctx.config.seed} if "random_state" in get_baseline(name).get_params() else {}
+        if len(points) > 1 or ctx.config.eval.calibrate:
+            val, model = ctx.validation, ctx.model(ctx.validation)
+            f_fit = penultimate_features(model, ctx.images[val.train_idx])
+            f_eval = penultimate_features(model, ctx.images[val.test_idx])
+            grid = []
+            for params in points:
+                est = get_baseline(name, **params, **seed).fit(f_fit, d.labels[val.train_idx], k)
+                grid.append(GridPoint(params, ctx.report(val, est.decision_function(f_eval, k))))
+            selection = Selection.best_of(grid)
+        else:
+            selection = Selection(points[0])
+        final, model = ctx.final, ctx.model(ctx.final)
+        f_train = penultimate_features(model, ctx.images[final.train_idx])
+        f_test = penultimate_features(model, ctx.images[final.test_idx])
+        est = get_baseline(name, **selection.params, **seed).fit(f_train, d.labels[final.train_idx], k)
+        report = ctx.report(final, est.decision_function(f_test, k), calibration=selection.calibration)
+        return MethodResult(name, report, selection, {"fit": time.perf_counter() - t0})
+
+    return _stage(ctx.store, name, ctx.key(name, grid=ctx.config.compare.grid(name)), compute,
+                  lambda r, d: write_json(d / "result.json", r.to_dict()),
+                  lambda d: MethodResult.from_dict(_read_json(d / "result.json")))
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def run_methods(ctx: RunContext, methods: tuple[str, ...]) -> tuple[tuple[MethodResult, ...], NIWTRun | None]:
-    """Each of ``methods`` on ``ctx``, in order; NIWT's full run is returned beside the results."""
+    """Each of ``methods`` on ``ctx``, in order; NIWT's full run beside the results when it was
+    computed here (None when it was not run, or reused from the context's stage store)."""
     results, niwt_run = [], None
     for method in methods:
         if method == "niwt":
-            niwt_run = niwt_method(ctx)
-            result = niwt_run.result
+            out = niwt_method(ctx)
+            niwt_run = out if isinstance(out, NIWTRun) else None
+            result = out.result if isinstance(out, NIWTRun) else out
         else:
             result = baseline_method(ctx, method)
         results.append(result)
@@ -424,7 +554,10 @@ def run_niwt(config: RunConfig, data: ZSLData | None = None, progress: bool = Fa
     data = data if data is not None else load_dataset(config)
     ctx = build_context(config, data, load_knowledge(config, data), base=base, progress=progress,
                         validation=needs_validation(config, ("niwt",)))
-    return niwt_method(ctx)
+    run = niwt_method(ctx)
+    if not isinstance(run, NIWTRun):  # pragma: no cover - without a stage store it is always computed
+        raise RuntimeError("niwt_method returned a stored result without a stage store")
+    return run
 
 
 def save_niwt_outputs(staging: Path, config: RunConfig, run: NIWTRun) -> None:
@@ -459,15 +592,33 @@ def demo_config(seed: int = 0) -> RunConfig:
     return replace(RunConfig(), seed=seed)
 
 
-def run_to_dir(config: RunConfig, out: str | Path, *, force: bool = False, progress: bool = False) -> Comparison:
-    """Run NIWT and write a complete run directory at ``out``; returns what ``metrics.json`` holds."""
+def publish_niwt_outputs(store: StageStore, staging: Path) -> None:
+    """Copy the NIWT stage's weights, maps and records (``model/``, ``mapping/``, ``transfer/``)
+    from ``store`` to the top of the run directory."""
+    stage = store.path("niwt")
+    for part in ("model", "mapping", "transfer"):
+        if (stage / part).is_dir():
+            shutil.copytree(stage / part, staging / part, dirs_exist_ok=True)
+
+
+def run_to_dir(config: RunConfig, out: str | Path, *, force: bool = False, progress: bool = False,
+               resume: bool = False) -> Comparison:
+    """Run NIWT and write a complete run directory at ``out``; returns what ``metrics.json`` holds.
+
+    With ``resume``, a killed run aimed at ``out`` continues from its last finished step.
+    """
     config = resolve_config(config)
 
     def body(staging: Path) -> Comparison:
-        run = run_niwt(config, progress=progress)
-        comparison = Comparison((SeedRun(config.seed, (run.result,)),))
-        save_niwt_outputs(staging, config, run)
+        seed_everything(config.seed)
+        store = StageStore(staging, prefix=f"seed{config.seed}.")
+        data = load_dataset(config)
+        ctx = build_context(config, data, load_knowledge(config, data), progress=progress, store=store,
+                            validation=needs_validation(config, ("niwt",)))
+        results, _ = run_methods(ctx, ("niwt",))
+        comparison = Comparison((SeedRun(config.seed, results),))
+        publish_niwt_outputs(store, staging)
         write_run(staging, config, comparison.to_dict())
         return comparison
 
-    return in_run_dir(out, force, body, command="run")
+    return in_run_dir(out, force, body, command="run", resume=resume)

@@ -37,7 +37,13 @@ class GridPoint:
     def to_dict(self) -> dict[str, Any]:
         r = self.report
         return {**self.params, "seen_acc": r.seen_acc, "unseen_acc": r.unseen_acc, "H": r.H,
-                "calibration": r.calibration}
+                "calibration": r.calibration, "report": r.as_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GridPoint:
+        report = GZSLReport(**d["report"])
+        skip = {"seen_acc", "unseen_acc", "H", "calibration", "report"}
+        return cls({k: v for k, v in d.items() if k not in skip}, report)
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,10 @@ class Selection:
         return {"chosen": dict(self.params), "calibration": self.calibration, "validated": self.validated,
                 "grid": [p.to_dict() for p in self.grid]}
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Selection:
+        return cls(dict(d["chosen"]), float(d["calibration"]), tuple(GridPoint.from_dict(p) for p in d["grid"]))
+
 
 @dataclass(frozen=True)
 class MethodResult:
@@ -86,7 +96,12 @@ class MethodResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, **self.metrics(), "selection": self.selection.to_dict(),
-                "seconds": dict(self.seconds)}
+                "seconds": dict(self.seconds), "report": self.report.as_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MethodResult:
+        """The record written by :meth:`to_dict` (a run directory's stage results)."""
+        return cls(d["method"], GZSLReport(**d["report"]), Selection.from_dict(d["selection"]), dict(d["seconds"]))
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ complete; on any error the staging directory is removed and the target is left a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -30,9 +31,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from niwt.errors import RunDirectoryError
+from niwt.faults import failpoint
 
 __all__ = ["MANIFEST", "FORMAT", "FORMAT_VERSION", "Manifest", "read_manifest", "check_output_dir", "run_dir",
-           "in_run_dir", "write_json", "versions"]
+           "in_run_dir", "write_json", "versions", "StageStore", "stage_key", "STAGES"]
 
 log = logging.getLogger(__name__)
 
@@ -155,10 +157,14 @@ def check_output_dir(out: str | Path, force: bool = False) -> str:
 def _finish(out: Path, staging: Path, command: str, force: bool, stages: dict[str, Any]) -> None:
     import niwt
 
-    manifest = Manifest(command=command, files=tuple(p for p in _listing(staging) if (staging / p).is_file()),
+    failpoint("write:before-manifest")
+    manifest = Manifest(command=command, files=tuple(p for p in _listing(staging)
+                                                     if (staging / p).is_file() and p != _LOCK),
                         niwt_version=niwt.__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                         stages=stages)
     write_json(staging / MANIFEST, manifest.to_dict())
+    failpoint("write:after-manifest")
+    (staging / _LOCK).unlink(missing_ok=True)  # from here on a complete run: resumable by its manifest
     state = check_output_dir(out, force)  # again: the target may have changed while the run ran
     if state == "missing":
         os.rename(staging, out)
@@ -168,34 +174,182 @@ def _finish(out: Path, staging: Path, command: str, force: bool, stages: dict[st
     else:
         old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
         os.rename(out, old / "run")
+        failpoint("write:between-renames")
         os.rename(staging, out)
         shutil.rmtree(old)  # checked above: only files the old run's manifest lists
 
 
-@contextmanager
-def run_dir(out: str | Path, force: bool = False, command: str = "") -> Iterator[Path]:
-    """Yield a fresh staging directory; move it to ``out`` when the block ends without error.
+# --- finished stages, and resuming a killed run -------------------------------------------------
 
-    ``out`` is checked before the block runs (so a refused directory costs no training) and again
-    before the move. On any error, the staging directory is removed and ``out`` is untouched.
+STAGES = "stages"
+STAGE_RECORD = "stage.json"
+_LOCK = ".niwt-lock.json"
+
+
+def stage_key(**parts: Any) -> str:
+    """A stable hash of what a stage was made from (its config and its inputs' keys)."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
+
+
+class StageStore:
+    """The finished stages of a run: ``stages/<name>/`` with a ``stage.json`` naming the key it was
+    made from, written last through a temporary directory and a rename, so a directory never claims
+    a stage it did not finish. A stage whose key changed is recomputed; the others are reused.
+
+    Args:
+        run: the (staging) run directory.
+        prefix: put before every stage name (``"seed1."``), so repeated runs in one directory
+            (seeds, architectures) keep their stages apart.
     """
-    out = Path(out)
-    check_output_dir(out, force)
+
+    def __init__(self, run: str | Path, prefix: str = "") -> None:
+        self.run = Path(run)
+        self.root = self.run / STAGES
+        self.prefix = prefix
+
+    def child(self, prefix: str) -> StageStore:
+        """The same store with ``prefix`` added to every name."""
+        return StageStore(self.run, self.prefix + prefix)
+
+    def get(self, name: str, key: str) -> Path | None:
+        """The directory of stage ``name`` if it finished with ``key``, else None."""
+        name = self.prefix + name
+        path = self.root / name
+        try:
+            record = json.loads((path / STAGE_RECORD).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(record, dict) or record.get("key") != key:
+            return None
+        log.info("stage %s: reused (key %s)", name, key)
+        return path
+
+    def path(self, name: str) -> Path:
+        """Where stage ``name`` is (or would be) kept."""
+        return self.root / (self.prefix + name)
+
+    def scratch(self, name: str, key: str) -> Path:
+        """A directory for the unfinished state of stage ``name`` (e.g. per-epoch checkpoints),
+        kept across kills, tied to ``key`` so a changed stage never continues another's state."""
+        path = self.root / f"{self.prefix}{name}.partial-{key}"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @contextmanager
+    def put(self, name: str, key: str) -> Iterator[Path]:
+        """Yield an empty directory to write stage ``name`` into; on success it becomes the stage."""
+        name = self.prefix + name
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=self.root))
+        try:
+            yield tmp
+            write_json(tmp / STAGE_RECORD, {"name": name, "key": key,
+                                            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+            final = self.root / name
+            if final.exists():
+                trash = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".old", dir=self.root))
+                os.rename(final, trash / name)
+                os.rename(tmp, final)
+                shutil.rmtree(trash)
+            else:
+                os.rename(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        for partial in self.root.glob(f"{name}.partial-*"):
+            shutil.rmtree(partial, ignore_errors=True)
+        failpoint(f"stage:{name}")
+
+    def finished(self) -> dict[str, str]:
+        """``{name: key}`` of every finished stage."""
+        out = {}
+        for record in sorted(self.root.glob(f"*/{STAGE_RECORD}")):
+            try:
+                out[record.parent.name] = json.loads(record.read_text(encoding="utf-8"))["key"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _abandoned_staging(out: Path) -> Path | None:
+    """The newest staging directory of ``out`` left by a run that is no longer running."""
+    found = []
+    for path in out.parent.glob(f".{out.name}.*.partial"):
+        if not (path / _LOCK).exists() and read_manifest(path) is not None:
+            found.append(path)  # complete, killed while being moved into place
+            continue
+        try:
+            lock = json.loads((path / _LOCK).read_text(encoding="utf-8"))
+            pid = None if lock["pid"] is None else int(lock["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not a niwt staging directory, or one being set up
+        if pid is None or (pid != os.getpid() and not _alive(pid)):
+            found.append(path)
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def _new_staging(out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     umask = os.umask(0)
     os.umask(umask)
     staging.chmod(0o777 & ~umask)  # mkdtemp's 0700 would otherwise become the run's mode
-    stages: dict[str, Any] = {}
+    return staging
+
+
+@contextmanager
+def run_dir(out: str | Path, force: bool = False, command: str = "", resume: bool = False) -> Iterator[Path]:
+    """Yield a staging directory; move it to ``out`` when the block ends without error.
+
+    ``out`` is checked before the block runs (so a refused directory costs no training) and again
+    before the move. On an error, the staging directory is removed and ``out`` is untouched; on
+    Ctrl-C it is kept, so that ``resume`` can continue it.
+
+    With ``resume``, the staging directory of a killed run aimed at ``out`` is taken over (its
+    finished stages and checkpoints are reused), or, when ``out`` holds a complete niwt run, its
+    finished stages are copied into a new one and the run replaces it once complete.
+    """
+    out = Path(out)
+    state = check_output_dir(out, force or resume)
+    staging = _abandoned_staging(out) if resume else None
+    for old in out.parent.glob(f".{out.name}.*.old"):  # a replaced niwt run a kill left behind
+        if [p.name for p in old.iterdir()] == ["run"] and read_manifest(old / "run") is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    if staging is not None:
+        log.info("resuming the run in %s (finished stages: %s)", staging,
+                 ", ".join(StageStore(staging).finished()) or "none")
+    else:
+        staging = _new_staging(out)
+        if resume and state == "run" and (out / STAGES).is_dir():
+            shutil.copytree(out / STAGES, staging / STAGES, dirs_exist_ok=True)
+            log.info("resuming from the complete run in %s", out)
+    write_json(staging / _LOCK, {"pid": os.getpid(), "command": command})
     try:
         yield staging
-        _finish(out, staging, command, force, stages)
+        _finish(out, staging, command, force or resume, StageStore(staging).finished())
+    except KeyboardInterrupt:
+        write_json(staging / _LOCK, {"pid": None, "command": command, "interrupted": True})
+        log.warning("interrupted: the unfinished run is kept in %s; run the same command with --resume to "
+                    "continue it, or delete that directory", staging)
+        raise
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
 
-def in_run_dir(out: str | Path, force: bool, body: Callable[[Path], T], command: str = "") -> T:
+def in_run_dir(out: str | Path, force: bool, body: Callable[[Path], T], command: str = "",
+               resume: bool = False) -> T:
     """Call ``body(staging)`` inside :func:`run_dir` and return what it returns."""
-    with run_dir(out, force, command) as staging:
+    with run_dir(out, force, command, resume) as staging:
         return body(staging)

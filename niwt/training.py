@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import pickle
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from numbers import Integral
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
@@ -27,6 +30,7 @@ from torch import nn
 
 from niwt.checks import as_image_batch, as_labels
 from niwt.errors import ConfigError, DataError
+from niwt.faults import failpoint
 from niwt.models.backbones import Backbone
 from niwt.progress import StageProgress
 
@@ -188,6 +192,7 @@ def optimize(
     progress: bool = False,
     desc: str = "optimize",
     unit: str = "epoch",
+    start_epoch: int = 0,
 ) -> OptimizeResult:
     """Minimise ``loss_fn`` over ``params``: the one optimisation loop of niwt.
 
@@ -212,6 +217,8 @@ def optimize(
         progress: show progress (see :mod:`niwt.progress`), one unit per epoch.
         desc: name of the stage, used in progress and in errors.
         unit: what an epoch is called in progress (``"epoch"``, ``"step"``).
+        start_epoch: epochs already done (a resumed run): the loop runs epochs ``start_epoch`` to
+            ``epochs - 1``, numbered as in the uninterrupted run.
 
     Returns:
         The losses of the run and what stopped it.
@@ -231,8 +238,11 @@ def optimize(
     step_losses: list[float] = []
     stopped_by: str | None = None
     start = time.perf_counter()
+    if isinstance(start_epoch, bool) or not isinstance(start_epoch, Integral) or not 0 <= start_epoch <= epochs:
+        raise ConfigError(f"`start_epoch` must be an integer in [0, {epochs}], got {start_epoch!r}")
     with StageProgress(desc, epochs, unit=unit, enabled=progress) as bar, torch.enable_grad():
-        for epoch in range(epochs):
+        bar.update_to(int(start_epoch))
+        for epoch in range(int(start_epoch), epochs):
             mark = time.perf_counter()
             total, count = 0.0, 0
             for batch in batches():
@@ -302,12 +312,19 @@ def train_classifier(
     generator: torch.Generator | None = None,
     progress: bool = False,
     desc: str = "train",
+    checkpoint: str | Path | None = None,
 ) -> list[float]:
     """Train ``model`` with cross-entropy on ``images``/``labels`` (labels index the classifier rows).
 
     ``mode="fixed"`` trains only the classifier (the trunk is frozen and kept in eval mode);
     ``"finetuned"`` trains every layer. AdamW with a one-cycle schedule. The model is left in eval
     mode. Returns the mean loss of every epoch.
+
+    With ``checkpoint`` (a file path), the state needed to continue exactly (weights, optimiser,
+    schedule, the batch generator and torch's global generator, which dropout draws from) is
+    written there atomically after every epoch, and a call that finds the file continues after its
+    last epoch: a run killed at any point and called again ends with the same weights, on CPU, as
+    one that was never interrupted.
     """
     if mode not in TRAIN_MODES:
         raise ConfigError(f"`mode` must be one of {list(TRAIN_MODES)}, got {mode!r}")
@@ -331,15 +348,57 @@ def train_classifier(
             x = _augment(x, gen)
         return criterion(model(x), labels[idx])
 
+    done: list[float] = []
+    on_epoch = None
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint)
+        done = _load_checkpoint(checkpoint, model, optimizer, scheduler, gen)
+        if done:
+            log.info("%s: continuing after epoch %d of %d from %s", desc, len(done), epochs, checkpoint)
+
+        def on_epoch(end: EpochEnd) -> None:
+            done.append(end.loss)
+            _save_checkpoint(checkpoint, model, optimizer, scheduler, gen, done)
+            failpoint(f"epoch:{desc}:{end.epoch + 1}")
+
     _set_train_mode(model, mode)
     try:
         result = optimize(params, batch_loss, lambda: batches(images.shape[0], batch_size, gen), optimizer,
-                          epochs=epochs, scheduler=scheduler, progress=progress, desc=desc)
+                          epochs=epochs, scheduler=scheduler, progress=progress, desc=desc,
+                          start_epoch=min(len(done), epochs) if checkpoint is not None else 0, on_epoch=on_epoch)
     finally:
         model.eval()
-    history = list(result.epoch_losses)
+    history = list(done) if checkpoint is not None else list(result.epoch_losses)
     log.info("%s: final training loss %.4f after %d epochs", desc, history[-1] if history else float("nan"), epochs)
     return history
+
+
+def _save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+                     scheduler: torch.optim.lr_scheduler.LRScheduler, gen: torch.Generator, losses: list[float]) -> None:
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+             "generator": gen.get_state(), "torch_rng": torch.get_rng_state(), "losses": list(losses)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+                     scheduler: torch.optim.lr_scheduler.LRScheduler, gen: torch.Generator) -> list[float]:
+    """Restore a training checkpoint (tensors only: ``weights_only=True``); the losses of its epochs."""
+    if not path.exists():
+        return []
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        return [float(v) for v in state["losses"]]
+    except (OSError, RuntimeError, KeyError, TypeError, ValueError, pickle.UnpicklingError) as err:
+        raise DataError(f"training checkpoint {str(path)!r} cannot be read ({type(err).__name__}: {err}); "
+                        "delete it to train this stage from the start") from err
 
 
 @torch.no_grad()

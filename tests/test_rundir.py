@@ -8,7 +8,7 @@ import pytest
 
 from niwt.cli import main
 from niwt.errors import RunDirectoryError
-from niwt.rundir import MANIFEST, check_output_dir, in_run_dir, read_manifest, run_dir
+from niwt.rundir import MANIFEST, StageStore, check_output_dir, in_run_dir, read_manifest, run_dir
 
 
 def _write_run(out, force=False, text="a"):
@@ -125,9 +125,46 @@ def test_failed_run_leaves_the_old_run_untouched(tmp_path):
 
     def body(staging):
         (staging / "metrics.json").write_text("new")
-        raise KeyboardInterrupt
+        raise RuntimeError("boom")
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(RuntimeError):
         in_run_dir(out, True, body)
     assert (out / "metrics.json").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_ctrl_c_keeps_the_staging_for_resume(tmp_path):
+    out = tmp_path / "out"
+
+    def body(staging):
+        with StageStore(staging).put("first", "k1") as d:
+            (d / "x").write_text("1")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        in_run_dir(out, False, body)
+    (kept,) = tmp_path.glob(".out.*.partial")
+    assert StageStore(kept).finished() == {"first": "k1"}
+    # --resume takes it over: the finished stage is found, the run completes in place.
+    with run_dir(out, resume=True) as staging:
+        assert staging == kept
+        assert StageStore(staging).get("first", "k1") is not None
+        assert StageStore(staging).get("first", "other key") is None
+    assert read_manifest(out).stages == {"first": "k1"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_stage_is_claimed_only_when_finished(tmp_path):
+    store = StageStore(tmp_path)
+    with pytest.raises(RuntimeError):
+        with store.put("s", "k") as d:
+            (d / "half").write_text("written")
+            raise RuntimeError("killed mid-write")
+    assert store.get("s", "k") is None and store.finished() == {}
+    with store.put("s", "k") as d:
+        (d / "whole").write_text("written")
+    assert store.get("s", "k") == tmp_path / "stages" / "s" and store.finished() == {"s": "k"}
+    with store.put("s", "k2") as d:  # a changed stage replaces the old one
+        (d / "new").write_text("written")
+    assert store.get("s", "k") is None and (store.get("s", "k2") / "new").exists()
+    assert not (tmp_path / "stages" / "s" / "whole").exists()

@@ -7,19 +7,25 @@ seed returns the same split, and the loaders record each draw in their ``notes``
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from niwt.data.textfiles import read_name_list
 from niwt.errors import ConfigError, DataError
 
 __all__ = [
     "DEFAULT_TEST_SEEN_FRACTION",
     "DEFAULT_VAL_FRACTION",
     "check_fraction",
+    "check_seed",
     "draw_val_classes",
     "split_seen_images",
     "class_indices",
+    "class_list_split",
+    "ClassSplit",
+    "resolve_class_split",
 ]
 
 DEFAULT_TEST_SEEN_FRACTION = 0.2
@@ -39,6 +45,17 @@ def check_fraction(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < float(value) < 1.0:
         raise ConfigError(f"`{name}` must be a number in (0, 1), got {value!r}")
     return float(value)
+
+
+def check_seed(value: object) -> int:
+    """Return ``value`` as a non-negative int seed.
+
+    Raises:
+        ConfigError: for a non-integer or negative seed.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ConfigError(f"`seed` must be a non-negative integer, got {value!r}")
+    return int(value)
 
 
 def draw_val_classes(seen: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -98,3 +115,121 @@ def class_indices(
             )
         out.append(lookup[name])
     return np.asarray(sorted(out), dtype=np.int64)
+
+
+def class_list_split(folder: Path, class_names: Sequence[str], val_split: int = 1) -> dict[str, np.ndarray]:
+    """The xlsa17 class-list files present in ``folder`` as class-index arrays.
+
+    Keys present: ``seen`` / ``unseen`` (``trainvalclasses.txt`` / ``testclasses.txt``, both or
+    neither) and ``train`` / ``val`` (``trainclasses<k>.txt`` / ``valclasses<k>.txt``).
+
+    Raises:
+        DataError: for a name that is not a class, or only one file of a pair.
+    """
+    out: dict[str, np.ndarray] = {}
+    folder = Path(folder)
+    for keys, names in ((("seen", "unseen"), ("trainvalclasses.txt", "testclasses.txt")),
+                        (("train", "val"), (f"trainclasses{val_split}.txt", f"valclasses{val_split}.txt"))):
+        files = [folder / n for n in names]
+        present = [f.is_file() for f in files]
+        if any(present) and not all(present):
+            have, lack = (files[0], files[1]) if present[0] else (files[1], files[0])
+            raise DataError(f"{have} is there but {lack.name} is not; the class lists come in pairs, copy both")
+        if all(present):
+            for key, f in zip(keys, files):
+                out[key] = class_indices(read_name_list(f), class_names, f)
+    return out
+
+
+@dataclass(frozen=True)
+class ClassSplit:
+    """Seen / unseen classes and the train / val partition of the seen ones, with how they were chosen.
+
+    Attributes:
+        seen, unseen, train, val: sorted ``int64`` class indices.
+        notes: one line per decision (which file, which seeded draw).
+    """
+
+    seen: np.ndarray
+    unseen: np.ndarray
+    train: np.ndarray
+    val: np.ndarray
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, object]:
+        return {"seen": self.seen.tolist(), "unseen": self.unseen.tolist(), "train": self.train.tolist(),
+                "val": self.val.tolist(), "notes": list(self.notes)}
+
+
+def _names(indices: np.ndarray, class_names: Sequence[str], k: int = 8) -> str:
+    shown = ", ".join(class_names[i] for i in indices[:k])
+    return shown + (f", ... ({indices.size - k} more)" if indices.size > k else "")
+
+
+def resolve_class_split(
+    class_names: Sequence[str],
+    folders: Sequence[Path],
+    *,
+    unseen: Sequence[str] | None = None,
+    default_unseen: Sequence[str] | None = None,
+    default_label: str = "",
+    val_split: int = 1,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    seed: int = 0,
+    fix: str = "",
+) -> ClassSplit:
+    """Choose seen / unseen and train / val classes for a format whose files carry no GZSL split.
+
+    Order of sources for seen / unseen: the xlsa17 class lists in the first of ``folders`` that has
+    them, then the ``unseen`` names given, then ``default_unseen``. Validation classes come from
+    ``trainclasses<k>.txt`` / ``valclasses<k>.txt`` in the same folder, else a seeded draw.
+
+    Raises:
+        DataError: when no source is available (``fix`` says what to provide), a name is unknown,
+            or the lists do not partition the classes.
+    """
+    notes: list[str] = []
+    lists: dict[str, np.ndarray] = {}
+    where: Path | None = None
+    for folder in folders:
+        if folder is not None and (Path(folder) / "trainvalclasses.txt").is_file():
+            lists, where = class_list_split(Path(folder), class_names, val_split), Path(folder)
+            break
+    all_classes = np.arange(len(class_names))
+    if "seen" in lists:
+        seen_c, unseen_c = lists["seen"], lists["unseen"]
+        notes.append(f"seen / unseen classes from {where / 'trainvalclasses.txt'} and testclasses.txt")
+        rest = np.setdiff1d(all_classes, np.union1d(seen_c, unseen_c))
+        if np.intersect1d(seen_c, unseen_c).size or rest.size:
+            raise DataError(
+                f"{where}: trainvalclasses.txt and testclasses.txt must split all {len(class_names)} classes into "
+                f"two disjoint lists (overlap {_names(np.intersect1d(seen_c, unseen_c), class_names)!r}, "
+                f"unlisted {_names(rest, class_names)!r})"
+            )
+    else:
+        given = unseen if unseen is not None else default_unseen
+        if given is None:
+            raise DataError(f"no seen / unseen split for these classes; {fix}")
+        source = "the `unseen_classes` argument" if unseen is not None else default_label
+        unknown = [n for n in given if n not in set(class_names)]
+        if unseen is None and unknown:
+            raise DataError(
+                f"no class lists (trainvalclasses.txt / testclasses.txt) found in {[str(f) for f in folders]}, and "
+                f"{default_label} are not all classes here (missing {unknown[:3]}); {fix}"
+            )
+        unseen_c = class_indices([(n, i + 1) for i, n in enumerate(given)], class_names, source)
+        seen_c = np.setdiff1d(all_classes, unseen_c)
+        notes.append(f"unseen classes from {source}: {_names(unseen_c, class_names)}")
+    if not seen_c.size or not unseen_c.size:
+        raise DataError(f"the split must have seen and unseen classes, got {seen_c.size} seen and {unseen_c.size} unseen")
+    if "val" in lists:
+        train_c, val_c = lists["train"], lists["val"]
+        if np.intersect1d(train_c, val_c).size or not np.array_equal(np.union1d(train_c, val_c), seen_c):
+            raise DataError(f"{where}: trainclasses{val_split}.txt and valclasses{val_split}.txt must partition the "
+                            f"{seen_c.size} seen classes of trainvalclasses.txt")
+        notes.append(f"validation classes from {where / f'valclasses{val_split}.txt'}")
+    else:
+        train_c, val_c = draw_val_classes(seen_c, val_fraction, seed)
+        notes.append(f"validation classes drawn among the {seen_c.size} seen classes (seed {seed}, fraction "
+                     f"{val_fraction}): {_names(val_c, class_names)}")
+    return ClassSplit(seen_c, unseen_c, train_c, val_c, tuple(notes))

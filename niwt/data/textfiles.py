@@ -152,10 +152,12 @@ def read_matrix(
     for r, (line, text) in enumerate(lines):
         tokens = text.split()
         if len(tokens) != width:
-            source = f"{cols_file} names {width} attributes" if col_names is not None else f"line {lines[0][0]} has {width}"
+            if col_names is None:
+                raise DataError(f"{path}, line {line}: {len(tokens)} values, but line {lines[0][0]} has {width}; "
+                                f"every row must hold one value per attribute")
             raise DataError(
-                f"{path}, line {line}: {len(tokens)} values, but {source}; every row must hold one value per "
-                f"attribute (the file or {cols_file} is from another version of the dataset)"
+                f"{path}, line {line}: {len(tokens)} values, but {cols_file} names {width} attributes; every row "
+                f"must hold one value per attribute (the file or {cols_file} is from another version of the dataset)"
             )
         for j, token in enumerate(tokens):
             try:

@@ -1,0 +1,254 @@
+"""The Animals with Attributes 2 release folder (``Animals_with_Attributes2/``).
+
+Layout::
+
+    classes.txt                       "<id>\\t<name>" for the 50 classes (1-based ids)
+    predicates.txt                    "<id>\\t<name>" for the 85 attributes
+    predicate-matrix-continuous.txt   50 rows x 85 values, 0-100, -1 = missing
+    predicate-matrix-binary.txt       50 rows x 85 values, 0/1
+    JPEGImages/<class>/<class>_<id>.jpg
+
+The GZSL split is the proposed split of xlsa17: ``trainvalclasses.txt`` / ``testclasses.txt``
+(and ``trainclasses1.txt`` / ``valclasses1.txt``) from ``split_dir`` or the release folder; without
+them, the published list of the ten proposed-split unseen classes. The release's own
+``trainclasses.txt`` / ``testclasses.txt`` are the older standard split (``split="standard"``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from niwt.data.assemble import assemble_image_dataset
+from niwt.data.imagefiles import ImageTransform, list_image_files
+from niwt.data.loaded import LoadedDataset
+from niwt.data.splits import (
+    DEFAULT_TEST_SEEN_FRACTION,
+    DEFAULT_VAL_FRACTION,
+    ClassSplit,
+    check_fraction,
+    check_seed,
+    class_indices,
+    draw_val_classes,
+    resolve_class_split,
+)
+from niwt.data.textfiles import read_id_names, read_matrix, read_name_list
+from niwt.errors import ConfigError, DataError
+
+__all__ = [
+    "AWA2_FOLDER",
+    "AWA2_PROPOSED_UNSEEN",
+    "AWA2_SPLITS",
+    "AWA2_KNOWLEDGE",
+    "AwA2Meta",
+    "find_awa2_root",
+    "read_awa2_meta",
+    "awa2_image_list",
+    "awa2_class_split",
+    "load_awa2",
+]
+
+AWA2_FOLDER = "Animals_with_Attributes2"
+AWA2_PROPOSED_UNSEEN: tuple[str, ...] = (
+    "bat", "blue+whale", "bobcat", "dolphin", "giraffe", "horse", "rat", "seal", "sheep", "walrus",
+)
+"""The ten unseen classes of the AwA2 proposed split (xlsa17 ``testclasses.txt``)."""
+
+AWA2_SPLITS: tuple[str, ...] = ("proposed", "standard")
+AWA2_KNOWLEDGE: tuple[str, ...] = ("continuous", "binary")
+_MARKER_FILES = ("classes.txt", "predicate-matrix-continuous.txt")
+
+
+def find_awa2_root(path: Path | str) -> Path:
+    """The release folder: ``path`` itself or its ``Animals_with_Attributes2`` sub-folder.
+
+    Raises:
+        DataError: if neither holds ``classes.txt`` and ``predicate-matrix-continuous.txt``.
+    """
+    path = Path(path)
+    for candidate in (path, path / AWA2_FOLDER):
+        if all((candidate / f).is_file() for f in _MARKER_FILES):
+            return candidate
+    raise DataError(
+        f"{path} is not an AwA2 release folder: it needs {' and '.join(_MARKER_FILES)} (unpack AwA2-data.zip and "
+        f"point at {AWA2_FOLDER}/)"
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class AwA2Meta:
+    """The class and attribute files of the release.
+
+    Attributes:
+        root: the release folder.
+        class_names: the 50 class names (``+`` for spaces, as in the files).
+        attribute_names: the 85 predicate names.
+        continuous: ``[C, A]`` continuous matrix as stored (``-1`` = missing).
+        binary: ``[C, A]`` binary matrix, or ``None`` when the file is absent.
+    """
+
+    root: Path
+    class_names: tuple[str, ...]
+    attribute_names: tuple[str, ...]
+    continuous: np.ndarray
+    binary: np.ndarray | None
+
+
+def read_awa2_meta(root: Path) -> AwA2Meta:
+    """Read and cross-check the class, predicate and matrix files.
+
+    Raises:
+        DataError: for a missing file, a class without a matrix row, a row of the wrong width, a
+            non-numeric value.
+    """
+    root = Path(root)
+    classes = read_id_names(root / "classes.txt", what="class")
+    predicates = read_id_names(root / "predicates.txt", what="attribute",
+                               hint="it ships with the AwA2 release next to classes.txt")
+    kwargs = dict(row_names=classes, col_names=predicates, rows_file="classes.txt", cols_file="predicates.txt")
+    continuous = read_matrix(root / "predicate-matrix-continuous.txt", **kwargs)
+    binary_path = root / "predicate-matrix-binary.txt"
+    binary = read_matrix(binary_path, **kwargs) if binary_path.is_file() else None
+    if binary is not None and not np.isin(binary, (0.0, 1.0)).all():
+        r, j = np.argwhere(~np.isin(binary, (0.0, 1.0)))[0]
+        raise DataError(f"{binary_path}: row {r + 1}, column {j + 1} holds {binary[r, j]}; the binary matrix holds 0/1")
+    return AwA2Meta(root, classes, predicates, continuous, binary)
+
+
+def awa2_image_list(root: Path, class_names: tuple[str, ...]) -> tuple[list[str], np.ndarray, list[str]]:
+    """Every image of ``JPEGImages/<class>/``, its label, and the folders that are not classes.
+
+    Returns:
+        ``(paths relative to JPEGImages, labels, extra folder names)``.
+
+    Raises:
+        DataError: if ``JPEGImages`` or a class's folder is missing.
+    """
+    images = root / "JPEGImages"
+    if not images.is_dir():
+        raise DataError(f"no JPEGImages folder in {root}; unpack the images of AwA2-data.zip there")
+    missing = [c for c in class_names if not (images / c).is_dir()]
+    if missing:
+        raise DataError(
+            f"{len(missing)} class(es) of {root / 'classes.txt'} have no image folder in {images}: {missing[:5]}; "
+            f"the images must be in JPEGImages/<class name>/"
+        )
+    paths: list[str] = []
+    labels: list[int] = []
+    for c, name in enumerate(class_names):
+        files = list_image_files(images / name)
+        paths.extend(f"{name}/{f.name}" for f in files)
+        labels.extend([c] * len(files))
+    known = set(class_names)
+    extra = sorted(p.name for p in images.iterdir() if p.is_dir() and p.name not in known)
+    return paths, np.asarray(labels, dtype=np.int64), extra
+
+
+def awa2_class_split(
+    meta: AwA2Meta,
+    *,
+    split: str = "proposed",
+    split_dir: Path | None = None,
+    unseen_classes: tuple[str, ...] | None = None,
+    val_split: int = 1,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    seed: int = 0,
+) -> ClassSplit:
+    """The class split of the release (see the module docstring for where it comes from).
+
+    Raises:
+        ConfigError: for an unknown ``split``.
+        DataError: for class lists that name unknown classes or do not partition the classes.
+    """
+    if split not in AWA2_SPLITS:
+        raise ConfigError(f"`split` must be one of {list(AWA2_SPLITS)}, got {split!r}")
+    if split == "standard":
+        train_file, test_file = meta.root / "trainclasses.txt", meta.root / "testclasses.txt"
+        for f in (train_file, test_file):
+            if not f.is_file():
+                raise DataError(f"split='standard' needs {f} (it ships with the AwA2 release)")
+        seen = class_indices(read_name_list(train_file), meta.class_names, train_file)
+        unseen = class_indices(read_name_list(test_file), meta.class_names, test_file)
+        if np.intersect1d(seen, unseen).size or seen.size + unseen.size != len(meta.class_names):
+            raise DataError(f"{train_file} and {test_file} must split the {len(meta.class_names)} classes")
+        train, val = draw_val_classes(seen, val_fraction, seed)
+        return ClassSplit(seen, unseen, train, val, (
+            f"standard split from {train_file.name} / {test_file.name} (not the proposed split)",
+            f"validation classes drawn among the {seen.size} seen classes (seed {seed}, fraction {val_fraction})",
+        ))
+    folders = ([Path(split_dir)] if split_dir is not None else []) + [meta.root]
+    return resolve_class_split(
+        meta.class_names, folders, unseen=unseen_classes, default_unseen=AWA2_PROPOSED_UNSEEN,
+        default_label="the published proposed-split unseen classes", val_split=val_split,
+        val_fraction=val_fraction, seed=seed,
+        fix=(f"copy trainvalclasses.txt and testclasses.txt of xlsa17/data/AWA2 into {meta.root} (or pass split_dir= "
+             f"that folder), or pass unseen_classes=[...]"),
+    )
+
+
+def load_awa2(
+    path: Path | str,
+    *,
+    split: str = "proposed",
+    split_dir: Path | str | None = None,
+    unseen_classes: tuple[str, ...] | None = None,
+    knowledge: str = "continuous",
+    val_split: int = 1,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    test_seen_fraction: float = DEFAULT_TEST_SEEN_FRACTION,
+    seed: int = 0,
+    transform: ImageTransform | None = None,
+    check_images: bool = True,
+) -> LoadedDataset:
+    """Load the AwA2 release: images on disk, class attributes, the proposed (or standard) split.
+
+    Args:
+        path: the ``Animals_with_Attributes2`` folder or its parent.
+        split: ``"proposed"`` (xlsa17) or ``"standard"`` (the release's own class lists).
+        split_dir: a folder holding the xlsa17 AWA2 class lists (``xlsa17/data/AWA2``).
+        unseen_classes: unseen class names, when no class lists are available.
+        knowledge: ``"continuous"`` (0-100; missing ``-1`` set to 0, recorded in the notes) or
+            ``"binary"``.
+        val_split: which xlsa17 ``trainclasses<k>.txt`` / ``valclasses<k>.txt`` pair to use.
+        val_fraction: share of seen classes drawn for validation when no list gives them.
+        test_seen_fraction: share of each seen class's images held out for ``test_seen``.
+        seed: seed of the draws.
+        transform: image preprocessing (``ImageTransform()`` when ``None``).
+        check_images: open every image first (see :func:`~niwt.data.imagefiles.screen_images`).
+
+    Raises:
+        DataError: for malformed or missing files (named, with the fix).
+        ConfigError: for a bad argument.
+    """
+    if knowledge not in AWA2_KNOWLEDGE:
+        raise ConfigError(f"`knowledge` must be one of {list(AWA2_KNOWLEDGE)}, got {knowledge!r}")
+    val_fraction = check_fraction("val_fraction", val_fraction)
+    test_seen_fraction = check_fraction("test_seen_fraction", test_seen_fraction)
+    seed = check_seed(seed)
+    root = find_awa2_root(path)
+    meta = read_awa2_meta(root)
+    notes: list[str] = []
+    if knowledge == "binary":
+        if meta.binary is None:
+            raise DataError(f"knowledge='binary' needs {root / 'predicate-matrix-binary.txt'}")
+        values = meta.binary
+    else:
+        values = meta.continuous.copy()
+        n_missing = int((values == -1).sum())
+        if n_missing:
+            values[values == -1] = 0.0
+            notes.append(f"{n_missing} missing attribute value(s) (-1) in predicate-matrix-continuous.txt set to 0")
+    class_split = awa2_class_split(meta, split=split, split_dir=None if split_dir is None else Path(split_dir),
+                                   unseen_classes=unseen_classes, val_split=val_split,
+                                   val_fraction=val_fraction, seed=seed)
+    paths, labels, extra = awa2_image_list(root, meta.class_names)
+    if extra:
+        notes.append(f"image folders that are not classes were skipped: {extra[:5]}")
+    return assemble_image_dataset(
+        name="AWA2", format="awa2", root=root / "JPEGImages", paths=paths, labels=labels,
+        class_names=meta.class_names, knowledge=values, knowledge_names=meta.attribute_names, split=class_split,
+        listed_in="the JPEGImages class folders", test_seen_fraction=test_seen_fraction, seed=seed,
+        transform=transform, check_images=check_images, notes=notes,
+    )

@@ -1,0 +1,268 @@
+"""A folder of one's own classes: one sub-folder of images per class and one CSV describing them.
+
+Layout::
+
+    my_dataset/
+        classes.csv          class,split,<attribute columns...>[,description]
+        zebra/  *.jpg|*.png ...
+        okapi/  ...
+
+``split`` is ``seen`` or ``unseen``; every other column except ``description`` is a numeric
+attribute. A dataset may have attribute columns, a ``description`` column, or both. Validation
+classes are drawn among the seen ones with a fixed seed, and recorded in the notes.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from niwt.data.assemble import assemble_image_dataset
+from niwt.data.imagefiles import ImageTransform, list_image_files
+from niwt.data.loaded import LoadedDataset
+from niwt.data.splits import (
+    DEFAULT_TEST_SEEN_FRACTION,
+    DEFAULT_VAL_FRACTION,
+    ClassSplit,
+    check_fraction,
+    check_seed,
+    draw_val_classes,
+)
+from niwt.data.textfiles import check_relative_path
+from niwt.errors import DataError
+
+__all__ = ["CSV_NAME", "SPLIT_VALUES", "ClassTable", "find_class_csv", "read_class_table", "folder_image_list",
+           "load_folder"]
+
+logger = logging.getLogger(__name__)
+
+CSV_NAME = "classes.csv"
+SPLIT_VALUES: tuple[str, ...] = ("seen", "unseen")
+_RESERVED = ("class", "split", "description")
+
+
+def find_class_csv(root: Path) -> Path:
+    """``classes.csv`` in ``root``, else the only ``*.csv`` there.
+
+    Raises:
+        DataError: if there is none, or several and none is ``classes.csv``.
+    """
+    root = Path(root)
+    if (root / CSV_NAME).is_file():
+        return root / CSV_NAME
+    found = sorted(root.glob("*.csv"))
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise DataError(f"no CSV file in {root}; add {CSV_NAME} with columns class, split and attribute columns "
+                        f"and/or a description column")
+    raise DataError(f"{root} holds several CSV files {[p.name for p in found]}; name the class table {CSV_NAME} "
+                    f"or pass csv_file=")
+
+
+@dataclass(frozen=True, eq=False)
+class ClassTable:
+    """The class CSV, checked.
+
+    Attributes:
+        path: the CSV file.
+        class_names: class names in row order.
+        lines: the CSV line of each class.
+        splits: ``"seen"`` / ``"unseen"`` per class.
+        attribute_names: the numeric columns.
+        attributes: ``[C, A]`` values (``A`` may be 0).
+        descriptions: per class its description, or ``None`` without a description column.
+    """
+
+    path: Path
+    class_names: tuple[str, ...]
+    lines: tuple[int, ...]
+    splits: tuple[str, ...]
+    attribute_names: tuple[str, ...]
+    attributes: np.ndarray
+    descriptions: tuple[str, ...] | None
+
+
+def _header(path: Path, fieldnames: list[str] | None) -> tuple[dict[str, str], list[str]]:
+    if not fieldnames:
+        raise DataError(f"{path} is empty; its first line must name the columns (class, split, ...)")
+    columns = [c.strip() for c in fieldnames]
+    dupes = sorted({c for c in columns if columns.count(c) > 1})
+    if dupes:
+        raise DataError(f"{path}, line 1: column(s) {dupes} appear more than once")
+    if "" in columns:
+        raise DataError(f"{path}, line 1: column {columns.index('') + 1} has no name")
+    special = {c.lower(): c for c in columns if c.lower() in _RESERVED}
+    for need in ("class", "split"):
+        if need not in special:
+            raise DataError(f"{path}, line 1: no `{need}` column (columns: {columns}); the table needs class and "
+                            f"split (seen/unseen) columns")
+    attributes = [c for c in columns if c.lower() not in _RESERVED]
+    if not attributes and "description" not in special:
+        raise DataError(f"{path}: no knowledge about the classes: add numeric attribute columns and/or a "
+                        f"description column")
+    return special, attributes
+
+
+def read_class_table(path: Path) -> ClassTable:
+    """Read and check the class CSV.
+
+    Raises:
+        DataError: naming row and column, for an empty or repeated class, a missing or unknown
+            split, an empty or non-numeric attribute value, an empty description (text only), no
+            seen or no unseen class.
+    """
+    path = Path(path)
+    try:
+        handle = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc}") from exc
+    names: list[str] = []
+    lines: list[int] = []
+    splits: list[str] = []
+    values: list[list[float]] = []
+    texts: list[str] = []
+    first: dict[str, int] = {}
+    with handle:
+        reader = csv.DictReader(handle)
+        try:
+            special, attributes = _header(path, reader.fieldnames)
+            for row in reader:
+                if None in row:
+                    raise DataError(f"{path}, line {reader.line_num}: more values than the header has columns; "
+                                    f"quote values that contain commas")
+                raw = {(k or "").strip(): (v or "").strip() if isinstance(v, str) else "" for k, v in row.items()}
+                line = reader.line_num
+                if not any(raw.values()):
+                    continue
+                name = raw[special["class"]]
+                if not name:
+                    raise DataError(f"{path}, line {line}: empty `class`; name the class (its image folder's name)")
+                check_relative_path(name, path, line)
+                if "/" in name.replace("\\", "/"):
+                    raise DataError(f"{path}, line {line}: class {name!r} must be a folder name, without '/'")
+                if name in first:
+                    raise DataError(f"{path}, line {line}: class {name!r} already has a row (line {first[name]})")
+                first[name] = line
+                split = raw[special["split"]].lower()
+                if split not in SPLIT_VALUES:
+                    got = f"got {raw[special['split']]!r}" if split else "it is empty"
+                    raise DataError(f"{path}, line {line}, column `{special['split']}` (class {name!r}): the split must "
+                                    f"be 'seen' or 'unseen', {got}")
+                values.append([_number(path, line, col, raw[col], name) for col in attributes])
+                if "description" in special:
+                    text = raw[special["description"]]
+                    if not text and not attributes:
+                        raise DataError(f"{path}, line {line}: class {name!r} has an empty description and the table "
+                                        f"has no attribute columns; describe every class")
+                    texts.append(text)
+                names.append(name)
+                lines.append(line)
+                splits.append(split)
+        except csv.Error as exc:
+            raise DataError(f"{path}, line {reader.line_num}: not a valid CSV line ({exc})") from exc
+    if not names:
+        raise DataError(f"{path} lists no class; add one row per class")
+    for needed in SPLIT_VALUES:
+        if needed not in splits:
+            raise DataError(f"{path}: no class has split '{needed}'; GZSL needs seen and unseen classes")
+    matrix = np.asarray(values, dtype=np.float64).reshape(len(names), len(attributes))
+    return ClassTable(path, tuple(names), tuple(lines), tuple(splits), tuple(attributes), matrix,
+                      tuple(texts) if "description" in special else None)
+
+
+def _number(path: Path, line: int, column: str, text: str, name: str) -> float:
+    if not text:
+        raise DataError(f"{path}, line {line}, column `{column}` (class {name!r}): empty value; every class needs a "
+                        f"number in every attribute column")
+    try:
+        value = float(text)
+    except ValueError:
+        raise DataError(f"{path}, line {line}, column `{column}` (class {name!r}): {text!r} is not a number; "
+                        f"attribute columns hold numbers (rename a text column to `description`)") from None
+    if not np.isfinite(value):
+        raise DataError(f"{path}, line {line}, column `{column}` (class {name!r}): {text!r} is not a finite number")
+    return value
+
+
+def folder_image_list(root: Path, table: ClassTable) -> tuple[list[str], np.ndarray]:
+    """The images of every class folder and their labels.
+
+    Raises:
+        DataError: for a CSV class without a folder, or a folder without a CSV row.
+    """
+    root = Path(root)
+    for name, line in zip(table.class_names, table.lines):
+        if not (root / name).is_dir():
+            raise DataError(f"{table.path}, line {line}: class {name!r} has no image folder {root / name}; "
+                            f"create it with the class's images or remove the row")
+    known = set(table.class_names)
+    extra = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in known)
+    if extra:
+        raise DataError(f"folder(s) {extra[:5]} in {root} have no row in {table.path.name}; add a row per class "
+                        f"(class, split, attributes) or move the folder out")
+    paths: list[str] = []
+    labels: list[int] = []
+    for c, name in enumerate(table.class_names):
+        files = list_image_files(root / name)
+        paths.extend(f"{name}/{f.name}" for f in files)
+        labels.extend([c] * len(files))
+    return paths, np.asarray(labels, dtype=np.int64)
+
+
+def load_folder(
+    path: Path | str,
+    *,
+    csv_file: Path | str | None = None,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    test_seen_fraction: float = DEFAULT_TEST_SEEN_FRACTION,
+    seed: int = 0,
+    transform: ImageTransform | None = None,
+    check_images: bool = True,
+    name: str | None = None,
+) -> LoadedDataset:
+    """Load a folder of one's own classes (see the module docstring for the layout).
+
+    Args:
+        path: the dataset folder.
+        csv_file: the class table (``classes.csv`` or the only CSV in ``path`` when ``None``).
+        val_fraction: share of seen classes drawn as validation classes.
+        test_seen_fraction: share of each seen class's images held out for ``test_seen``.
+        seed: seed of both draws.
+        transform: image preprocessing (``ImageTransform()`` when ``None``).
+        check_images: open every image first (missing: error; a few unreadable: warning, left out).
+        name: the dataset name (the folder name when ``None``).
+
+    Raises:
+        DataError: for a malformed table, a class without folder, a folder without row, no
+            seen / unseen class, a class without images.
+        ConfigError: for a bad argument.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(f"dataset folder not found: {root}")
+    val_fraction = check_fraction("val_fraction", val_fraction)
+    test_seen_fraction = check_fraction("test_seen_fraction", test_seen_fraction)
+    seed = check_seed(seed)
+    table = read_class_table(Path(csv_file) if csv_file is not None else find_class_csv(root))
+    paths, labels = folder_image_list(root, table)
+    split_arr = np.asarray(table.splits)
+    seen = np.flatnonzero(split_arr == "seen")
+    unseen = np.flatnonzero(split_arr == "unseen")
+    train, val = draw_val_classes(seen, val_fraction, seed)
+    val_names = ", ".join(table.class_names[c] for c in val)
+    notes = [f"validation classes drawn among the {seen.size} seen classes (seed {seed}, fraction {val_fraction}): "
+             f"{val_names or 'none (a single seen class)'}"]
+    if not table.attribute_names:
+        notes.append(f"knowledge: descriptions only ({table.path.name} has no attribute columns)")
+    descriptions = () if table.descriptions is None else tuple((t,) if t else () for t in table.descriptions)
+    return assemble_image_dataset(
+        name=name or root.name, format="folder", root=root, paths=paths, labels=labels,
+        class_names=table.class_names, knowledge=table.attributes, knowledge_names=table.attribute_names,
+        split=ClassSplit(seen, unseen, train, val), listed_in="the class folders", test_seen_fraction=test_seen_fraction,
+        seed=seed, transform=transform, check_images=check_images, descriptions=descriptions, notes=notes,
+    )

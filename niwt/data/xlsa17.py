@@ -1,0 +1,526 @@
+"""The xlsa17 package ("proposed splits", Xian et al.): ``res101.mat`` with ``att_splits.mat`` / ``sent_splits.mat``.
+
+Layout of one dataset folder (``xlsa17/data/<DS>/``)::
+
+    res101.mat        features (D x N, columns are images; D = 2048 in the published files),
+                      labels (N x 1, 1-based rows of allclasses_names), image_files (N x 1)
+    att_splits.mat    att (A x C, unit-norm columns), original_att, allclasses_names (C x 1),
+                      trainval_loc, test_seen_loc, test_unseen_loc [, train_loc, val_loc]
+                      (1-based row numbers of res101.mat)
+    sent_splits.mat   the same with att = sentence embeddings (CUB, 1024-d)
+    allclasses.txt, trainvalclasses.txt, testclasses.txt, trainclasses1.txt, valclasses1.txt ...
+
+Files are read with :func:`scipy.io.loadmat` (MATLAB v5) only; field shapes are read from the file
+header first and checked against each other before the large arrays are loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from niwt.data.imagefiles import ImageTransform, screen_images
+from niwt.data.loaded import LoadedDataset
+from niwt.data.record import ZSLData
+from niwt.data.splits import DEFAULT_VAL_FRACTION, check_fraction, check_seed, class_list_split, draw_val_classes
+from niwt.data.textfiles import check_relative_path, read_id_names, read_lines, read_name_list
+from niwt.errors import ConfigError, DataError
+
+__all__ = [
+    "SPLIT_FILES",
+    "FEATURES_FILE",
+    "XLSA17_URL",
+    "KNOWLEDGE_FIELDS",
+    "SplitFile",
+    "FeaturesFile",
+    "find_split_file",
+    "mat_header",
+    "read_split_file",
+    "read_features_file",
+    "load_xlsa17",
+    "missing_features_message",
+]
+
+logger = logging.getLogger(__name__)
+
+SPLIT_FILES: tuple[str, ...] = ("att_splits.mat", "sent_splits.mat")
+"""Split files in the order they are looked for."""
+
+FEATURES_FILE = "res101.mat"
+XLSA17_URL = "http://datasets.d2.mpi-inf.mpg.de/xian/xlsa17.zip"
+KNOWLEDGE_FIELDS: tuple[str, ...] = ("att", "original_att")
+"""Valid values of ``load_xlsa17(knowledge=...)``."""
+
+LOC_FIELDS: tuple[str, ...] = ("trainval_loc", "test_seen_loc", "test_unseen_loc")
+VAL_LOC_FIELDS: tuple[str, ...] = ("train_loc", "val_loc")
+_IMAGE_MARKERS: tuple[str, ...] = ("/JPEGImages/", "/images/")
+
+
+def missing_features_message(folder: Path) -> str:
+    """What to do when the features file of an xlsa17 folder is missing."""
+    return (
+        f"the image features are missing: no {FEATURES_FILE} in {folder}. Download {XLSA17_URL}, unpack it and "
+        f"copy data/{folder.name}/{FEATURES_FILE} next to the split file; "
+        f"`niwt.data.inspect.inspect_dataset` reads the split file alone"
+    )
+
+
+def find_split_file(folder: Path, semantic: str | None = None) -> Path:
+    """The split file of an xlsa17 dataset folder (or the file itself when ``folder`` is one).
+
+    Args:
+        folder: the dataset folder or a ``*_splits.mat`` file.
+        semantic: ``"att"`` or ``"sent"`` to pick ``att_splits.mat`` / ``sent_splits.mat``; the first
+            present when ``None``.
+
+    Raises:
+        DataError: if no split file is there.
+        ConfigError: for an unknown ``semantic``.
+    """
+    folder = Path(folder)
+    if folder.is_file():
+        return folder
+    if semantic is not None:
+        if semantic not in ("att", "sent"):
+            raise ConfigError(f"`semantic` must be 'att', 'sent' or None, got {semantic!r}")
+        names: tuple[str, ...] = (f"{semantic}_splits.mat",)
+    else:
+        names = SPLIT_FILES
+    for name in names:
+        if (folder / name).is_file():
+            return folder / name
+    raise DataError(
+        f"no {' or '.join(names)} in {folder}; point at an xlsa17 dataset folder (xlsa17/data/<DS>/ of {XLSA17_URL})"
+    )
+
+
+def mat_header(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    """``{field: (shape, MATLAB class)}`` of a MATLAB v5 file, read without loading the arrays.
+
+    Raises:
+        DataError: if the file is missing or not a readable MATLAB v5 file.
+    """
+    import scipy.io
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"file not found: {path}")
+    try:
+        return {name: (tuple(int(s) for s in shape), cls) for name, shape, cls in scipy.io.whosmat(str(path))}
+    except NotImplementedError as exc:
+        raise DataError(
+            f"{path} is a MATLAB v7.3 (HDF5) file; niwt reads v5 files: re-save it in MATLAB with "
+            f"`save(..., '-v7')` or with scipy.io.savemat"
+        ) from exc
+    except Exception as exc:  # scipy raises several types for a damaged file
+        raise DataError(f"cannot read {path} as a MATLAB v5 file ({type(exc).__name__}: {exc}); "
+                        f"download it again") from exc
+
+
+def _load_mat(path: Path, names: list[str]) -> dict[str, np.ndarray]:
+    import scipy.io
+
+    try:
+        return scipy.io.loadmat(str(path), variable_names=names)
+    except Exception as exc:  # scipy raises several types for a damaged file
+        raise DataError(f"cannot read fields {names} of {path} ({type(exc).__name__}: {exc}); "
+                        f"download the file again") from exc
+
+
+def _require(path: Path, header: dict, names: tuple[str, ...], fix: str) -> None:
+    missing = [n for n in names if n not in header]
+    if missing:
+        raise DataError(
+            f"{path} has no field(s) {missing} (fields present: {sorted(header)}); {fix}"
+        )
+
+
+def _vector_length(path: Path, name: str, shape: tuple[int, ...]) -> int:
+    if len(shape) != 2 or min(shape) > 1:
+        raise DataError(f"{path}: `{name}` must be a column vector (n x 1), the header says shape {shape}")
+    return int(max(shape)) if min(shape) == 1 else 0
+
+
+def _one_based(path: Path, name: str, value: np.ndarray, upper: int | None, unit: str) -> np.ndarray:
+    """A 1-based integer vector of a .mat file (``unit``: "image" or "class") as 0-based int64, range-checked."""
+    arr = np.asarray(value).reshape(-1)
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        if not np.issubdtype(arr.dtype, np.floating) or not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+            raise DataError(f"{path}: `{name}` must hold whole {unit} numbers, got dtype {arr.dtype}")
+    arr = arr.astype(np.int64)
+    if arr.size and arr.min() < 1:
+        raise DataError(
+            f"{path}: `{name}` holds {arr.min()}, but xlsa17 {unit} numbers are 1-based (1..n); this file looks "
+            f"0-based: add 1 to `{name}` (and the other index fields) when writing it, or download the original file"
+        )
+    if upper is not None and arr.size and arr.max() > upper:
+        raise DataError(f"{path}: `{name}` holds {arr.max()}, beyond the {upper} {unit}s it can refer to; "
+                        f"the split file and {FEATURES_FILE} come from different releases")
+    return arr - 1
+
+
+def _cell_strings(path: Path, name: str, value: np.ndarray) -> tuple[str, ...]:
+    out = []
+    for i, cell in enumerate(np.asarray(value, dtype=object).reshape(-1)):
+        item = cell
+        while isinstance(item, np.ndarray):
+            if item.size != 1:
+                if item.dtype.kind == "U" and item.ndim == 1:
+                    item = "".join(item.tolist())
+                    break
+                raise DataError(f"{path}: `{name}` entry {i + 1} is not one string (shape {item.shape})")
+            item = item.reshape(-1)[0]
+        out.append(str(item).strip())
+    return tuple(out)
+
+
+@dataclass(frozen=True, eq=False)
+class SplitFile:
+    """The contents of ``att_splits.mat`` / ``sent_splits.mat``, indices already 0-based.
+
+    Attributes:
+        path: the file.
+        class_names: the C names (``allclasses_names``, else ``allclasses.txt`` beside the file).
+        att: ``[C, A]`` class embeddings (the file's ``att`` transposed).
+        original_att: ``[C, A]`` un-normalised embeddings, or ``None`` when the file has none.
+        locs: 0-based image rows per index field present (``trainval_loc`` ...).
+        n_images: the number of distinct rows the index fields refer to.
+        notes: remarks about the file (where class names came from).
+    """
+
+    path: Path
+    class_names: tuple[str, ...]
+    att: np.ndarray
+    original_att: np.ndarray | None
+    locs: dict[str, np.ndarray] = field(default_factory=dict)
+    n_images: int = 0
+    notes: tuple[str, ...] = ()
+
+    @property
+    def semantic(self) -> str:
+        return "sent" if self.path.name.startswith("sent") else "att"
+
+    @property
+    def has_val_locs(self) -> bool:
+        return all(name in self.locs for name in VAL_LOC_FIELDS)
+
+
+def _class_names_for(path: Path, header: dict, mat: dict | None) -> tuple[tuple[str, ...], str | None]:
+    if "allclasses_names" in header:
+        return _cell_strings(path, "allclasses_names", mat["allclasses_names"]), None
+    listed = path.parent / "allclasses.txt"
+    if listed.is_file():
+        return tuple(name for name, _ in read_name_list(listed)), f"class names read from {listed.name}"
+    raise DataError(
+        f"{path} has no `allclasses_names` field and there is no allclasses.txt beside it; copy allclasses.txt "
+        f"from the same xlsa17 folder"
+    )
+
+
+def read_split_file(path: Path) -> SplitFile:
+    """Read and check an xlsa17 split file.
+
+    Raises:
+        DataError: for a missing field, a field of the wrong shape, 0-based or non-integer indices,
+            overlapping index fields, or an embedding matrix that does not match the class names.
+    """
+    path = Path(path)
+    header = mat_header(path)
+    _require(path, header, ("att", *LOC_FIELDS),
+             "an xlsa17 split file holds att and the trainval/test_seen/test_unseen index fields; download it again")
+    lengths = {name: _vector_length(path, name, header[name][0]) for name in (*LOC_FIELDS, *VAL_LOC_FIELDS)
+               if name in header}
+    att_shape = header["att"][0]
+    if len(att_shape) != 2:
+        raise DataError(f"{path}: `att` must be a 2-d (attributes x classes) matrix, got shape {att_shape}")
+    present = [n for n in ("att", "original_att", "allclasses_names", *lengths) if n in header]
+    mat = _load_mat(path, present)
+    class_names, note = _class_names_for(path, header, mat)
+    n_classes = len(class_names)
+    att = np.asarray(mat["att"], dtype=np.float64)
+    if att.shape[1] != n_classes:
+        raise DataError(
+            f"{path}: `att` has shape {att.shape}, but there are {n_classes} classes; it must be "
+            f"(attributes x classes) with one column per class of allclasses_names"
+        )
+    original = None
+    if "original_att" in mat:
+        original = np.asarray(mat["original_att"], dtype=np.float64)
+        if original.shape != att.shape:
+            raise DataError(f"{path}: `original_att` has shape {original.shape}, `att` {att.shape}; they must agree")
+    locs = {name: _one_based(path, name, mat[name], None, "image") for name in lengths}
+    for name, arr in locs.items():
+        if np.unique(arr).size != arr.size:
+            raise DataError(f"{path}: `{name}` holds repeated image indices")
+    for i, a in enumerate(LOC_FIELDS):
+        for b in LOC_FIELDS[i + 1:]:
+            both = np.intersect1d(locs[a], locs[b])
+            if both.size:
+                raise DataError(f"{path}: `{a}` and `{b}` share {both.size} image indices (first {both[0] + 1}); "
+                                f"the split fields must be disjoint")
+    if all(name in locs for name in VAL_LOC_FIELDS):
+        both = np.intersect1d(locs["train_loc"], locs["val_loc"])
+        if both.size:
+            raise DataError(f"{path}: `train_loc` and `val_loc` share {both.size} image indices; they must be disjoint")
+    n_images = int(np.unique(np.concatenate([locs[n] for n in LOC_FIELDS])).size)
+    return SplitFile(path, class_names, att.T.copy(), None if original is None else original.T.copy(), locs,
+                     n_images, (note,) if note else ())
+
+
+@dataclass(frozen=True, eq=False)
+class FeaturesFile:
+    """The contents of ``res101.mat``.
+
+    Attributes:
+        path: the file.
+        labels: ``[N]`` 0-based class index of every image row.
+        features: ``[N, D]`` float32 features, or ``None`` when not loaded.
+        image_files: the N image paths as stored, or ``None`` when not loaded or absent.
+    """
+
+    path: Path
+    labels: np.ndarray
+    features: np.ndarray | None = None
+    image_files: tuple[str, ...] | None = None
+
+
+def read_features_file(
+    path: Path, n_classes: int, n_index: int, *, features: bool = True, image_files: bool = False
+) -> FeaturesFile:
+    """Read ``res101.mat``: labels always, features and image paths on request.
+
+    The header is checked first: ``features`` must be ``D x N`` (or ``N x D``) with N the number
+    of ``labels`` and at least ``n_index`` (the largest split index), before the features are loaded.
+
+    Args:
+        path: the file.
+        n_classes: number of classes of the split file (labels must lie in 1..n_classes).
+        n_index: the largest 1-based image index of the split file.
+        features: load the feature matrix.
+        image_files: load the image paths.
+
+    Raises:
+        DataError: for a missing field, inconsistent shapes, 0-based or out-of-range labels.
+    """
+    path = Path(path)
+    header = mat_header(path)
+    _require(path, header, ("labels",) + (("features",) if features else ()),
+             f"{FEATURES_FILE} holds `features` (D x N) and `labels` (N x 1); download it again")
+    n = _vector_length(path, "labels", header["labels"][0])
+    if n < n_index:
+        raise DataError(f"{path} has {n} labels, but the split file refers to image {n_index}; "
+                        f"the split file and {FEATURES_FILE} come from different datasets or releases")
+    transpose = True
+    if features:
+        shape = header["features"][0]
+        if len(shape) != 2 or n not in shape:
+            raise DataError(f"{path}: `features` has shape {shape}, expected (D, {n}) with one column per label")
+        transpose = shape[1] == n
+    want = ["labels"] + (["features"] if features else []) + (["image_files"] if image_files and "image_files" in header else [])
+    mat = _load_mat(path, want)
+    labels = _one_based(path, "labels", mat["labels"], n_classes, "class")
+    feats = None
+    if features:
+        raw = mat.pop("features")
+        feats = np.ascontiguousarray((raw.T if transpose else raw), dtype=np.float32)
+        if not np.isfinite(feats).all():
+            raise DataError(f"{path}: `features` holds NaN or infinite values")
+    files = _cell_strings(path, "image_files", mat["image_files"]) if "image_files" in mat else None
+    if files is not None and len(files) != n:
+        raise DataError(f"{path}: `image_files` has {len(files)} entries for {n} labels")
+    return FeaturesFile(path, labels, feats, files)
+
+
+def _image_paths(files: tuple[str, ...], prefix: str | None, source: Path) -> list[str]:
+    rel = []
+    for i, raw in enumerate(files):
+        posix = raw.replace("\\", "/")
+        if prefix is not None:
+            if not posix.startswith(prefix):
+                raise DataError(f"{source}: image_files entry {i + 1} {raw!r} does not start with `image_prefix` "
+                                f"{prefix!r}; pass the prefix the stored paths share")
+            posix = posix[len(prefix):].lstrip("/")
+        else:
+            cut = max((posix.rfind(m) + len(m) if m in posix else -1) for m in _IMAGE_MARKERS)
+            if cut < 0:
+                raise DataError(f"{source}: cannot tell where the dataset path ends in image_files entry {i + 1} "
+                                f"{raw!r}; pass `image_prefix` (the part to strip)")
+            posix = posix[cut:]
+        rel.append(check_relative_path(posix.replace("//", "/"), f"{source} (image_files entry {i + 1})", None))
+    return rel
+
+
+def _validation(
+    split: SplitFile, labels: np.ndarray | None, seen: np.ndarray, lists: dict[str, np.ndarray],
+    val_fraction: float, seed: int, val_split: int,
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """``(train, val, how)``: from train_loc/val_loc labels, else the class lists, else a seeded draw."""
+    if labels is not None and split.has_val_locs:
+        train = np.unique(labels[split.locs["train_loc"]])
+        val = np.unique(labels[split.locs["val_loc"]])
+        if not np.intersect1d(train, val).size and np.array_equal(np.union1d(train, val), seen):
+            return train, val, "validation classes from the labels of train_loc / val_loc"
+        logger.warning("%s: train_loc / val_loc do not partition the seen classes; ignoring them", split.path)
+        ignored = f"train_loc / val_loc of {split.path.name} ignored (their classes do not partition the seen ones); "
+    else:
+        ignored = ""
+    if "val" in lists:
+        train, val = lists["train"], lists["val"]
+        if not np.intersect1d(train, val).size and np.array_equal(np.union1d(train, val), seen):
+            return train, val, f"{ignored}validation classes from trainclasses{val_split}.txt / valclasses{val_split}.txt"
+        raise DataError(
+            f"{split.path.parent}: trainclasses{val_split}.txt and valclasses{val_split}.txt must partition the "
+            f"{seen.size} seen classes; they come from another split version"
+        )
+    train, val = draw_val_classes(seen, val_fraction, seed)
+    return train, val, ignored + (
+        f"validation classes drawn at random among the {seen.size} seen classes (seed {seed}, fraction "
+        f"{val_fraction}): the split file has no train_loc/val_loc and there is no valclasses{val_split}.txt"
+    )
+
+
+def load_xlsa17(
+    folder: Path | str,
+    *,
+    semantic: str | None = None,
+    knowledge: str = "att",
+    features_file: str = FEATURES_FILE,
+    val_split: int = 1,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    seed: int = 0,
+    image_root: Path | str | None = None,
+    image_prefix: str | None = None,
+    transform: ImageTransform | None = None,
+    check_images: bool = True,
+    name: str | None = None,
+) -> LoadedDataset:
+    """Load an xlsa17 dataset folder: features, labels, class embeddings and the proposed split.
+
+    Args:
+        folder: ``xlsa17/data/<DS>/`` (or the split file itself).
+        semantic: ``"att"`` / ``"sent"`` to choose the split file; the first present when ``None``.
+        knowledge: ``"att"`` (the file's unit-norm embeddings) or ``"original_att"`` (raw values,
+            ``-1`` = missing, set to 0 and recorded in the notes).
+        features_file: the features file name in ``folder``.
+        val_split: which ``trainclasses<k>.txt`` / ``valclasses<k>.txt`` pair to use (1, 2 or 3)
+            when the split file has no ``train_loc`` / ``val_loc``.
+        val_fraction: share of seen classes drawn as validation classes when neither is available.
+        seed: seed of that draw.
+        image_root: the folder holding the images; ``image_files`` of the features file are mapped
+            under it (the part after ``/JPEGImages/`` or ``/images/``, or after ``image_prefix``).
+        image_prefix: the prefix of the stored absolute paths to strip.
+        transform: image preprocessing (``ImageTransform()`` when images are read and ``None``).
+        check_images: with ``image_root``, check every file opens; a few unreadable ones are left
+            out with a warning, a missing one is an error.
+        name: the dataset name (the folder name when ``None``).
+
+    Returns:
+        A :class:`LoadedDataset` with ``data.features`` ``[N, D]`` float32.
+
+    Raises:
+        DataError: when the features file is missing (with where to get it) or any file is malformed.
+        ConfigError: for a bad argument.
+    """
+    if knowledge not in KNOWLEDGE_FIELDS:
+        raise ConfigError(f"`knowledge` must be one of {list(KNOWLEDGE_FIELDS)}, got {knowledge!r}")
+    if isinstance(val_split, bool) or val_split not in (1, 2, 3):
+        raise ConfigError(f"`val_split` must be 1, 2 or 3, got {val_split!r}")
+    val_fraction = check_fraction("val_fraction", val_fraction)
+    seed = check_seed(seed)
+    split = read_split_file(find_split_file(Path(folder), semantic))
+    folder = split.path.parent
+    feats_path = folder / features_file
+    if not feats_path.is_file():
+        raise DataError(missing_features_message(folder))
+    n_index = max(int(a.max()) + 1 for a in split.locs.values() if a.size)
+    feats = read_features_file(feats_path, len(split.class_names), n_index, image_files=image_root is not None)
+    notes = list(split.notes)
+    labels = feats.labels
+    seen = np.unique(labels[np.concatenate([split.locs["trainval_loc"], split.locs["test_seen_loc"]])])
+    unseen = np.unique(labels[split.locs["test_unseen_loc"]])
+    leak = np.intersect1d(seen, unseen)
+    if leak.size:
+        names = [split.class_names[c] for c in leak[:5]]
+        raise DataError(f"{feats_path}: classes {names} have images both in the seen splits and in test_unseen_loc; "
+                        f"the labels and the split file do not belong together")
+    lists = class_list_split(folder, split.class_names, val_split)
+    if "seen" in lists and not (np.array_equal(lists["seen"], seen) and np.array_equal(lists["unseen"], unseen)):
+        raise DataError(f"{folder}: trainvalclasses.txt / testclasses.txt disagree with the labels of the split "
+                        f"fields ({lists['seen'].size}/{lists['unseen'].size} listed, {seen.size}/{unseen.size} "
+                        f"from labels); use the class lists of the same release")
+    train, val, how = _validation(split, labels, seen, lists, val_fraction, seed, val_split)
+    notes.append(how)
+    if knowledge == "original_att":
+        if split.original_att is None:
+            raise DataError(f"{split.path} has no `original_att`; use knowledge='att'")
+        values = split.original_att.copy()
+        n_missing = int((values == -1).sum())
+        if n_missing:
+            values[values == -1] = 0.0
+            notes.append(f"{n_missing} missing attribute value(s) (-1) in original_att set to 0")
+    else:
+        values = split.att
+    knowledge_names = _knowledge_names(folder, split, values.shape[1])
+    features = feats.features
+    rows = np.arange(labels.size)
+    paths: list[str] | None = None
+    root = None
+    if image_root is not None:
+        root = Path(image_root)
+        if feats.image_files is None:
+            raise DataError(f"{feats_path} has no `image_files`; images cannot be located, load without image_root")
+        paths = _image_paths(feats.image_files, image_prefix, feats_path)
+        if check_images:
+            keep, warned = screen_images(root, paths, listed_in=f"{feats_path.name} (image_files)")
+            notes.extend(warned)
+            rows = np.flatnonzero(keep)
+    remap = np.full(labels.size, -1, np.int64)
+    remap[rows] = np.arange(rows.size)
+
+    def _idx(key: str) -> np.ndarray:
+        mapped = remap[split.locs[key]]
+        return mapped[mapped >= 0]
+
+    data = ZSLData(
+        name=name or folder.name,
+        class_names=split.class_names,
+        knowledge=values,
+        knowledge_names=knowledge_names,
+        labels=labels[rows],
+        seen_classes=seen,
+        unseen_classes=unseen,
+        train_classes=train,
+        val_classes=val,
+        trainval_idx=_idx("trainval_loc"),
+        test_seen_idx=_idx("test_seen_loc"),
+        test_unseen_idx=_idx("test_unseen_loc"),
+        features=None if features is None else features[rows],
+    )
+    logger.info("loaded xlsa17 %s: %r", folder, data)
+    return LoadedDataset(
+        data=data,
+        image_root=root,
+        image_paths=None if paths is None else tuple(paths[i] for i in rows),
+        transform=(transform or ImageTransform()) if paths is not None else None,
+        format="xlsa17",
+        notes=tuple(notes),
+    )
+
+
+def _knowledge_names(folder: Path, split: SplitFile, width: int) -> tuple[str, ...]:
+    """Attribute names from ``attributes.txt`` / ``predicates.txt`` beside the file when they fit, else numbered."""
+    for candidate in ("attributes.txt", "predicates.txt"):
+        path = folder / candidate
+        if path.is_file():
+            try:
+                rows = read_lines(path)
+                names = (read_id_names(path, what="attribute") if rows and rows[0][1].split()[0].isdigit()
+                         else tuple(text for _, text in rows))
+            except DataError:
+                continue
+            if len(names) == width:
+                return names
+    return tuple(f"{split.semantic}_{j + 1}" for j in range(width))

@@ -102,6 +102,14 @@ def as_image_batch(
     """
     import torch
 
+    from niwt.data.source import ImageSource
+
+    if isinstance(x, ImageSource):  # read batch by batch later: check what is known without loading
+        _check_image_layout(name, tuple(x.shape), channels)
+        if size is not None and tuple(x.shape[2:]) != (size, size):
+            raise DataError(f"`{name}` holds {x.shape[2]}x{x.shape[3]} px images but the model was built for "
+                            f"{size}x{size} px; resize the images or build the model for this size")
+        return x.to(dtype) if dtype is not None and dtype != x.dtype else x
     if isinstance(x, np.ndarray):
         if x.dtype not in (np.float16, np.float32, np.float64):
             _check_image_layout(name, x.shape, channels)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -87,6 +88,19 @@ def get_args_parser() -> argparse.ArgumentParser:
                            "NIWT, with the paper's NIWT H on AWA2 and CUB beside where the seed documents give it.")
     _config_args(repro, optional=True)
     _common(repro, "runs/reproduce")
+    data = sub.add_parser("data", help="datasets: inspect a folder in one of the supported formats",
+                          description="Tools for datasets on disk.")
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
+    insp = data_sub.add_parser("inspect", help="detect the format and report classes, splits and problems",
+                               description="Detect the dataset format of PATH (awa2, cub, xlsa17, folder), print "
+                               "its classes, knowledge dimensions and split sizes, and every problem found "
+                               "(missing or unreadable images, classes without knowledge rows, unseen classes "
+                               "with training images). Counts the files cannot tell are shown as ?/null.")
+    insp.add_argument("path", type=Path, help="the dataset folder")
+    insp.add_argument("--format", help="skip detection: awa2, cub, xlsa17 or folder")
+    insp.add_argument("--split-dir", type=Path, help="folder with the xlsa17 split files (for awa2 / cub)")
+    insp.add_argument("--no-image-check", action="store_true", help="do not open the images (faster)")
+    insp.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     conf = sub.add_parser("config", help="every config key with its value and help",
                           description="Print every key of a run config, grouped by section, with its value (the "
                           "defaults, or CONFIG's with --set applied) and what it does. The output is valid TOML.")
@@ -141,6 +155,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "config":
         sys.stdout.write(describe_config(_load(args)))
         return 0
+    if args.command == "data":
+        from niwt.data.inspect import inspect_dataset
+
+        report = inspect_dataset(args.path, format=args.format, check_images=not args.no_image_check,
+                                 split_dir=args.split_dir)
+        sys.stdout.write((json.dumps(report.to_dict(), indent=2) if args.json else report.format_text()) + "\n")
+        return 0
     progress = not args.quiet
     resume = getattr(args, "resume", False)
     start = time.perf_counter()
@@ -173,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     printed unless ``--debug`` is given.
     """
     args = get_args_parser().parse_args(argv)
-    _setup_logging(getattr(args, "quiet", False))
+    _setup_logging(getattr(args, "quiet", False) or getattr(args, "json", False))
     try:
         return _run(args)
     except NIWTError as err:

@@ -38,6 +38,7 @@ from safetensors.torch import load_file, save_file
 from niwt.baselines import get_baseline
 from niwt.config import RunConfig, resolve_config, save_config, to_dict
 from niwt.data import ZSLData
+from niwt.data.source import ImageSource, take
 from niwt.data.settings import Setting, build_settings, pool_indices
 from niwt.data.shapes import make_shapes
 from niwt.errors import DataError
@@ -131,7 +132,7 @@ def pretrain(config: RunConfig, data: ZSLData, images: torch.Tensor, progress: b
             t = config.train
             setting = Setting("source", data.source_classes, np.zeros(0, np.int64), data.source_idx, data.source_idx)
             labels = torch.from_numpy(setting.rows(data.labels[data.source_idx]))
-            train_classifier(model, images[data.source_idx], labels, epochs=t.pretrain_epochs, lr=t.lr,
+            train_classifier(model, take(images, data.source_idx), labels, epochs=t.pretrain_epochs, lr=t.lr,
                              batch_size=t.batch_size, weight_decay=t.weight_decay, mode="finetuned",
                              augment=t.augment, generator=torch.Generator().manual_seed(config.seed),
                              progress=progress, desc="pre-train", checkpoint=checkpoint)
@@ -233,7 +234,7 @@ def train_models(config: RunConfig, data: ZSLData, images: torch.Tensor, setting
         labels = torch.from_numpy(setting.rows(data.labels[idx]))
 
         def compute(d: Path | None) -> Backbone:
-            return fit_seen(config, base, images[idx], labels, len(setting.fit_classes), progress, desc=desc,
+            return fit_seen(config, base, take(images, idx), labels, len(setting.fit_classes), progress, desc=desc,
                             checkpoint=d / "checkpoint.pt" if d else None)
 
         def load(d: Path) -> Backbone:
@@ -308,14 +309,14 @@ class RunContext:
 
     def scores(self, model: Backbone, setting: Setting) -> np.ndarray:
         """``model``'s GZSL scores ``[N, C]`` on ``setting``'s test images."""
-        return gzsl_scores(model, self.images[setting.test_idx], setting.fit_classes, setting.new_classes,
+        return gzsl_scores(model, take(self.images, setting.test_idx), setting.fit_classes, setting.new_classes,
                            self.data.n_classes)
 
     def pool(self, setting: Setting) -> torch.Tensor:
         """The unlabeled images transfer runs on in ``setting``."""
         idx = pool_indices(self.data, setting, self.config.transfer.pool)
         if idx is not None:
-            return self.images[idx]
+            return take(self.images, idx)
         gen = torch.Generator().manual_seed(self.config.seed + 7)
         return torch.rand(max(len(self.data.source_idx), 512), *self.images.shape[1:], generator=gen)
 
@@ -324,7 +325,7 @@ class RunContext:
         """:func:`niwt_transfer` of ``setting``'s new classes into ``model``, with its training images."""
         idx = setting.train_idx
         labels = torch.from_numpy(setting.rows(self.data.labels[idx]))
-        return niwt_transfer(self.config, model, self.knowledge, self.images[idx], labels, setting.fit_classes,
+        return niwt_transfer(self.config, model, self.knowledge, take(self.images, idx), labels, setting.fit_classes,
                              setting.new_classes, self.pool(setting), grid, self.progress)
 
 
@@ -504,8 +505,8 @@ def baseline_method(ctx: RunContext, name: str) -> MethodResult:
         seed = {"random_state": ctx.config.seed} if "random_state" in get_baseline(name).get_params() else {}
         if len(points) > 1 or ctx.config.eval.calibrate:
             val, model = ctx.validation, ctx.model(ctx.validation)
-            f_fit = penultimate_features(model, ctx.images[val.train_idx])
-            f_eval = penultimate_features(model, ctx.images[val.test_idx])
+            f_fit = penultimate_features(model, take(ctx.images, val.train_idx))
+            f_eval = penultimate_features(model, take(ctx.images, val.test_idx))
             grid = []
             for params in points:
                 est = get_baseline(name, **params, **seed).fit(f_fit, d.labels[val.train_idx], k)
@@ -514,8 +515,8 @@ def baseline_method(ctx: RunContext, name: str) -> MethodResult:
         else:
             selection = Selection(points[0])
         final, model = ctx.final, ctx.model(ctx.final)
-        f_train = penultimate_features(model, ctx.images[final.train_idx])
-        f_test = penultimate_features(model, ctx.images[final.test_idx])
+        f_train = penultimate_features(model, take(ctx.images, final.train_idx))
+        f_test = penultimate_features(model, take(ctx.images, final.test_idx))
         est = get_baseline(name, **selection.params, **seed).fit(f_train, d.labels[final.train_idx], k)
         report = ctx.report(final, est.decision_function(f_test, k), calibration=selection.calibration)
         return MethodResult(name, report, selection, {"fit": time.perf_counter() - t0})

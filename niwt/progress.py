@@ -61,6 +61,8 @@ class StageProgress:
         min_interval: seconds between two redraws of the bar (and of its postfix), >= 0.
         checkpoints: without a terminal, log a line each time another ``1/checkpoints`` of
             ``total`` is done (4: every 25 %), >= 1.
+        initial: units already done when the stage starts (a resumed stage); the time left is
+            estimated from the units done since.
 
     Attributes:
         done: units done so far; loss: the latest loss given; note: said last on the final line.
@@ -70,7 +72,8 @@ class StageProgress:
     """
 
     def __init__(self, desc: str, total: int, *, unit: str = "step", enabled: bool = True,
-                 stream: TextIO | None = None, min_interval: float = 0.5, checkpoints: int = 4) -> None:
+                 stream: TextIO | None = None, min_interval: float = 0.5, checkpoints: int = 4,
+                 initial: int = 0) -> None:
         if isinstance(total, bool) or not isinstance(total, int) or total < 0:
             raise ConfigError(f"`total` must be an integer >= 0, got {total!r}")
         if not min_interval >= 0:
@@ -79,12 +82,12 @@ class StageProgress:
             raise ConfigError(f"`checkpoints` must be an integer >= 1, got {checkpoints!r}")
         self.desc, self.total, self.unit, self.enabled = desc, total, unit, enabled
         self.min_interval, self.checkpoints = min_interval, checkpoints
-        self.done = 0
+        self.done = self._start_done = int(initial)  # a resumed stage starts part-way
         self.loss: float | None = None
         self.note = ""
         self._start = time.perf_counter()
         self._closed = not enabled
-        self._next_checkpoint = 1
+        self._next_checkpoint = self.done * checkpoints // total + 1 if total else 1
         self._last_postfix = -float("inf")
         self._bar: tqdm | None = None
         if not enabled:
@@ -92,9 +95,9 @@ class StageProgress:
         stream = sys.stderr if stream is None else stream
         if is_terminal(stream):
             self._bar = tqdm(total=total, desc=desc, unit=unit, file=stream, mininterval=min_interval,
-                             leave=False, dynamic_ncols=True)
+                             leave=False, dynamic_ncols=True, initial=self.done)
         else:
-            log.info("%s: started, %d %ss", desc, total, unit)
+            log.info("%s: started, %d %ss%s", desc, total, unit, f" ({self.done} done before)" if self.done else "")
 
     @property
     def seconds(self) -> float:
@@ -134,8 +137,9 @@ class StageProgress:
         if reached < self._next_checkpoint:
             return
         self._next_checkpoint = reached + 1
-        log.info("%s: %d/%d %ss (%d %%) after %.1f s%s", self.desc, self.done, self.total, self.unit,
-                 100 * self.done // self.total, self.seconds, _format_loss(self.loss))
+        eta = self.seconds * (self.total - self.done) / max(self.done - self._start_done, 1)
+        log.info("%s: %d/%d %ss (%d %%) after %.1f s, about %.0f s left%s", self.desc, self.done, self.total,
+                 self.unit, 100 * self.done // self.total, self.seconds, eta, _format_loss(self.loss))
 
     def close(self, note: str | None = None) -> None:
         """End the stage: remove the bar and log how far it got, how long it took and ``note``.

@@ -240,8 +240,8 @@ def optimize(
     start = time.perf_counter()
     if isinstance(start_epoch, bool) or not isinstance(start_epoch, Integral) or not 0 <= start_epoch <= epochs:
         raise ConfigError(f"`start_epoch` must be an integer in [0, {epochs}], got {start_epoch!r}")
-    with StageProgress(desc, epochs, unit=unit, enabled=progress) as bar, torch.enable_grad():
-        bar.update_to(int(start_epoch))
+    with StageProgress(desc, epochs, unit=unit, enabled=progress, initial=int(start_epoch)) as bar, \
+            torch.enable_grad():
         for epoch in range(int(start_epoch), epochs):
             mark = time.perf_counter()
             total, count = 0.0, 0

@@ -38,9 +38,9 @@ from safetensors.torch import load_file, save_file
 from niwt.baselines import get_baseline
 from niwt.config import RunConfig, resolve_config, save_config, to_dict
 from niwt.data import ZSLData
-from niwt.data.source import ImageSource, take
 from niwt.data.settings import Setting, build_settings, pool_indices
 from niwt.data.shapes import make_shapes
+from niwt.data.source import ImageSource, take
 from niwt.errors import DataError
 from niwt.evaluate import GZSLReport, choose_calibration, evaluate_gzsl
 from niwt.importance import eval_mode, neuron_importance
@@ -275,7 +275,7 @@ class RunContext:
     config: RunConfig
     data: ZSLData
     knowledge: np.ndarray
-    images: torch.Tensor
+    images: torch.Tensor | ImageSource
     validation: Setting
     final: Setting
     models: TrainedModels

@@ -41,6 +41,12 @@ __all__ = [
     "CompareConfig",
     "METHOD_NAMES",
     "RunConfig",
+    "DATA_KINDS",
+    "DataConfig",
+    "AwA2DataConfig",
+    "CUBDataConfig",
+    "Xlsa17DataConfig",
+    "FolderDataConfig",
     "resolve_config",
     "describe_config",
     "from_dict",
@@ -89,6 +95,136 @@ def _default(func: Any, name: str) -> Any:
 def _positive(section: str, obj: object, *names: str) -> None:
     for name in names:
         _check(section, obj, name, low=0, low_open=True)
+
+
+@dataclass(frozen=True)
+class _FilesDataConfig:
+    """Fields every dataset read from files has.
+
+    Attributes:
+        root: the dataset folder (`--set data.root=PATH` points a config at a copy).
+        seed: seed of the drawn splits (validation classes, held-out seen images); unset: the run's seed.
+        val_fraction: share of the seen classes drawn as validation classes when the files name none.
+        resize: the shorter image side is resized to this many pixels.
+        crop: side of the centre crop the network sees (the model's input size).
+        normalize: normalise with the ImageNet mean and std (torchvision weights' convention).
+        check_images: open every image once when loading (unreadable ones are reported).
+    """
+
+    root: str = ""
+    seed: int | None = None
+    val_fraction: float = 0.2
+    resize: int = 256
+    crop: int = 224
+    normalize: bool = True
+    check_images: bool = True
+
+    @property
+    def image_size(self) -> int:
+        return self.crop
+
+    def __post_init__(self) -> None:
+        section = "data"
+        if not self.root:
+            raise ConfigError(f"`data.root` must name the dataset folder (data.kind = {self.kind!r}), "
+                              "e.g. --set data.root=PATH")
+        _check(section, self, "kind", choices=(type(self).KIND,))
+        _check(section, self, "val_fraction", low=0, low_open=True, high=1, high_open=True)
+        _positive(section, self, "resize", "crop")
+        _check(section, self, "seed", low=0)
+
+    def transform(self):  # -> niwt.data.imagefiles.ImageTransform
+        from niwt.data.imagefiles import ImageTransform
+
+        return ImageTransform(resize=self.resize, crop=self.crop, normalize=self.normalize)
+
+    def loader_options(self) -> dict[str, Any]:
+        """Keyword arguments of the format's loader (empty strings mean unset)."""
+        skip = {"kind", "root", "resize", "crop", "normalize"}
+        options = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
+        options = {k: (None if v == "" else v) for k, v in options.items()}
+        return {**options, "transform": self.transform()}
+
+
+@dataclass(frozen=True)
+class AwA2DataConfig(_FilesDataConfig):
+    """The AwA2 release folder (`JPEGImages/<class>/*.jpg`, `classes.txt`, `predicates.txt`, matrices).
+
+    Attributes:
+        kind: "awa2".
+        split: "proposed" (Xian et al.) or "standard".
+        split_dir: folder with the xlsa17 class lists (trainvalclasses.txt, testclasses.txt), if not in root.
+        knowledge: "continuous" or "binary" predicate matrix.
+        test_seen_fraction: share of each seen class's images held out for the seen test.
+    """
+
+    KIND: typing.ClassVar[str] = "awa2"
+    kind: str = "awa2"
+    split: str = "proposed"
+    split_dir: str = ""
+    knowledge: str = "continuous"
+    test_seen_fraction: float = 0.2
+
+
+@dataclass(frozen=True)
+class CUBDataConfig(_FilesDataConfig):
+    """The `CUB_200_2011` folder (`images.txt`, `image_class_labels.txt`, attributes, `text_c10/`).
+
+    Attributes:
+        kind: "cub".
+        split_dir: folder with the xlsa17 class lists, if not in root.
+        captions_dir: folder of the per-image captions (`text_c10/`), if not in root.
+        test_seen_fraction: share of each seen class's images held out for the seen test.
+    """
+
+    KIND: typing.ClassVar[str] = "cub"
+    kind: str = "cub"
+    split_dir: str = ""
+    captions_dir: str = ""
+    test_seen_fraction: float = 0.2
+
+
+@dataclass(frozen=True)
+class Xlsa17DataConfig(_FilesDataConfig):
+    """The xlsa17 package (`res101.mat` with `att_splits.mat` or `sent_splits.mat`).
+
+    Attributes:
+        kind: "xlsa17".
+        semantic: "att" or "sent" split file (unset: the one present).
+        knowledge: "att" (normalised) or "original_att".
+        features_file: the features file beside the split file.
+        image_root: folder holding the dataset's images (needed to train a CNN on them).
+    """
+
+    KIND: typing.ClassVar[str] = "xlsa17"
+    kind: str = "xlsa17"
+    semantic: str = ""
+    knowledge: str = "att"
+    features_file: str = "res101.mat"
+    image_root: str = ""
+
+
+@dataclass(frozen=True)
+class FolderDataConfig(_FilesDataConfig):
+    """Your own classes: one sub-folder of images per class and one CSV of splits and knowledge.
+
+    Attributes:
+        kind: "folder".
+        csv_file: the class table (default: the only .csv in root).
+        test_seen_fraction: share of each seen class's images held out for the seen test.
+    """
+
+    KIND: typing.ClassVar[str] = "folder"
+    kind: str = "folder"
+    csv_file: str = ""
+    test_seen_fraction: float = 0.2
+
+
+DATA_KINDS: dict[str, type] = {"shapes": ShapesConfig, "awa2": AwA2DataConfig, "cub": CUBDataConfig,
+                               "xlsa17": Xlsa17DataConfig, "folder": FolderDataConfig}
+"""The datasets a run can use, by ``[data] kind``."""
+
+DataConfig = ShapesConfig | AwA2DataConfig | CUBDataConfig | Xlsa17DataConfig | FolderDataConfig
 
 
 @dataclass(frozen=True)
@@ -317,7 +453,7 @@ class RunConfig:
     """
 
     seed: int = 0
-    data: ShapesConfig = field(default_factory=ShapesConfig)
+    data: DataConfig = field(default_factory=ShapesConfig)
     knowledge: KnowledgeConfig = field(default_factory=KnowledgeConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -369,6 +505,13 @@ def _type_name(tp: Any) -> str:
 def _convert(value: Any, tp: Any, key: str) -> Any:
     """Check ``value`` against the annotation ``tp`` and convert lists/ints where lossless."""
     origin = typing.get_origin(tp)
+    if tp == DataConfig:  # the dataset table: its `kind` says which fields it has
+        if not isinstance(value, dict):
+            raise ConfigError(f"`{key}` must be a table of settings, got {type(value).__name__} {value!r}")
+        kind = value.get("kind", "shapes")
+        if kind not in DATA_KINDS:
+            raise ConfigError(f"`{key}.kind` must be one of {list(DATA_KINDS)}, got {kind!r}")
+        return from_dict(DATA_KINDS[kind], value, prefix=key)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"`{key}` must be a table of settings, got {type(value).__name__} {value!r}")
@@ -485,7 +628,14 @@ def apply_overrides(config: T, overrides: list[str] | tuple[str, ...]) -> T:
                 valid = ", ".join(k for k, v in node.items() if isinstance(v, dict))
                 raise ConfigError(f"unknown config section `{where}` in override {item!r}; sections: {valid}")
             node = node[part]
-        if parts[-1] not in node:
+        new_kind = _parse_value(raw.strip())
+        if parts[-1] == "kind" and isinstance(node.get("kind"), str) and new_kind != node["kind"]:
+            if new_kind not in DATA_KINDS:
+                raise ConfigError(f"`{key}` must be one of {list(DATA_KINDS)}, got {new_kind!r}")
+            node.clear()  # another kind of dataset: its own fields, from their defaults
+            node.update({f.name: f.default for f in dataclasses.fields(DATA_KINDS[new_kind])
+                         if f.default is not dataclasses.MISSING})
+        elif parts[-1] not in node:
             raise ConfigError(
                 f"unknown setting `{key}` in override {item!r}; valid keys here: {', '.join(node)}"
             )

@@ -18,9 +18,9 @@ from niwt.config import METHOD_NAMES, RunConfig, resolve_config
 from niwt.errors import ConfigError, DataError
 from niwt.pipeline import (
     build_context,
-    load_dataset,
     load_knowledge,
     needs_validation,
+    open_dataset,
     pretrain,
     publish_niwt_outputs,
     run_methods,
@@ -78,14 +78,14 @@ def compare(config: RunConfig, out: str | Path, *, force: bool = False, progress
     config = resolve_config(replace(config, compare=replace(config.compare, methods=methods, seeds=n_seeds)))
 
     def body(staging: Path) -> Comparison:
-        data = load_dataset(config)
+        data, images = open_dataset(config)
         runs = []
         for i in range(n_seeds):
             cfg = replace(config, seed=config.seed + i)
             seed_everything(cfg.seed)
             store = StageStore(staging, prefix=f"seed{cfg.seed}.")
             ctx = build_context(cfg, data, load_knowledge(cfg, data), validation=needs_validation(cfg, methods),
-                                progress=progress, store=store)
+                                progress=progress, store=store, images=images)
             results, _ = run_methods(ctx, methods)
             runs.append(SeedRun(cfg.seed, results))
             if i == 0 and "niwt" in methods:
@@ -114,8 +114,9 @@ def sweep_lambda(config: RunConfig, out: str | Path, *, force: bool = False, pro
 
     def body(staging: Path) -> Sweep:
         seed_everything(config.seed)
-        data = load_dataset(config)
-        ctx = build_context(config, data, load_knowledge(config, data), validation=False, progress=progress)
+        data, images = open_dataset(config)
+        ctx = build_context(config, data, load_knowledge(config, data), validation=False, progress=progress,
+                            images=images)
         setting = ctx.final
         model = copy.deepcopy(ctx.model(setting))
         _, _, optimizers = ctx.transfer(setting, model, [(lam, config.transfer.lr) for lam in lams])
@@ -157,8 +158,7 @@ def reproduce(config: RunConfig, out: str | Path, *, force: bool = False, progre
 
     def body(staging: Path) -> Reproduction:
         seed_everything(config.seed)
-        data = load_dataset(config)
-        images = data.images_tensor(np.arange(len(data.labels)))
+        data, images = open_dataset(config)
         rows = []
         for arch in ("vgg", "resnet"):
             arch_cfg = resolve_config(replace(config, model=replace(config.model, arch=arch, hidden=None,
@@ -170,7 +170,7 @@ def reproduce(config: RunConfig, out: str | Path, *, force: bool = False, progre
                 for source in ("attributes", "text"):
                     cfg = replace(mode_cfg, knowledge=replace(mode_cfg.knowledge, source=source))
                     ctx = build_context(cfg, data, load_knowledge(cfg, data), base=base, models=models,
-                                        validation=needs_validation(cfg, methods), progress=progress)
+                                        validation=needs_validation(cfg, methods), progress=progress, images=images)
                     models = ctx.models  # the backbones do not depend on the knowledge: train them once
                     results, _ = run_methods(ctx, methods)
                     for result in results:

@@ -74,7 +74,9 @@ def capture_layer(module: nn.Module) -> Iterator[list[torch.Tensor]]:
             raise DataError(f"the importance layer must output a tensor, got {type(output).__name__}")
         leaf = output.detach().requires_grad_(True)
         store.append(leaf)
-        return leaf
+        # A copy goes on, so a following in-place op (ReLU(inplace=True), `out += identity`) modifies
+        # the copy, not the leaf the gradient is taken with respect to.
+        return leaf.clone()
 
     handle = module.register_forward_hook(hook)
     try:

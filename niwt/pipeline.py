@@ -39,9 +39,9 @@ from niwt.baselines import get_baseline
 from niwt.config import RunConfig, resolve_config, save_config, to_dict
 from niwt.data import ZSLData
 from niwt.data.settings import Setting, build_settings, pool_indices
-from niwt.data.shapes import make_shapes
-from niwt.data.source import ImageSource, take
-from niwt.errors import DataError
+from niwt.data.shapes import ShapesConfig, make_shapes
+from niwt.data.source import FileImages, ImageSource, take
+from niwt.errors import ConfigError, DataError
 from niwt.evaluate import GZSLReport, choose_calibration, evaluate_gzsl
 from niwt.importance import eval_mode, neuron_importance
 from niwt.knowledge import knowledge_vectors
@@ -53,7 +53,7 @@ from niwt.rundir import StageStore, in_run_dir, stage_key, versions, write_json
 from niwt.training import predict_logits, seed_everything, train_classifier
 from niwt.transfer import UnseenWeightOptimizer
 
-__all__ = ["NIWTRun", "TrainedModels", "RunContext", "seeded", "load_dataset", "load_knowledge", "pretrain",
+__all__ = ["NIWTRun", "TrainedModels", "RunContext", "seeded", "load_dataset", "open_dataset", "load_knowledge", "pretrain",
            "fit_seen", "train_models", "build_context", "needs_validation", "transfer_grid", "niwt_transfer",
            "gzsl_scores", "score_images", "penultimate_features", "select_niwt", "niwt_method", "baseline_method", "run_methods",
            "run_niwt", "run_to_dir", "demo_config", "save_niwt_outputs", "publish_niwt_outputs", "write_run", "data_key"]
@@ -73,9 +73,30 @@ def seeded(seed: int) -> Iterator[None]:
         yield
 
 
+def open_dataset(config: RunConfig) -> tuple[ZSLData, torch.Tensor | ImageSource]:
+    """The dataset of a run and its images: the shapes world in memory, or files read lazily.
+
+    Raises:
+        ConfigError: for a dataset without images (features only), which NIWT cannot train a CNN on.
+    """
+    cfg = resolve_config(config).data
+    if isinstance(cfg, ShapesConfig):
+        data = make_shapes(cfg)
+        return data, data.images_tensor(np.arange(len(data.labels)))
+    from niwt.data.registry import load_dataset as load_files
+
+    loaded = load_files(cfg.root, format=cfg.kind, **cfg.loader_options())
+    for note in loaded.notes:
+        log.info("%s: %s", cfg.kind, note)
+    if not loaded.has_images:
+        raise ConfigError(f"dataset {cfg.root!r} ({cfg.kind}) has features but no image files; NIWT trains a CNN "
+                          "on images: give the images' folder (data.image_root for xlsa17)")
+    return loaded.data, FileImages(loaded.image_dataset(), size=cfg.crop)
+
+
 def load_dataset(config: RunConfig) -> ZSLData:
-    """The dataset of a run (the embedded shapes world), from the resolved config."""
-    return make_shapes(resolve_config(config).data)
+    """The dataset record of a run (:func:`open_dataset` without the images)."""
+    return open_dataset(config)[0]
 
 
 def load_knowledge(config: RunConfig, data: ZSLData) -> np.ndarray:
@@ -216,7 +237,8 @@ def train_models(config: RunConfig, data: ZSLData, images: torch.Tensor, setting
     seconds: dict[str, float] = {}
     t = config.train
     dkey = data_key(data)
-    keys = {"pretrain": stage_key(stage="pretrain", data=dkey, seed=config.seed, model=to_dict(config.model),
+    keys = {"pretrain": stage_key(stage="pretrain", data=dkey, data_config=to_dict(config.data), seed=config.seed,
+                                  model=to_dict(config.model),
                                   image_size=config.data.image_size,
                                   train=[t.pretrain_epochs, t.lr, t.batch_size, t.weight_decay, t.augment])}
     t0 = time.perf_counter()
@@ -331,7 +353,8 @@ class RunContext:
 
 def build_context(config: RunConfig, data: ZSLData, knowledge: np.ndarray, *, validation: bool = True,
                   base: Backbone | None = None, models: TrainedModels | None = None,
-                  progress: bool = False, store: StageStore | None = None) -> RunContext:
+                  progress: bool = False, store: StageStore | None = None,
+                  images: torch.Tensor | ImageSource | None = None) -> RunContext:
     """Settings, images and trained models of one run (``models`` reuses models trained before).
 
     With ``store``, every stage's result is kept there and reused when its key has not changed
@@ -342,7 +365,7 @@ def build_context(config: RunConfig, data: ZSLData, knowledge: np.ndarray, *, va
     if knowledge.shape[0] != data.n_classes:
         raise DataError(f"`knowledge` must have one row per class ({data.n_classes}), got shape {knowledge.shape}")
     settings = build_settings(data, config.seed)
-    images = data.images_tensor(np.arange(len(data.labels)))
+    images = images if images is not None else data.images_tensor(np.arange(len(data.labels)))
     if models is None:
         models = train_models(config, data, images, settings, validation=validation, base=base, progress=progress,
                               store=store)
@@ -363,7 +386,8 @@ def niwt_transfer(config: RunConfig, model: Backbone, knowledge: np.ndarray, ima
                                   batch_size=config.importance.batch_size, progress=bar.update_to)
     m = config.mapping
     mapper = ImportanceMapper(model=m.model, hidden=m.hidden, lr=m.lr, epochs=m.epochs, batch_size=m.batch_size,
-                              weight_decay=m.weight_decay, n_holdout=min(m.n_holdout, len(fit_classes) - 1),
+                              weight_decay=m.weight_decay,
+                              n_holdout=min(m.n_holdout, len(np.unique(labels.numpy())) - 1),
                               refit=m.refit, random_state=config.seed)
     mapper.fit(knowledge[fit_classes], alpha.numpy(), labels.numpy())
     targets = mapper.predict(knowledge[new_classes])
@@ -552,9 +576,11 @@ def run_niwt(config: RunConfig, data: ZSLData | None = None, progress: bool = Fa
     """Run NIWT end to end (seeded by ``config.seed``) and evaluate GZSL on the test images."""
     config = resolve_config(config)
     seed_everything(config.seed)
-    data = data if data is not None else load_dataset(config)
+    images = None
+    if data is None:
+        data, images = open_dataset(config)
     ctx = build_context(config, data, load_knowledge(config, data), base=base, progress=progress,
-                        validation=needs_validation(config, ("niwt",)))
+                        validation=needs_validation(config, ("niwt",)), images=images)
     run = niwt_method(ctx)
     if not isinstance(run, NIWTRun):  # pragma: no cover - without a stage store it is always computed
         raise RuntimeError("niwt_method returned a stored result without a stage store")
@@ -613,9 +639,9 @@ def run_to_dir(config: RunConfig, out: str | Path, *, force: bool = False, progr
     def body(staging: Path) -> Comparison:
         seed_everything(config.seed)
         store = StageStore(staging, prefix=f"seed{config.seed}.")
-        data = load_dataset(config)
+        data, images = open_dataset(config)
         ctx = build_context(config, data, load_knowledge(config, data), progress=progress, store=store,
-                            validation=needs_validation(config, ("niwt",)))
+                            validation=needs_validation(config, ("niwt",)), images=images)
         results, _ = run_methods(ctx, ("niwt",))
         comparison = Comparison((SeedRun(config.seed, results),))
         publish_niwt_outputs(store, staging)

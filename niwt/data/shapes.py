@@ -164,6 +164,7 @@ class ShapesConfig:
         purity_min: lower bound of the class purity (chance of the primary value) per group.
         purity_max: upper bound of the class purity per group.
         noise: standard deviation of the background noise, in ``[0, 1]`` intensity units.
+        kind: "shapes" (the dataset kind of a run's `[data]` table).
     """
 
     seed: int | None = None
@@ -179,11 +180,14 @@ class ShapesConfig:
     purity_min: float = 0.85
     purity_max: float = 1.0
     noise: float = 0.15
+    kind: str = "shapes"
 
     def __post_init__(self) -> None:
+        if self.kind != "shapes":
+            raise ConfigError(f"ShapesConfig.kind must be 'shapes', got {self.kind!r}")
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "seed" and value is None:
+            if f.name == "kind" or f.name == "seed" and value is None:
                 continue
             if f.type in ("int", int, "int | None"):
                 if isinstance(value, bool) or not isinstance(value, (int, np.integer)):

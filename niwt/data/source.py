@@ -47,6 +47,10 @@ class ImageSource:
     def __len__(self) -> int:
         return self.shape[0]
 
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
     def load(self, positions: np.ndarray) -> torch.Tensor:
         """Images at ``positions`` (an int64 array) as a float tensor ``[n, C, H, W]``."""
         raise NotImplementedError

@@ -17,6 +17,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/niwt demo --out runs/demo --force
+	$(BIN)/niwt report runs/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -88,6 +88,31 @@ def get_args_parser() -> argparse.ArgumentParser:
                            "NIWT, with the paper's NIWT H on AWA2 and CUB beside where the seed documents give it.")
     _config_args(repro, optional=True)
     _common(repro, "runs/reproduce")
+    expl = sub.add_parser("explain", help="why the run's model called an image what it did: overlay and words",
+                          description="For each IMAGE (PNG or JPEG, prepared as the run's images were) or, with no "
+                          "image, a sample of the run's unseen test images: the prediction, a Grad-CAM overlay "
+                          "(PNG) and the top knowledge dimensions behind it (through the inverse map); "
+                          "explanations.json beside the PNGs.")
+    expl.add_argument("run", type=Path, help="a run directory of niwt run / demo / compare")
+    expl.add_argument("images", type=Path, nargs="*", help="image files (default: a sample of test images)")
+    expl.add_argument("--class", dest="class_name", help="explain this class instead of the prediction")
+    expl.add_argument("--top-k", type=int, default=5, help="knowledge dimensions per explanation (default: 5)")
+    expl.add_argument("--n", type=int, default=8, help="test images explained when no image is given (default: 8)")
+    expl.add_argument("--out", type=Path, help="where to write (default: RUN/explain)")
+    expl.add_argument("--quiet", action="store_true", help="warnings only")
+    names = sub.add_parser("names", help="the neuron-name table of a run",
+                           description="For each channel of the importance layer, the knowledge dimensions its "
+                           "one-hot importance maps to through the inverse map (the paper's neuron names).")
+    names.add_argument("run", type=Path, help="a run directory")
+    names.add_argument("--top-k", type=int, default=3, help="names per neuron (default: 3)")
+    names.add_argument("--quiet", action="store_true", help="warnings only")
+    rep = sub.add_parser("report", help="RUN/report.html: tables, plots, explained images, neuron names",
+                         description="Write one self-contained HTML page into the run directory: the GZSL table, "
+                         "the run's plots, a gallery of unseen test images with prediction, overlay and "
+                         "explanation, what each unseen class was told, the neuron names and, on the shapes "
+                         "world, the fidelity of the explanations against the truth and random baselines.")
+    rep.add_argument("run", type=Path, help="a run directory")
+    rep.add_argument("--quiet", action="store_true", help="warnings only")
     data = sub.add_parser("data", help="datasets: inspect a folder in one of the supported formats",
                           description="Tools for datasets on disk.")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
@@ -155,6 +180,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "config":
         sys.stdout.write(describe_config(_load(args)))
         return 0
+    if args.command in ("explain", "names", "report"):
+        return _explain_commands(args)
     if args.command == "data":
         from niwt.data.inspect import inspect_dataset
 
@@ -183,6 +210,35 @@ def _run(args: argparse.Namespace) -> int:
     else:
         result = experiments.reproduce(_load(args), args.out, force=args.force, progress=progress)
     _report(args.command, result, args.out, time.perf_counter() - start)
+    return 0
+
+
+def _explain_commands(args: argparse.Namespace) -> int:
+    from niwt.explain.names import format_neuron_names
+    from niwt.report import run_report
+    from niwt.rundir import add_to_run
+    from niwt.runs import load_run
+
+    run = load_run(args.run)
+    if args.command == "names":
+        sys.stdout.write(format_neuron_names(run_report.neuron_names(run, args.top_k)) + "\n")
+        return 0
+    if args.command == "report":
+        path = run_report.write_report(run)
+        sys.stdout.write(f"Report: {path}\n")
+        return 0
+    if args.top_k < 1 or args.n < 1:
+        raise ConfigError(f"`--top-k` and `--n` must be >= 1, got {args.top_k} and {args.n}")
+    out = args.out if args.out is not None else run.path / "explain"
+    records = run_report.explain_run(run, list(args.images), out, class_name=args.class_name, top_k=args.top_k,
+                                     n=args.n)
+    if args.out is None:
+        add_to_run(run.path, [p.relative_to(run.path).as_posix() for p in out.rglob("*") if p.is_file()])
+    for r in records:
+        terms = ", ".join(f"{t['name']} ({t['score']:.2f})" for t in r.to_dict()["terms"])
+        truth = f" (true: {r.true_class})" if r.true_class else ""
+        sys.stdout.write(f"{r.source}{truth}: predicted {r.predicted}; {r.explained} because of {terms}\n")
+    sys.stdout.write(f"Overlays and explanations.json in {out}\n")
     return 0
 
 

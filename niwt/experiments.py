@@ -119,7 +119,7 @@ def sweep_lambda(config: RunConfig, out: str | Path, *, force: bool = False, pro
                             images=images)
         setting = ctx.final
         model = copy.deepcopy(ctx.model(setting))
-        _, _, optimizers = ctx.transfer(setting, model, [(lam, config.transfer.lr) for lam in lams])
+        optimizers = ctx.transfer(setting, model, [(lam, config.transfer.lr) for lam in lams]).optimizers
         rows = []
         for lam, opt in zip(lams, optimizers):
             opt.apply(model)

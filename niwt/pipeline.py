@@ -43,6 +43,7 @@ from niwt.data.shapes import ShapesConfig, make_shapes
 from niwt.data.source import FileImages, ImageSource, take
 from niwt.errors import ConfigError, DataError
 from niwt.evaluate import GZSLReport, choose_calibration, evaluate_gzsl
+from niwt.explain.inverse import InverseConfig, InverseMapper
 from niwt.importance import eval_mode, neuron_importance
 from niwt.knowledge import knowledge_vectors
 from niwt.mapping import ImportanceMapper
@@ -55,7 +56,7 @@ from niwt.transfer import UnseenWeightOptimizer
 
 __all__ = ["NIWTRun", "TrainedModels", "RunContext", "seeded", "load_dataset", "open_dataset", "load_knowledge", "pretrain",
            "fit_seen", "train_models", "build_context", "needs_validation", "transfer_grid", "niwt_transfer",
-           "gzsl_scores", "score_images", "penultimate_features", "select_niwt", "niwt_method", "baseline_method", "run_methods",
+           "gzsl_scores", "score_images", "TransferOutput", "penultimate_features", "select_niwt", "niwt_method", "baseline_method", "run_methods",
            "run_niwt", "run_to_dir", "demo_config", "save_niwt_outputs", "publish_niwt_outputs", "write_run", "data_key"]
 
 log = logging.getLogger(__name__)
@@ -309,6 +310,20 @@ class RunContext:
         return stage_key(stage=stage, models=self.models.keys, knowledge=_array_key(self.knowledge),
                          seed=self.config.seed, eval=to_dict(self.config.eval), **parts)
 
+    def run_info(self) -> dict[str, object]:
+        """What a later command needs to read the run's model back: classes, rows, knowledge names,
+        the dataset's fingerprint and how images were prepared."""
+        k = self.config.knowledge
+        names = knowledge_vectors(self.data, k.source, k.normalize, k.text_encoder)[1]
+        data_cfg = self.config.data
+        transform = (data_cfg.transform().to_dict() if hasattr(data_cfg, "transform")
+                     else {"resize": None, "crop": None, "normalize": False})
+        return {"class_names": list(self.data.class_names), "fit_classes": self.final.fit_classes.tolist(),
+                "new_classes": self.final.new_classes.tolist(), "knowledge_names": list(names),
+                "data_key": data_key(self.data), "dataset": self.data.name,
+                "image_size": int(self.images.shape[-1]), "transform": transform,
+                "importance_layer": self.models.final.importance_layer}
+
     def model(self, setting: Setting) -> Backbone:
         """The backbone trained for ``setting`` (shared: copy it before changing its rows)."""
         if setting is self.final:
@@ -342,8 +357,7 @@ class RunContext:
         gen = torch.Generator().manual_seed(self.config.seed + 7)
         return torch.rand(max(len(self.data.source_idx), 512), *self.images.shape[1:], generator=gen)
 
-    def transfer(self, setting: Setting, model: Backbone, grid: list[tuple[float, float]],
-                 ) -> tuple[ImportanceMapper, np.ndarray, list[UnseenWeightOptimizer]]:
+    def transfer(self, setting: Setting, model: Backbone, grid: list[tuple[float, float]]) -> TransferOutput:
         """:func:`niwt_transfer` of ``setting``'s new classes into ``model``, with its training images."""
         idx = setting.train_idx
         labels = torch.from_numpy(setting.rows(self.data.labels[idx]))
@@ -372,14 +386,24 @@ def build_context(config: RunConfig, data: ZSLData, knowledge: np.ndarray, *, va
     return RunContext(config, data, knowledge, images, settings[0], settings[1], models, progress, store)
 
 
+@dataclass(frozen=True, eq=False)
+class TransferOutput:
+    """What :func:`niwt_transfer` made: the map, the targets, one optimiser per grid point, and the
+    seen images' importances it was fitted on (with their classifier rows)."""
+
+    mapper: ImportanceMapper
+    targets: np.ndarray
+    optimizers: tuple[UnseenWeightOptimizer, ...]
+    importances: torch.Tensor
+    labels: torch.Tensor
+
+
 def niwt_transfer(config: RunConfig, model: Backbone, knowledge: np.ndarray, images: torch.Tensor,
                   labels: torch.Tensor, fit_classes: np.ndarray, new_classes: np.ndarray, pool: torch.Tensor,
-                  grid: list[tuple[float, float]], progress: bool = False,
-                  ) -> tuple[ImportanceMapper, np.ndarray, list[UnseenWeightOptimizer]]:
+                  grid: list[tuple[float, float]], progress: bool = False) -> TransferOutput:
     """Importance -> mapping -> transfer for ``new_classes`` with each (Λ, lr) of ``grid``.
 
-    ``labels`` index ``fit_classes`` (the model's seen rows). Returns the fitted mapper, the
-    predicted target importances and one fitted optimizer per grid point.
+    ``labels`` index ``fit_classes`` (the model's seen rows).
     """
     with StageProgress("importance", images.shape[0], unit="image", enabled=progress) as bar:
         alpha = neuron_importance(model, model.importance_layer, images, labels, config.importance.reduction,
@@ -399,7 +423,7 @@ def niwt_transfer(config: RunConfig, model: Backbone, knowledge: np.ndarray, ima
                                     reduction=config.importance.reduction, random_state=config.seed,
                                     progress=progress)
         optimizers.append(opt.fit(model, pool, targets))
-    return mapper, targets, optimizers
+    return TransferOutput(mapper, targets, tuple(optimizers), alpha, labels)
 
 
 def gzsl_scores(model: Backbone, images: torch.Tensor, seen: np.ndarray, unseen: np.ndarray, n_classes: int,
@@ -446,6 +470,9 @@ class NIWTRun:
     model: Backbone
     mapper: ImportanceMapper
     optimizer: UnseenWeightOptimizer
+    inverse: InverseMapper | None = None
+    info: dict[str, object] = field(default_factory=dict)
+    knowledge: np.ndarray | None = None
 
     @property
     def report(self) -> GZSLReport:
@@ -458,7 +485,8 @@ class NIWTRun:
 
 def _niwt_config(ctx: RunContext) -> dict[str, object]:
     c = ctx.config
-    return {"importance": to_dict(c.importance), "mapping": to_dict(c.mapping), "transfer": to_dict(c.transfer)}
+    return {"importance": to_dict(c.importance), "mapping": to_dict(c.mapping), "transfer": to_dict(c.transfer),
+            "explain": to_dict(c.explain)}
 
 
 def select_niwt(ctx: RunContext, grid: list[tuple[float, float]] | None = None) -> Selection:
@@ -470,7 +498,7 @@ def select_niwt(ctx: RunContext, grid: list[tuple[float, float]] | None = None) 
     def compute(_: Path | None) -> Selection:
         setting = ctx.validation
         model = copy.deepcopy(ctx.model(setting))
-        _, _, optimizers = ctx.transfer(setting, model, grid)
+        optimizers = ctx.transfer(setting, model, grid).optimizers
         points = []
         for (lam, lr), opt in zip(grid, optimizers):
             opt.apply(model)
@@ -499,12 +527,19 @@ def niwt_method(ctx: RunContext, selection: Selection | None = None) -> NIWTRun 
         t0 = time.perf_counter()
         setting = ctx.final
         model = copy.deepcopy(ctx.model(setting))
-        mapper, _, (opt,) = ctx.transfer(setting, model, [(selection.params["lam"], selection.params["lr"])])
+        out = ctx.transfer(setting, model, [(selection.params["lam"], selection.params["lr"])])
+        (opt,) = out.optimizers
         opt.apply(model)
         report = ctx.report(setting, ctx.scores(model, setting), calibration=selection.calibration)
         seconds["final"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        n_classes = len(np.unique(out.labels.numpy()))
+        explain = replace(ctx.config.explain, n_holdout=min(ctx.config.explain.n_holdout, n_classes - 1))
+        inverse = InverseMapper(InverseConfig(**to_dict(explain), random_state=ctx.config.seed))
+        inverse.fit(out.importances.numpy(), ctx.knowledge[setting.fit_classes], out.labels.numpy())
+        seconds["inverse"] = time.perf_counter() - t0
         result = MethodResult("niwt", report, selection, {**ctx.models.seconds, **seconds})
-        return NIWTRun(result, model, mapper, opt)
+        return NIWTRun(result, model, out.mapper, opt, inverse, ctx.run_info(), ctx.knowledge)
 
     def save(run: NIWTRun, d: Path) -> None:
         save_niwt_outputs(d, ctx.config, run)
@@ -605,6 +640,15 @@ def save_niwt_outputs(staging: Path, config: RunConfig, run: NIWTRun) -> None:
         "lam": run.optimizer.lam, "lr": run.optimizer.lr, "steps": run.optimizer.n_steps_,
         "stopped_early": run.optimizer.stopped_early_, "loss": run.optimizer.history_,
         "selection": run.selection.to_dict()})
+    write_json(staging / "model" / "run.json", {**run.info, "arch": config.model.arch,
+                                                "n_seen": run.model.classifier.n_seen,
+                                                "n_unseen": run.model.classifier.n_unseen})
+    if run.knowledge is not None:
+        save_file({"knowledge": torch.from_numpy(np.ascontiguousarray(run.knowledge))},
+                  str(staging / "model" / "knowledge.safetensors"))
+    if run.inverse is not None:
+        (staging / "mapping").mkdir(exist_ok=True)
+        run.inverse.save(staging / "mapping" / "inverse.safetensors")
 
 
 def write_run(staging: Path, config: RunConfig, record: dict[str, object]) -> None:

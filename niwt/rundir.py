@@ -34,7 +34,7 @@ from niwt.errors import RunDirectoryError
 from niwt.faults import failpoint
 
 __all__ = ["MANIFEST", "FORMAT", "FORMAT_VERSION", "Manifest", "read_manifest", "check_output_dir", "run_dir",
-           "in_run_dir", "write_json", "versions", "StageStore", "stage_key", "STAGES"]
+           "in_run_dir", "write_json", "versions", "add_to_run", "StageStore", "stage_key", "STAGES"]
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +177,17 @@ def _finish(out: Path, staging: Path, command: str, force: bool, stages: dict[st
         failpoint("write:between-renames")
         os.rename(staging, out)
         shutil.rmtree(old)  # checked above: only files the old run's manifest lists
+
+
+def add_to_run(run: str | Path, paths: list[str]) -> None:
+    """Record files a later command wrote into a complete run (``report.html``, ``explain/...``) in
+    its manifest, so the run still holds only files its manifest lists."""
+    run = Path(run)
+    manifest = read_manifest(run)
+    if manifest is None:
+        raise RunDirectoryError(f"{str(run)!r} is not a complete niwt run (no niwt {MANIFEST})")
+    files = sorted(set(manifest.files) | {Path(p).as_posix() for p in paths})
+    write_json(run / MANIFEST, {**manifest.to_dict(), "files": files})
 
 
 # --- finished stages, and resuming a killed run -------------------------------------------------

@@ -1,0 +1,228 @@
+"""What ``niwt explain``, ``niwt names`` and ``niwt report`` do with a finished run directory."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from niwt.data.settings import Setting
+from niwt.errors import DataError
+from niwt.explain.fidelity import FidelityReport, fidelity
+from niwt.explain.gradcam import grad_cam
+from niwt.explain.names import NeuronName, name_neurons
+from niwt.explain.text import ClassExplanation, ImageExplanation, explain_classes, explain_images
+from niwt.report.html import GalleryItem, write_html_report
+from niwt.report.overlay import overlay, save_png
+from niwt.rundir import add_to_run, write_json
+from niwt.runs import LoadedRun
+
+__all__ = ["ExplainedImage", "load_images", "explain_run", "neuron_names", "class_explanations", "write_report"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExplainedImage:
+    """One image explained: its prediction, the class explained, its words and its overlay file."""
+
+    source: str
+    predicted: str
+    explained: str
+    explanation: ImageExplanation
+    overlay: str
+    true_class: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "true_class": self.true_class, "predicted": self.predicted,
+                "explained": self.explained, "overlay": self.overlay, "terms": self.explanation.to_dict()["terms"]}
+
+
+def _transform(run: LoadedRun):
+    from niwt.data.imagefiles import ImageTransform
+
+    t = dict(run.info.get("transform") or {})
+    size = int(run.info.get("image_size", 32))
+    if t.get("resize") is None and t.get("crop") is None:  # the shapes world: its images are size x size
+        t.update(resize=size, crop=size, normalize=False)
+    return ImageTransform.from_dict(t)
+
+
+def load_images(run: LoadedRun, paths: list[Path]) -> torch.Tensor:
+    """Image files prepared as the run's images were (resize, crop, normalisation).
+
+    Grey and RGBA images are converted to RGB, with a note in the log.
+
+    Raises:
+        DataError: naming a file that is missing or not an image.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    from niwt.data.imagefiles import open_rgb
+
+    build = _transform(run).build()
+    out = []
+    for path in paths:
+        try:
+            with Image.open(path) as probe:
+                mode = probe.mode
+        except FileNotFoundError:
+            raise DataError(f"image file not found: {path}") from None
+        except (UnidentifiedImageError, OSError) as err:
+            raise DataError(f"{path} is not an image niwt can read (PNG or JPEG): {err}") from None
+        if mode != "RGB":
+            log.warning("%s: a %s image, converted to RGB", path, mode)
+        out.append(build(open_rgb(path)))
+    return torch.stack(out)
+
+
+def _display(run: LoadedRun, images: torch.Tensor) -> np.ndarray:
+    """``[N, H, W, 3]`` uint8 images for display (normalisation undone)."""
+    t = _transform(run)
+    x = images.detach().float().clone()
+    if t.normalize:
+        x = x * torch.tensor(t.std).view(1, 3, 1, 1) + torch.tensor(t.mean).view(1, 3, 1, 1)
+    return (x.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+
+
+def _vocabulary(run: LoadedRun) -> list[str]:
+    return list(run.knowledge_names)
+
+
+def explain_images_of_run(run: LoadedRun, images: torch.Tensor, sources: list[str], out: Path, *,
+                          class_name: str | None = None, top_k: int = 5,
+                          true_classes: list[str] | None = None) -> list[ExplainedImage]:
+    """Prediction, Grad-CAM overlay (PNG) and textual explanation of each image, into ``out``."""
+    if run.inverse is None:
+        raise DataError(f"{run.path} has no inverse map (mapping/inverse.safetensors); rerun it to explain")
+    model, layer = run.model, run.model.importance_layer
+    with torch.no_grad():
+        predicted = model(images).argmax(1)
+    targets = predicted if class_name is None else torch.full_like(predicted, run.row_of(class_name))
+    cams = grad_cam(model, layer, images, targets)
+    words = explain_images(model, layer, images, run.inverse, _vocabulary(run), targets=targets, k=top_k,
+                           class_names=run.row_names)
+    shown = _display(run, images)
+    out.mkdir(parents=True, exist_ok=True)
+    records = []
+    for i, source in enumerate(sources):
+        name = f"{i:03d}_{Path(source).stem}.png"
+        save_png(out / name, overlay(shown[i], cams[i].numpy(), scale=max(1, 128 // shown.shape[1])))
+        records.append(ExplainedImage(source, run.row_names[int(predicted[i])], run.row_names[int(targets[i])],
+                                      words[i], name, None if true_classes is None else true_classes[i]))
+    write_json(out / "explanations.json", {"run": str(run.path), "images": [r.to_dict() for r in records]})
+    return records
+
+
+def _test_sample(run: LoadedRun, n: int, unseen_only: bool = True, seed: int = 0):
+    data, images = run.dataset()
+    idx = data.test_unseen_idx if unseen_only else np.concatenate([data.test_seen_idx, data.test_unseen_idx])
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(idx, size=min(n, idx.size), replace=False))
+    batch = images[pick] if isinstance(images, torch.Tensor) else images[pick]
+    return data, pick, batch
+
+
+def explain_run(run: LoadedRun, paths: list[Path], out: Path, *, class_name: str | None = None, top_k: int = 5,
+                n: int = 8) -> list[ExplainedImage]:
+    """``niwt explain``: the given image files, or a sample of ``n`` of the run's unseen test images."""
+    if class_name is not None:
+        run.row_of(class_name)  # an unknown name fails before any work
+    if paths:
+        images = load_images(run, paths)
+        return explain_images_of_run(run, images, [str(p) for p in paths], out, class_name=class_name, top_k=top_k)
+    data, pick, images = _test_sample(run, n)
+    truth = [data.class_names[c] for c in data.labels[pick]]
+    return explain_images_of_run(run, images, [f"test image {i}" for i in pick], out, class_name=class_name,
+                                 top_k=top_k, true_classes=truth)
+
+
+def neuron_names(run: LoadedRun, top_k: int = 3) -> list[NeuronName]:
+    """``niwt names``: each channel's top knowledge dimensions through the inverse map."""
+    if run.inverse is None:
+        raise DataError(f"{run.path} has no inverse map (mapping/inverse.safetensors); rerun it to name neurons")
+    return list(name_neurons(run.inverse, _vocabulary(run), k=top_k))
+
+
+def class_explanations(run: LoadedRun, top_k: int = 5) -> list[ClassExplanation]:
+    """What the network was told about each unseen class: its predicted importance, in words."""
+    if run.inverse is None:
+        return []
+    predicted = run.mapper.predict(run.knowledge[run.new_classes])
+    rows = list(range(len(run.fit_classes), len(run.classes)))
+    return list(explain_classes(predicted, run.inverse, _vocabulary(run), classes=rows,
+                                class_names=run.row_names, k=top_k))
+
+
+def _fidelity(run: LoadedRun, names: list[NeuronName], n: int = 240) -> FidelityReport | None:
+    data, images = run.dataset()
+    if data.masks is None or data.image_attributes is None or run.inverse is None:
+        return None
+    rng = np.random.default_rng(1)
+    seen = rng.choice(data.test_seen_idx, size=min(n // 2, data.test_seen_idx.size), replace=False)
+    unseen = rng.choice(data.test_unseen_idx, size=min(n // 2, data.test_unseen_idx.size), replace=False)
+    idx = np.sort(np.concatenate([seen, unseen]))
+    setting = Setting("final", run.fit_classes, run.new_classes, np.zeros(0, np.int64), idx)
+    rows = setting.rows(data.labels[idx])
+    return fidelity(run.model, run.model.importance_layer, images[idx], rows, data.masks[idx],
+                    data.image_attributes[idx], attribute_groups=data.attribute_groups, inverse=run.inverse,
+                    names=names, vocabulary=_vocabulary(run), class_knowledge=run.knowledge[run.classes],
+                    unseen=np.isin(data.labels[idx], run.new_classes), batch_size=128)
+
+
+def _gzsl_rows(run: LoadedRun) -> list[dict[str, object]]:
+    rows = []
+    for method, m in run.metrics.get("methods", {}).items():
+        row: dict[str, object] = {"method": method}
+        for key, title in (("seen_acc", "S"), ("unseen_acc", "U"), ("H", "H"), ("zsl_acc", "ZSL"), ("ausuc", "AUSUC")):
+            value = m.get(key)
+            std = m.get(f"{key}_std")
+            row[title] = "-" if value is None else (f"{value:.3f} ± {std:.3f}" if std else f"{value:.3f}")
+        rows.append(row)
+    return rows
+
+
+def write_report(run: LoadedRun, *, n_gallery: int = 12) -> Path:
+    """``niwt report``: ``RUN_DIR/report.html``, one self-contained page."""
+    data, images = run.dataset()
+    idx = data.test_unseen_idx
+    batch = images[idx] if isinstance(images, torch.Tensor) else images[idx]
+    with torch.no_grad():
+        predicted = run.model(batch).argmax(1).numpy()
+    truth_rows = Setting("final", run.fit_classes, run.new_classes, np.zeros(0, np.int64), idx).rows(data.labels[idx])
+    right, wrong = np.flatnonzero(predicted == truth_rows), np.flatnonzero(predicted != truth_rows)
+    rng = np.random.default_rng(0)
+    take_right = rng.permutation(right)[: n_gallery // 2]
+    chosen = np.concatenate([take_right, rng.permutation(wrong)[: n_gallery - take_right.size]])
+    gallery = []
+    if chosen.size:
+        sample = batch[torch.from_numpy(chosen)]
+        cams = grad_cam(run.model, run.model.importance_layer, sample, torch.from_numpy(predicted[chosen]))
+        words = explain_images(run.model, run.model.importance_layer, sample, run.inverse, _vocabulary(run),
+                               targets=torch.from_numpy(predicted[chosen]), k=4, class_names=run.row_names) \
+            if run.inverse is not None else [None] * chosen.size
+        shown = _display(run, sample)
+        for i, j in enumerate(chosen):
+            terms = [(t.name, t.score) for t in words[i].terms] if words[i] is not None else ()
+            gallery.append(GalleryItem(shown[i], overlay(shown[i], cams[i].numpy()), run.row_names[truth_rows[j]],
+                                       run.row_names[predicted[j]], terms))
+    names = neuron_names(run) if run.inverse is not None else []
+    plots = sorted((run.path / "plots").glob("*.png")) if (run.path / "plots").is_dir() else []
+    path = run.path / "report.html"
+    write_html_report(path, title=f"NIWT on {run.info.get('dataset', 'the dataset')}",
+                      subtitle=f"{run.config.model.arch}, {run.config.train.mode}, seed {run.config.seed}; "
+                      f"{len(run.fit_classes)} seen and {len(run.new_classes)} unseen classes",
+                      gzsl_rows=_gzsl_rows(run), plots=plots, gallery=gallery,
+                      class_explanations=class_explanations(run), neuron_names=names,
+                      fidelity=_fidelity(run, names))
+    add_to_run(run.path, ["report.html"])
+    return path
+
+
+def fidelity_of_run(run: LoadedRun) -> FidelityReport | None:
+    """The fidelity table of a shapes-world run (None for datasets without masks)."""
+    return _fidelity(run, neuron_names(run))

@@ -1,0 +1,164 @@
+"""Reading a finished run back: the extended model, its classes, knowledge and maps.
+
+Everything comes from the run directory itself (weights as safetensors, records as JSON); the
+dataset, when a command needs its images, is opened from the run's config and checked against the
+fingerprint the run recorded, so a changed dataset is never silently mistaken for the run's own.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors.torch import load_file
+
+from niwt.config import RunConfig, load_config
+from niwt.errors import DataError, NIWTError
+from niwt.explain.inverse import InverseMapper
+from niwt.mapping import ImportanceMapper, _build
+from niwt.models import Backbone
+from niwt.rundir import FORMAT_VERSION, read_manifest
+
+__all__ = ["RunFormatError", "LoadedRun", "load_run"]
+
+
+class RunFormatError(NIWTError, ValueError):
+    """A run directory that cannot be read: not a niwt run, another format version, or incomplete."""
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedRun:
+    """A finished run, as written by ``niwt run`` / ``demo`` / ``compare``.
+
+    Attributes:
+        path: the run directory.
+        config: its resolved config.
+        metrics: its ``metrics.json``.
+        model: the extended model (seen rows, then unseen rows), in eval mode.
+        class_names: every class of the dataset; a class id is a position here.
+        fit_classes, new_classes: class ids of the model's seen rows and of its unseen rows, in order.
+        knowledge: ``[C, d]`` class vectors the run used; knowledge_names: their d names.
+        mapper: the forward map knowledge -> importance; inverse: the inverse map (None if absent).
+        info: the rest of ``model/run.json`` (dataset fingerprint, image transform, layer).
+    """
+
+    path: Path
+    config: RunConfig
+    metrics: dict[str, Any]
+    model: Backbone
+    class_names: tuple[str, ...]
+    fit_classes: np.ndarray
+    new_classes: np.ndarray
+    knowledge: np.ndarray
+    knowledge_names: tuple[str, ...]
+    mapper: ImportanceMapper
+    inverse: InverseMapper | None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def classes(self) -> np.ndarray:
+        """Class ids in classifier-row order."""
+        return np.concatenate([self.fit_classes, self.new_classes])
+
+    @property
+    def row_names(self) -> tuple[str, ...]:
+        """Class names in classifier-row order."""
+        return tuple(self.class_names[c] for c in self.classes)
+
+    def row_of(self, name: str) -> int:
+        """The classifier row of class ``name``.
+
+        Raises:
+            DataError: for a name that is not a class of the run (the valid ones are listed).
+        """
+        rows = {n: i for i, n in enumerate(self.row_names)}
+        if name not in rows:
+            shown = ", ".join(self.row_names[:40]) + (" ..." if len(self.row_names) > 40 else "")
+            raise DataError(f"unknown class {name!r}; the classes of this run are: {shown}")
+        return rows[name]
+
+    def dataset(self):  # -> tuple[ZSLData, torch.Tensor | ImageSource]
+        """The run's dataset and images, opened from its config and checked against its fingerprint."""
+        from niwt.pipeline import data_key, open_dataset
+
+        data, images = open_dataset(self.config)
+        if data_key(data) != self.info.get("data_key"):
+            raise DataError(f"the dataset opened from {self.path / 'config.toml'} is not the one this run was made "
+                            "from (its fingerprint differs); point data.root at the run's dataset")
+        return data, images
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise RunFormatError(f"cannot read {path}: {err}") from err
+
+
+def load_run(path: str | Path) -> LoadedRun:
+    """Read a run directory written by niwt (only safetensors and JSON are read; nothing is unpickled).
+
+    Raises:
+        RunFormatError: ``path`` is not a complete niwt run, was written by another format version, or
+            lacks the trained model (a run of ``sweep-lambda`` or ``reproduce``, or ``compare`` without NIWT).
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise RunFormatError(f"run directory {str(path)!r} does not exist")
+    manifest = read_manifest(path)
+    if manifest is None:
+        raise RunFormatError(f"{str(path)!r} is not a complete niwt run (no niwt manifest.json)")
+    if manifest.format_version != FORMAT_VERSION:
+        raise RunFormatError(f"{str(path)!r} was written in run format {manifest.format_version} (niwt "
+                             f"{manifest.niwt_version or '?'}); this niwt reads format {FORMAT_VERSION}: rerun it")
+    weights, info_path = path / "model" / "niwt.safetensors", path / "model" / "run.json"
+    if not weights.exists() or not info_path.exists():
+        raise RunFormatError(f"{str(path)!r} holds no trained NIWT model (model/niwt.safetensors and "
+                             f"model/run.json); it was written by `niwt {manifest.command}`. Use a run of "
+                             "`niwt run`, `niwt demo` or `niwt compare` with NIWT among its methods")
+    config = load_config(path / "config.toml")
+    info = _read_json(info_path)
+    model = _load_model(config, info, weights)
+    mapper = _load_mapper(config, path / "mapping" / "mapper.safetensors")
+    inverse_path = path / "mapping" / "inverse.safetensors"
+    inverse = InverseMapper.load(inverse_path) if inverse_path.exists() else None
+    knowledge = _knowledge(config, info, path)
+    return LoadedRun(path, config, _read_json(path / "metrics.json"), model, tuple(info["class_names"]),
+                     np.asarray(info["fit_classes"], np.int64), np.asarray(info["new_classes"], np.int64),
+                     knowledge, tuple(info["knowledge_names"]), mapper, inverse, info)
+
+
+def _load_model(config: RunConfig, info: dict[str, Any], weights: Path) -> Backbone:
+    from niwt.models import create_model
+    from niwt.pipeline import _model_kwargs, seeded
+
+    with seeded(0):
+        model = create_model(config.model.arch, int(info["n_seen"]), **_model_kwargs(config))
+    try:
+        model.load_state_dict(load_file(str(weights)))
+    except (RuntimeError, OSError, KeyError) as err:
+        raise RunFormatError(f"{weights} does not fit a {config.model.arch!r} model: {err}") from err
+    return model.eval()
+
+
+def _load_mapper(config: RunConfig, path: Path) -> ImportanceMapper:
+    m = config.mapping
+    state = load_file(str(path))
+    weight_key = "weight" if "weight" in state else "2.weight"
+    first_key = "weight" if "weight" in state else "0.weight"
+    mapper = ImportanceMapper(model=m.model, hidden=m.hidden)
+    net = _build(m.model, state[first_key].shape[1], state[weight_key].shape[0], m.hidden)
+    net.load_state_dict(state)
+    mapper.net_ = net.eval()
+    mapper.n_features_in_ = int(state[first_key].shape[1])
+    return mapper
+
+
+def _knowledge(config: RunConfig, info: dict[str, Any], path: Path) -> np.ndarray:
+    file = path / "model" / "knowledge.safetensors"
+    if file.exists():
+        return load_file(str(file))["knowledge"].double().numpy()
+    raise RunFormatError(f"{path} lacks model/knowledge.safetensors (the class vectors the run used)")

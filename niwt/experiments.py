@@ -56,7 +56,7 @@ def check_methods(methods: tuple[str, ...] | list[str]) -> tuple[str, ...]:
 
 
 def _check_validation(config: RunConfig) -> None:
-    if config.data.n_val < 1:
+    if getattr(config.data, "n_val", 1) < 1:  # the shapes world; loaded datasets are checked once loaded
         raise DataError("the validation split is empty (data.n_val = 0): hyper-parameters are chosen on "
                         "validation classes, set data.n_val >= 1")
     if config.transfer.select and not config.transfer.lam_grid:
@@ -90,7 +90,7 @@ def compare(config: RunConfig, out: str | Path, *, force: bool = False, progress
             runs.append(SeedRun(cfg.seed, results))
             if i == 0 and "niwt" in methods:
                 publish_niwt_outputs(store, staging)
-        comparison = Comparison(tuple(runs))
+        comparison = Comparison(tuple(runs), dataset=data.name if config.model.arch == "mlp" else "")
         write_run(staging, config, comparison.to_dict())
         return comparison
 

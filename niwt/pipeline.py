@@ -47,7 +47,7 @@ from niwt.explain.inverse import InverseConfig, InverseMapper
 from niwt.importance import eval_mode, neuron_importance
 from niwt.knowledge import knowledge_vectors
 from niwt.mapping import ImportanceMapper
-from niwt.models import Backbone, create_model, model_settings
+from niwt.models import Backbone, FeatureMLP, create_model, model_settings
 from niwt.progress import StageProgress
 from niwt.results import Comparison, GridPoint, MethodResult, SeedRun, Selection
 from niwt.rundir import StageStore, in_run_dir, stage_key, versions, write_json
@@ -81,6 +81,9 @@ def open_dataset(config: RunConfig) -> tuple[ZSLData, torch.Tensor | ImageSource
         ConfigError: for a dataset without images (features only), which NIWT cannot train a CNN on.
     """
     cfg = resolve_config(config).data
+    if isinstance(cfg, ShapesConfig) and config.model.arch == "mlp":
+        raise ConfigError("model.arch = \"mlp\" runs on pre-extracted features (data.kind = \"xlsa17\"); the "
+                          "shapes world has images: use \"vgg\" or \"resnet\"")
     if isinstance(cfg, ShapesConfig):
         data = make_shapes(cfg)
         return data, data.images_tensor(np.arange(len(data.labels)))
@@ -89,9 +92,16 @@ def open_dataset(config: RunConfig) -> tuple[ZSLData, torch.Tensor | ImageSource
     loaded = load_files(cfg.root, format=cfg.kind, **cfg.loader_options())
     for note in loaded.notes:
         log.info("%s: %s", cfg.kind, note)
+    if config.model.arch == "mlp":  # feature mode: each feature vector is a one-pixel image of D channels
+        if loaded.data.features is None:
+            raise ConfigError(f"model.arch = \"mlp\" runs on pre-extracted features, but dataset {cfg.root!r} "
+                              f"({cfg.kind}) has none; use a CNN (model.arch = \"vgg\", \"resnet\", ...)")
+        features = torch.from_numpy(np.ascontiguousarray(loaded.data.features, dtype=np.float32))
+        return loaded.data, features.view(*features.shape, 1, 1)
     if not loaded.has_images:
-        raise ConfigError(f"dataset {cfg.root!r} ({cfg.kind}) has features but no image files; NIWT trains a CNN "
-                          "on images: give the images' folder (data.image_root for xlsa17)")
+        raise ConfigError(f"dataset {cfg.root!r} ({cfg.kind}) has features but no image files: run NIWT on the "
+                          "features with model.arch = \"mlp\" (feature mode), or give the images' folder "
+                          "(data.image_root for xlsa17) to train a CNN")
     return loaded.data, FileImages(loaded.image_dataset(), size=cfg.crop)
 
 
@@ -106,12 +116,19 @@ def load_knowledge(config: RunConfig, data: ZSLData) -> np.ndarray:
     return knowledge_vectors(data, k.source, k.normalize, k.text_encoder)[0]
 
 
-def _model_kwargs(config: RunConfig) -> dict[str, object]:
-    """The settings of ``config`` that its architecture uses (the config refuses the others)."""
+def _model_kwargs(config: RunConfig, in_features: int | None = None) -> dict[str, object]:
+    """The settings of ``config`` that its architecture uses (the config refuses the others);
+    ``in_features`` is the width of a features dataset (for the ``mlp`` model)."""
     m = config.model
-    kwargs = {"width": m.width, "hidden": m.hidden, "dropout": m.dropout, "image_size": config.data.image_size}
+    kwargs = {"width": m.width, "hidden": m.hidden, "dropout": m.dropout, "image_size": config.data.image_size,
+              "in_features": in_features}
     accepted = model_settings(m.arch)
     return {k: v for k, v in kwargs.items() if v is not None and k in accepted}
+
+
+def _in_features(images: torch.Tensor | ImageSource) -> int | None:
+    """The feature width of a features dataset (one-pixel images of D channels), else None."""
+    return int(images.shape[1]) if tuple(images.shape[2:]) == (1, 1) else None
 
 
 def data_key(data: ZSLData) -> str:
@@ -136,10 +153,10 @@ def _save_model(model: Backbone, directory: Path) -> None:
     save_file(state, str(directory / "model.safetensors"))
 
 
-def _load_model(config: RunConfig, n_out: int, directory: Path) -> Backbone:
+def _load_model(config: RunConfig, n_out: int, directory: Path, in_features: int | None = None) -> Backbone:
     """A backbone of ``config``'s architecture with the weights a stage saved (safetensors only)."""
     with seeded(config.seed):
-        model = create_model(config.model.arch, n_out, **_model_kwargs(config))
+        model = create_model(config.model.arch, n_out, **_model_kwargs(config, in_features))
     model.load_state_dict(load_file(str(directory / "model.safetensors")))
     return model.eval()
 
@@ -149,7 +166,7 @@ def pretrain(config: RunConfig, data: ZSLData, images: torch.Tensor, progress: b
     """A backbone trained on the source classes (or untrained when there are none / 0 epochs)."""
     n_out = max(len(data.source_classes), 1)
     with seeded(config.seed):
-        model = create_model(config.model.arch, n_out, **_model_kwargs(config))
+        model = create_model(config.model.arch, n_out, **_model_kwargs(config, _in_features(images)))
         if len(data.source_idx) and config.train.pretrain_epochs:
             t = config.train
             setting = Setting("source", data.source_classes, np.zeros(0, np.int64), data.source_idx, data.source_idx)
@@ -247,7 +264,7 @@ def train_models(config: RunConfig, data: ZSLData, images: torch.Tensor, setting
         n_src = max(len(data.source_classes), 1)
         base = _stage(store, "pretrain", keys["pretrain"],
                       lambda d: pretrain(config, data, images, progress, d / "checkpoint.pt" if d else None),
-                      _save_model, lambda d: _load_model(config, n_src, d))
+                      _save_model, lambda d: _load_model(config, n_src, d, _in_features(images)))
     seconds["pretrain"] = time.perf_counter() - t0
 
     def trained(name: str, setting: Setting, desc: str) -> Backbone:
@@ -322,7 +339,8 @@ class RunContext:
                 "new_classes": self.final.new_classes.tolist(), "knowledge_names": list(names),
                 "data_key": data_key(self.data), "dataset": self.data.name,
                 "image_size": int(self.images.shape[-1]), "transform": transform,
-                "importance_layer": self.models.final.importance_layer}
+                "importance_layer": self.models.final.importance_layer,
+                "in_features": _in_features(self.images)}
 
     def model(self, setting: Setting) -> Backbone:
         """The backbone trained for ``setting`` (shared: copy it before changing its rows)."""
@@ -456,7 +474,11 @@ def score_images(model: Backbone, images: torch.Tensor, setting: Setting, n_clas
 
 @torch.no_grad()
 def penultimate_features(model: Backbone, images: torch.Tensor, batch_size: int = 512) -> np.ndarray:
-    """The classifier's input features ``[N, D]`` (eval mode): what the baselines are fitted on."""
+    """What the baselines are fitted on: the classifier's input features ``[N, D]`` (eval mode), or,
+    in feature mode, the dataset's own features (the baselines' published setting)."""
+    if isinstance(model, FeatureMLP):
+        return torch.cat([torch.flatten(images[i : i + batch_size], 1)
+                          for i in range(0, images.shape[0], batch_size)]).double().numpy()
     with eval_mode(model):
         return torch.cat([model.forward_head(model.forward_features(images[i : i + batch_size]))
                           for i in range(0, images.shape[0], batch_size)]).double().numpy()
@@ -687,7 +709,8 @@ def run_to_dir(config: RunConfig, out: str | Path, *, force: bool = False, progr
         ctx = build_context(config, data, load_knowledge(config, data), progress=progress, store=store,
                             validation=needs_validation(config, ("niwt",)), images=images)
         results, _ = run_methods(ctx, ("niwt",))
-        comparison = Comparison((SeedRun(config.seed, results),))
+        comparison = Comparison((SeedRun(config.seed, results),),
+                                dataset=data.name if config.model.arch == "mlp" else "")
         publish_niwt_outputs(store, staging)
         write_run(staging, config, comparison.to_dict())
         return comparison

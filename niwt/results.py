@@ -14,7 +14,7 @@ import numpy as np
 from niwt.evaluate import GZSLReport
 
 __all__ = ["METRICS", "GridPoint", "Selection", "MethodResult", "SeedRun", "Comparison", "SweepRow", "Sweep",
-           "ReproductionRow", "Reproduction", "format_table", "format_sweep", "format_reproduction"]
+           "ReproductionRow", "Reproduction", "format_table", "format_sweep", "format_reproduction", "PUBLISHED_GZSL"]
 
 METRICS = (("seen_acc", "S"), ("unseen_acc", "U"), ("H", "H"), ("zsl_acc", "ZSL"), ("ausuc", "AUSUC"))
 """The reported metrics: key in :class:`~niwt.evaluate.GZSLReport` and column title."""
@@ -120,6 +120,7 @@ class Comparison:
     """Methods side by side over seeds: per-seed values and their mean and (population) std."""
 
     runs: tuple[SeedRun, ...]
+    dataset: str = ""
     protocol: str = ("hyper-parameters chosen by H on the seen val classes acting as unseen; then refit on all "
                      "seen classes; test images used only for the reported numbers")
 
@@ -143,8 +144,13 @@ class Comparison:
         return next((r.selection for r in self.runs[0].results if r.method == "niwt"), None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"methods": self.summary(), "per_seed": [run.to_dict() for run in self.runs],
-                "protocol": self.protocol}
+        out = {"methods": self.summary(), "per_seed": [run.to_dict() for run in self.runs],
+               "protocol": self.protocol}
+        known = PUBLISHED_GZSL.get(self.dataset.upper(), {})
+        if known:
+            out["published_quoted"] = {"source": "Xian et al., TPAMI 2018, GZSL on xlsa17 ResNet-101 features (%)",
+                                       **{m: dict(zip(("U", "S", "H"), v)) for m, v in known.items()}}
+        return out
 
 
 @dataclass(frozen=True)
@@ -202,6 +208,28 @@ class Reproduction:
         return {"table": [r.to_dict() for r in self.rows], "paper_reference": self.paper_reference}
 
 
+PUBLISHED_GZSL: dict[str, dict[str, tuple[float, float, float]]] = {
+    # (U, S, H) in %, GZSL on the xlsa17 ResNet-101 features, proposed split: Xian et al., TPAMI 2018.
+    "AWA2": {"ale": (14.0, 81.8, 23.9), "dem": (30.5, 86.4, 45.1), "eszsl": (5.9, 77.8, 11.0),
+             "sae": (1.1, 82.2, 2.2)},
+    "CUB": {"ale": (23.7, 62.8, 34.4), "dem": (19.6, 57.9, 29.2), "eszsl": (12.6, 63.8, 21.0),
+            "sae": (7.8, 54.0, 13.6)},
+}
+"""Published baseline numbers on the xlsa17 features, printed beside a feature-mode run, labelled as quoted."""
+
+
+def format_published(dataset: str, methods: tuple[str, ...]) -> str:
+    """The quoted published numbers of ``methods`` on ``dataset`` (empty when none are known)."""
+    known = PUBLISHED_GZSL.get(dataset.upper(), {})
+    rows = [(m, known[m]) for m in methods if m in known]
+    if not rows:
+        return ""
+    lines = [f"quoted, not measured here: GZSL on {dataset.upper()}'s xlsa17 ResNet-101 features, Xian et al. "
+             "TPAMI 2018 (%):"]
+    lines += [f"{m + ' (quoted)':<16}{'S':>4} {s:5.1f}{'U':>5} {u:5.1f}{'H':>5} {h:5.1f}" for m, (u, s, h) in rows]
+    return "\n".join(lines)
+
+
 def format_table(comparison: Comparison) -> str:
     """Methods x (S, U, H, ZSL, AUSUC); ``mean ±std`` when there is more than one seed."""
     header = f"{'method':<10}" + "".join(f"{name:>16}" for _, name in METRICS)
@@ -214,6 +242,9 @@ def format_table(comparison: Comparison) -> str:
     if sel is not None and sel.validated:
         lines.append(f"NIWT: Λ = {sel.params['lam']:g}, lr = {sel.params['lr']:g} chosen on validation classes "
                      f"(grid of {len(sel.grid)}); every method's hyper-parameters were chosen there.")
+    published = format_published(comparison.dataset, comparison.methods)
+    if published:
+        lines.append(published)
     return "\n".join(lines)
 
 

@@ -136,7 +136,7 @@ def _load_model(config: RunConfig, info: dict[str, Any], weights: Path) -> Backb
     from niwt.pipeline import _model_kwargs, seeded
 
     with seeded(0):
-        model = create_model(config.model.arch, int(info["n_seen"]), **_model_kwargs(config))
+        model = create_model(config.model.arch, int(info["n_seen"]), **_model_kwargs(config, info.get("in_features")))
     try:
         model.load_state_dict(load_file(str(weights)))
     except (RuntimeError, OSError, KeyError) as err:

@@ -329,7 +329,8 @@ def train_classifier(
     if mode not in TRAIN_MODES:
         raise ConfigError(f"`mode` must be one of {list(TRAIN_MODES)}, got {mode!r}")
     ref = next(model.parameters())
-    images = as_image_batch("images", images, size=getattr(model, "image_size", None), dtype=ref.dtype)
+    images = as_image_batch("images", images, channels=getattr(model, "in_channels", 3),
+                            size=getattr(model, "image_size", None), dtype=ref.dtype)
     if images.shape[0] == 0:
         raise DataError("`images` is empty: training needs at least one image")
     n_out = model.classifier.n_seen

@@ -233,7 +233,8 @@ class UnseenWeightOptimizer:
             raise ConfigError(f"`model` must be a niwt Backbone, got {type(model).__name__}")
         ref = model.classifier.weight
         tau = torch.from_numpy(as_matrix("targets", targets)).to(ref.dtype)
-        pool = as_image_batch("pool", pool, size=getattr(model, "image_size", None), dtype=ref.dtype)
+        pool = as_image_batch("pool", pool, channels=getattr(model, "in_channels", 3),
+                              size=getattr(model, "image_size", None), dtype=ref.dtype)
         self._check_data(pool, tau)
         with torch.no_grad(), eval_mode(model):
             probe = model.forward_features(pool[:1])  # [1, K, h, w]

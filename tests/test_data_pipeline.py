@@ -80,3 +80,58 @@ def test_a_missing_root_is_named(tmp_path, capsys):
     config.write_text(TINY.format(kind="folder", root=tmp_path / "nowhere", extra=""))
     assert main(["run", str(config), "--out", str(tmp_path / "x"), "--quiet"]) == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+FEATURES = """
+seed = 0
+[data]
+kind = "xlsa17"
+root = "{root}"
+[model]
+arch = "mlp"
+hidden = 8
+[train]
+pretrain_epochs = 0
+epochs = 3
+batch_size = 8
+augment = false
+[mapping]
+epochs = 3
+[transfer]
+lam_grid = [0.0, 0.01]
+max_steps = 5
+batch_size = 8
+pool = "seen"
+[compare]
+ale_epochs = 2
+dem_epochs = 2
+"""
+
+
+@pytest.mark.slow
+def test_feature_mode_on_xlsa17_features_with_baselines_on_the_same_features(tmp_path, capsys):
+    from tests._fixtures_data import make_xlsa17
+
+    root = make_xlsa17(tmp_path, n_classes=8, n_unseen=2, n_val=2, per_class=6, feature_dim=16)
+    config = tmp_path / "features.toml"
+    config.write_text(FEATURES.format(root=root))
+    out = tmp_path / "run"
+    assert main(["compare", str(config), "--seeds", "1", "--out", str(out), "--quiet"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["methods"]) == {"niwt", "ale", "dem", "eszsl", "sae"}
+    for m in metrics["methods"].values():
+        assert 0.0 <= m["H"] <= 1.0
+    # the validation classes come from the split file's train_loc / val_loc
+    assert "quoted, not measured here" not in capsys.readouterr().out  # a toy dataset has no published numbers
+
+
+def test_feature_mode_needs_features(tmp_path, capsys):
+    assert main(["run", "--quiet", str(_toml(tmp_path, "seed = 0\n[model]\narch = \"mlp\"\n")), "--out",
+                 str(tmp_path / "x")]) == 2
+    assert "pre-extracted features" in capsys.readouterr().err
+
+
+def _toml(tmp_path, text):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    return path

@@ -25,7 +25,7 @@ from niwt.models import (
     register_model,
 )
 
-SMALL_SETTINGS = {"vgg": {"width": 4, "hidden": 12}, "resnet": {"width": 4}}
+SMALL_SETTINGS = {"vgg": {"width": 4, "hidden": 12}, "resnet": {"width": 4}, "mlp": {"in_features": 10, "hidden": 6}}
 """Small settings of the in-repo models; the torchvision ones take none (random weights at 32 px)."""
 
 
@@ -38,7 +38,8 @@ def _build(name: str) -> Backbone:
 
 def _images(model: Backbone, n: int = 2, side: int = 32) -> torch.Tensor:
     gen = torch.Generator().manual_seed(1)
-    return torch.rand(n, 3, side, side, generator=gen).to(model.classifier.weight.dtype)
+    side = model.image_size or side
+    return torch.rand(n, model.in_channels, side, side, generator=gen).to(model.classifier.weight.dtype)
 
 
 # ----------------------------------------------------------------------------- registry
@@ -87,7 +88,7 @@ def test_bad_setting_values_are_named(name, kwargs, message):
 
 
 def test_unknown_model_bad_class_count_and_duplicate_registration():
-    with pytest.raises(ConfigError, match=r"unknown model 'alexnet'; available models: resnet, tv_resnet101"):
+    with pytest.raises(ConfigError, match=r"unknown model 'alexnet'; available models: mlp, resnet, tv_resnet101"):
         create_model("alexnet", 3)
     with pytest.raises(ConfigError, match=r"unknown model 'alexnet'"):
         model_settings("alexnet")

@@ -2,6 +2,7 @@
 
 from niwt.models.backbones import (
     Backbone,
+    FeatureMLP,
     PooledLinearHead,
     ResNetLike,
     TorchvisionResNet101,
@@ -15,6 +16,6 @@ from niwt.models.backbones import (
 from niwt.models.contract import CONTRACT_CLAUSES, BackboneContractError, check_backbone
 from niwt.models.head import ExtendableLinear
 
-__all__ = ["Backbone", "PooledLinearHead", "VGGLike", "ResNetLike", "TorchvisionVGG16", "TorchvisionResNet101",
+__all__ = ["FeatureMLP", "Backbone", "PooledLinearHead", "VGGLike", "ResNetLike", "TorchvisionVGG16", "TorchvisionResNet101",
            "ExtendableLinear", "create_model", "list_models", "model_settings", "register_model",
            "BackboneContractError", "CONTRACT_CLAUSES", "check_backbone"]

@@ -31,6 +31,7 @@ from niwt.errors import ConfigError
 from niwt.models.head import ExtendableLinear
 
 __all__ = ["Backbone", "PooledLinearHead", "VGGLike", "ResNetLike", "TorchvisionVGG16", "TorchvisionResNet101",
+           "FeatureMLP",
            "register_model", "create_model", "list_models", "model_settings"]
 
 
@@ -48,6 +49,7 @@ class Backbone(nn.Module):
     classifier: ExtendableLinear
     num_features: int
     image_size: int | None = None
+    in_channels: int = 3
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -62,7 +64,8 @@ class Backbone(nn.Module):
             DataError: for images of the wrong layout, dtype, channel count or size, or with NaN.
         """
         ref = self.classifier.weight
-        x = as_image_batch("x", x, size=self.image_size, dtype=ref.dtype, device=ref.device)
+        x = as_image_batch("x", x, channels=self.in_channels, size=self.image_size, dtype=ref.dtype,
+                           device=ref.device)
         return self.classifier(self.forward_head(self.forward_features(x)))
 
     def head_cache(self, a: torch.Tensor) -> torch.Tensor:
@@ -278,6 +281,42 @@ class TorchvisionResNet101(Backbone):
         return torch.flatten(nn.functional.adaptive_avg_pool2d(self.layer4[1:](a), 1), 1)
 
 
+class FeatureMLP(PooledLinearHead):
+    """A small classifier on pre-extracted image features (xlsa17's 2048-d ResNet-101 features).
+
+    Each feature vector enters as a one-pixel image ``[N, D, 1, 1]``: a 1x1 convolution with ReLU
+    (the importance layer ``features``, ``hidden`` channels), then a linear layer with ReLU and
+    dropout (the penultimate features), then the classifier. Importance, transfer (fast path
+    included) and evaluation then run unchanged.
+
+    Args:
+        num_classes: number of seen classes of the classifier.
+        in_features: width D of the input features.
+        hidden: channels of the importance layer and width of the penultimate features.
+        dropout: dropout after the penultimate layer.
+    """
+
+    def __init__(self, num_classes: int, in_features: int = 2048, hidden: int = 1024, dropout: float = 0.3) -> None:
+        super().__init__()
+        for name, value in (("in_features", in_features), ("hidden", hidden)):
+            _check_setting("mlp", name, value, 1)
+        if not 0.0 <= dropout < 1.0:
+            raise ConfigError(f"model 'mlp': `dropout` must lie in [0, 1), got {dropout!r}")
+        self.features = nn.Sequential(nn.Conv2d(in_features, hidden, 1), nn.ReLU())
+        self.fc = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout))
+        self.num_features = hidden
+        self.importance_layer = "features"
+        self.in_channels = in_features
+        self.image_size = 1
+        self.classifier = ExtendableLinear(hidden, num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def pool_features(self, a: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(a, 1)
+
+
 _REGISTRY: dict[str, Callable[..., Backbone]] = {}
 
 _SETTING_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
@@ -370,3 +409,4 @@ register_model("vgg", VGGLike)
 register_model("resnet", ResNetLike)
 register_model("tv_vgg16", TorchvisionVGG16)
 register_model("tv_resnet101", TorchvisionResNet101)
+register_model("mlp", FeatureMLP)

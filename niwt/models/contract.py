@@ -113,7 +113,7 @@ def check_backbone(
     if missing:
         raise BackboneContractError(model, "members", f"missing {', '.join(missing)}")
     ref = next(model.parameters(), None)
-    x = as_image_batch("images", images, size=getattr(model, "image_size", None),
+    x = as_image_batch("images", images, channels=getattr(model, "in_channels", 3), size=getattr(model, "image_size", None),
                        dtype=None if ref is None else ref.dtype, device=None if ref is None else ref.device)
     if x.shape[0] == 0:
         raise DataError("`images` is empty: the contract check needs at least one image")

@@ -113,6 +113,13 @@ def get_args_parser() -> argparse.ArgumentParser:
                          "world, the fidelity of the explanations against the truth and random baselines.")
     rep.add_argument("run", type=Path, help="a run directory")
     rep.add_argument("--quiet", action="store_true", help="warnings only")
+    exp = sub.add_parser("export-features", help="a run's backbone features as xlsa17 res101.mat + att_splits.mat",
+                         description="Write the penultimate features of RUN's trained model for every image of its "
+                         "dataset as an xlsa17-style res101.mat and att_splits.mat in OUT (the same fields and "
+                         "1-based index conventions), so other GZSL codebases can use fine-tuned features.")
+    exp.add_argument("run", type=Path, help="a run directory of niwt run / demo / compare")
+    exp.add_argument("out", type=Path, help="folder for the two files (new, or holding only a previous export)")
+    exp.add_argument("--quiet", action="store_true", help="warnings only")
     data = sub.add_parser("data", help="datasets: inspect a folder in one of the supported formats",
                           description="Tools for datasets on disk.")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
@@ -182,6 +189,11 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command in ("explain", "names", "report"):
         return _explain_commands(args)
+    if args.command == "export-features":
+        from niwt.data.export import export_main
+
+        sys.stdout.write(export_main(args.run, args.out) + "\n")
+        return 0
     if args.command == "data":
         from niwt.data.inspect import inspect_dataset
 

@@ -89,7 +89,13 @@ def _display(run: LoadedRun, images: torch.Tensor) -> np.ndarray:
     return (x.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
 
 
-def _vocabulary(run: LoadedRun) -> list[str]:
+def _vocabulary(run: LoadedRun):  # -> Vocabulary | list[str]
+    """Names of the knowledge dimensions; for sentence embeddings (dimensions without names), the
+    classes themselves: an explanation then names the class descriptions nearest to it."""
+    from niwt.explain.text import EmbeddedVocabulary
+
+    if run.knowledge_names and all(n.startswith("embedding:") for n in run.knowledge_names):
+        return EmbeddedVocabulary(tuple(f"like '{n}'" for n in run.class_names), run.knowledge)
     return list(run.knowledge_names)
 
 

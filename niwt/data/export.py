@@ -1,0 +1,333 @@
+"""A finished run's features written as an xlsa17 dataset folder (``res101.mat`` + ``att_splits.mat``).
+
+The features are the run model's penultimate features (the input of its classifier), one column per
+image of the run's dataset, so any GZSL code that reads the xlsa17 "proposed split" files (and
+:func:`niwt.data.xlsa17.load_xlsa17`) can be run on what the model learned::
+
+    res101.mat       features [D x N] float32 (columns are images), labels [N x 1] 1-based rows of
+                     allclasses_names, image_files [N x 1] cell of image names
+    att_splits.mat   allclasses_names [C x 1] cell, att [d x C] (unit-norm columns), original_att [d x C],
+                     trainval_loc, test_seen_loc, test_unseen_loc, train_loc, val_loc [n x 1] (1-based
+                     rows of res101.mat)
+
+Field names, shapes, dtypes and index conventions follow the published files: ``att`` and
+``original_att`` are float64; the ``*_loc`` fields are uint16 (uint32 beyond 65,535 images) and
+``labels`` the smallest unsigned integer type that holds the class count (uint8 for up to 255
+classes, as AWA2's ``res101.mat``). ``train_loc`` / ``val_loc`` hold every image of the train /
+validation classes (their ``trainval_loc`` and ``test_seen_loc`` images alike), as in the published
+files. Every image of the dataset is written, source-class images included; those belong to no
+``*_loc`` field, so xlsa17 readers ignore them.
+
+The class vectors are the ones the run used (``run.knowledge``): ``original_att`` holds them as
+they are and ``att`` with each column scaled to unit L2 norm. Knowledge dimension names and the
+source-class split have no field in the format and are not written.
+
+Both files are written under temporary names in the output folder and renamed once complete. The
+output folder may be missing, empty, or hold only these two files (which are replaced); anything
+else is refused, since niwt never deletes what it did not write.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from niwt.data.xlsa17 import FEATURES_FILE
+from niwt.errors import DataError, RunDirectoryError
+
+__all__ = [
+    "SPLITS_FILE",
+    "EXPORT_FILES",
+    "ExportedFeatures",
+    "check_export_dir",
+    "model_features",
+    "export_features",
+    "export_main",
+]
+
+logger = logging.getLogger(__name__)
+
+SPLITS_FILE = "att_splits.mat"
+EXPORT_FILES: tuple[str, ...] = (FEATURES_FILE, SPLITS_FILE)
+"""The files an export writes, in the order they are renamed into place."""
+
+_PARTIAL = ".partial"
+_MAT_V5_LIMIT = 2**32 - 2**16  # one MATLAB v5 variable holds fewer than 2**32 bytes
+_SHOWN = 8
+
+
+@dataclass(frozen=True)
+class ExportedFeatures:
+    """What an export wrote.
+
+    Attributes:
+        out_dir: the output folder.
+        features_file: ``out_dir/res101.mat``.
+        splits_file: ``out_dir/att_splits.mat``.
+        n_images: N, the feature columns.
+        n_features: D, the feature width (the model's ``num_features``).
+        n_classes: C, the classes of ``allclasses_names``.
+        n_knowledge: d, the width of the class vectors.
+    """
+
+    out_dir: Path
+    features_file: Path
+    splits_file: Path
+    n_images: int
+    n_features: int
+    n_classes: int
+    n_knowledge: int
+
+    def summary(self) -> str:
+        """A few lines: the sizes and the two paths."""
+        return (f"exported {self.n_images} images x {self.n_features} features, {self.n_classes} classes "
+                f"({self.n_knowledge}-d class vectors)\n  {self.features_file}\n  {self.splits_file}")
+
+
+def _partial_name(name: str) -> str:
+    return f".{name}{_PARTIAL}"
+
+
+def _describe(names: list[str]) -> str:
+    shown = ", ".join(repr(n) for n in names[:_SHOWN])
+    return shown + (f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else "")
+
+
+def check_export_dir(out_dir: str | Path) -> Path:
+    """Check that ``out_dir`` may receive an export (missing, empty, or holding only the export files).
+
+    Raises:
+        RunDirectoryError: ``out_dir`` is a file, one of the export names is a folder, or it holds
+            anything else (named in the message).
+    """
+    out = Path(out_dir)
+    if not out.exists():
+        return out
+    if not out.is_dir():
+        raise RunDirectoryError(f"export folder {str(out)!r} exists and is not a directory; choose another folder")
+    allowed = set(EXPORT_FILES) | {_partial_name(n) for n in EXPORT_FILES}
+    entries = sorted(p.name for p in out.iterdir())
+    foreign = [n for n in entries if n not in allowed]
+    if foreign:
+        raise RunDirectoryError(
+            f"export folder {str(out)!r} holds files an export does not write: {_describe(foreign)}. niwt "
+            f"writes only {' and '.join(EXPORT_FILES)} there and never deletes other files: move them away "
+            "or choose an empty or missing folder")
+    not_files = [n for n in entries if not (out / n).is_file() or (out / n).is_symlink()]
+    if not_files:
+        raise RunDirectoryError(f"export folder {str(out)!r}: {_describe(not_files)} is not a plain file; "
+                                "move it away or choose another folder")
+    return out
+
+
+def model_features(model: Any, images: Any, batch_size: int = 256, device: Any = None) -> np.ndarray:
+    """The classifier's input features ``model.forward_head(model.forward_features(x))`` of every image.
+
+    The model runs in eval mode without gradients, one batch at a time; its mode and device are
+    restored afterwards.
+
+    Args:
+        model: a :class:`niwt.models.Backbone`.
+        images: a float tensor ``[N, C, H, W]`` or a :class:`niwt.data.source.ImageSource`.
+        batch_size: images per forward pass.
+        device: where to run (``"cpu"``, ``"cuda"`` ...); the model's own device when ``None``.
+
+    Returns:
+        ``[N, D]`` float32 features.
+
+    Raises:
+        DataError: if ``batch_size`` is not a positive int or the model gives NaN / infinite features.
+    """
+    import torch
+
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise DataError(f"`batch_size` must be a positive int, got {batch_size!r}")
+    first = next(model.parameters(), None)
+    home = first.device if first is not None else torch.device("cpu")
+    target = torch.device(device) if device is not None else home
+    was_training = model.training
+    n = int(images.shape[0])
+    out = np.empty((n, int(model.num_features)), dtype=np.float32)
+    model.to(target).eval()
+    try:
+        with torch.no_grad():
+            for start in range(0, n, int(batch_size)):
+                batch = images[start:start + int(batch_size)].to(target, torch.float32)
+                feats = model.forward_head(model.forward_features(batch))
+                out[start:start + batch.shape[0]] = torch.flatten(feats, 1).float().cpu().numpy()
+                logger.debug("features of images %d-%d of %d", start + 1, start + batch.shape[0], n)
+    finally:
+        model.to(home).train(was_training)
+    if not np.isfinite(out).all():
+        bad = int(np.flatnonzero(~np.isfinite(out).all(axis=1))[0])
+        raise DataError(f"the model gives NaN or infinite features (first at image {bad}); its weights are broken: "
+                        "rerun the run")
+    return out
+
+
+def _index_dtype(largest: int, floor: type = np.uint8) -> type:
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if np.dtype(dtype).itemsize >= np.dtype(floor).itemsize and largest <= np.iinfo(dtype).max:
+            return dtype
+    raise DataError(f"{largest} does not fit a 32-bit index field of an xlsa17 file")
+
+
+def _cell(names: list[str] | tuple[str, ...]) -> np.ndarray:
+    cell = np.empty((len(names), 1), dtype=object)
+    for i, name in enumerate(names):
+        cell[i, 0] = str(name)
+    return cell
+
+
+def _image_names(data: Any, images: Any) -> list[str]:
+    """Image file paths when the images are files (absolute, as the published files), else generated names."""
+    dataset = getattr(images, "dataset", None)
+    paths, root = getattr(dataset, "paths", None), getattr(dataset, "root", None)
+    if paths is not None and root is not None and len(paths) == len(data.labels):
+        base = Path(root).resolve()
+        return [(base / p).as_posix() for p in paths]
+    return [f"{data.name}/{data.class_names[c]}/{i + 1:06d}" for i, c in enumerate(data.labels.tolist())]
+
+
+def _loc(idx: np.ndarray, dtype: type) -> np.ndarray:
+    return (np.sort(np.asarray(idx, dtype=np.int64)) + 1).astype(dtype).reshape(-1, 1)
+
+
+def _split_fields(data: Any, knowledge: np.ndarray) -> dict[str, np.ndarray]:
+    n = int(data.labels.size)
+    dtype = _index_dtype(n, np.uint16)
+    original = np.ascontiguousarray(knowledge.T, dtype=np.float64)
+    norms = np.linalg.norm(original, axis=0, keepdims=True)
+    att = np.divide(original, norms, out=np.zeros_like(original), where=norms > 0)
+    train = np.flatnonzero(np.isin(data.labels, data.train_classes))
+    val = np.flatnonzero(np.isin(data.labels, data.val_classes))
+    return {  # in the order of the published AWA2 / SUN files
+        "allclasses_names": _cell(data.class_names),
+        "att": att,
+        "original_att": original,
+        "test_seen_loc": _loc(data.test_seen_idx, dtype),
+        "test_unseen_loc": _loc(data.test_unseen_idx, dtype),
+        "train_loc": _loc(train, dtype),
+        "trainval_loc": _loc(data.trainval_idx, dtype),
+        "val_loc": _loc(val, dtype),
+    }
+
+
+def _check_run(run: Any, data: Any, images: Any, knowledge: np.ndarray) -> None:
+    n = int(data.labels.size)
+    if tuple(run.class_names) != tuple(data.class_names):
+        raise DataError(f"the dataset of run {run.path} has other classes than the run recorded; "
+                        "point data.root at the run's dataset")
+    if int(images.shape[0]) != n:
+        raise DataError(f"the dataset of run {run.path} has {n} labels but {int(images.shape[0])} images")
+    if knowledge.ndim != 2 or knowledge.shape[0] != len(data.class_names):
+        raise DataError(f"run {run.path}: the class vectors have shape {knowledge.shape}, expected "
+                        f"({len(data.class_names)}, d); the run is damaged: rerun it")
+    if not np.isfinite(knowledge).all():
+        raise DataError(f"run {run.path}: the class vectors hold NaN or infinite values; rerun it")
+    if (knowledge == -1).any():
+        logger.warning("run %s: %d class-vector entries equal -1, which xlsa17 readers take for a missing value "
+                       "in original_att (att is unaffected)", run.path, int((knowledge == -1).sum()))
+
+
+def _write_mat(path: Path, fields: dict[str, np.ndarray]) -> None:
+    import scipy.io
+
+    with open(path, "wb") as handle:
+        scipy.io.savemat(handle, fields, format="5", oned_as="column", do_compression=False)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _write_all(out: Path, files: dict[str, dict[str, np.ndarray]]) -> None:
+    """Write every file under its temporary name, then rename them all; remove the temporaries on failure."""
+    out.mkdir(parents=True, exist_ok=True)
+    partial = {name: out / _partial_name(name) for name in files}
+    try:
+        for name, fields in files.items():
+            _write_mat(partial[name], fields)
+    except BaseException:
+        for path in partial.values():
+            path.unlink(missing_ok=True)
+        raise
+    for name in files:
+        os.replace(partial[name], out / name)
+    try:
+        fd = os.open(out, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _export(run: Any, out_dir: str | Path, batch_size: int, device: Any) -> ExportedFeatures:
+    out = check_export_dir(out_dir)
+    data, images = run.dataset()
+    knowledge = np.asarray(run.knowledge, dtype=np.float64)
+    _check_run(run, data, images, knowledge)
+    n_classes = len(data.class_names)
+    logger.info("extracting the features of %d images from run %s", int(data.labels.size), run.path)
+    features = model_features(run.model, images, batch_size, device)
+    if features.nbytes >= _MAT_V5_LIMIT:
+        raise DataError(f"the features of run {run.path} take {features.nbytes / 2**30:.1f} GiB, more than one "
+                        "MATLAB v5 variable holds (4 GiB); export a dataset with fewer images")
+    feature_fields = {
+        "features": np.ascontiguousarray(features.T),
+        "labels": (data.labels + 1).astype(_index_dtype(n_classes)).reshape(-1, 1),
+        "image_files": _cell(_image_names(data, images)),
+    }
+    check_export_dir(out)  # nothing appeared while the features were computed
+    _write_all(out, {FEATURES_FILE: feature_fields, SPLITS_FILE: _split_fields(data, knowledge)})
+    record = ExportedFeatures(out, out / FEATURES_FILE, out / SPLITS_FILE, int(features.shape[0]),
+                              int(features.shape[1]), n_classes, int(knowledge.shape[1]))
+    logger.info("%s", record.summary())
+    return record
+
+
+def export_features(run: Any, out_dir: str | Path, *, batch_size: int = 256, device: Any = None) -> Path:
+    """Write a run's penultimate features and splits as an xlsa17 folder (``res101.mat``, ``att_splits.mat``).
+
+    Args:
+        run: a :class:`niwt.runs.LoadedRun`; its dataset is opened from its config.
+        out_dir: the folder to write; missing, empty or holding only the two export files.
+        batch_size: images per forward pass.
+        device: where the model runs; its own device when ``None``.
+
+    Returns:
+        ``out_dir``.
+
+    Raises:
+        RunDirectoryError: ``out_dir`` holds anything but the two export files, or is a file.
+        DataError: the run's dataset no longer matches the run, or the model gives non-finite features.
+    """
+    return _export(run, out_dir, batch_size, device).out_dir
+
+
+def export_main(run_dir: str | Path, out_dir: str | Path, *, batch_size: int = 256, device: Any = None) -> str:
+    """``niwt export-features RUN OUT``: load the run, export it, and say what was written.
+
+    Args:
+        run_dir: a run directory of ``niwt run`` / ``demo`` / ``compare``.
+        out_dir: the folder to write (see :func:`export_features`).
+        batch_size: images per forward pass.
+        device: where the model runs; its own device when ``None``.
+
+    Returns:
+        A short summary: N images, D features, C classes and the two paths.
+
+    Raises:
+        RunFormatError: ``run_dir`` is not a complete run with a trained model.
+        RunDirectoryError, DataError: as :func:`export_features`.
+    """
+    from niwt.runs import load_run
+
+    return _export(load_run(run_dir), out_dir, batch_size, device).summary()

@@ -52,7 +52,7 @@ from niwt.progress import StageProgress
 from niwt.results import Comparison, GridPoint, MethodResult, SeedRun, Selection
 from niwt.rundir import StageStore, in_run_dir, stage_key, versions, write_json
 from niwt.training import predict_logits, seed_everything, train_classifier
-from niwt.transfer import UnseenWeightOptimizer
+from niwt.transfer import UnseenWeightOptimizer, balance_unseen
 
 __all__ = ["NIWTRun", "TrainedModels", "RunContext", "seeded", "load_dataset", "open_dataset", "load_knowledge", "pretrain",
            "fit_seen", "train_models", "build_context", "needs_validation", "transfer_grid", "niwt_transfer",
@@ -212,7 +212,7 @@ def needs_validation(config: RunConfig, methods: tuple[str, ...]) -> bool:
     """Whether any of ``methods`` chooses something on the validation setting."""
     if config.eval.calibrate:
         return True
-    return any(len(transfer_grid(config)) > 1 if m == "niwt" else len(_baseline_points(config, m)) > 1
+    return any(len(transfer_grid(config)) > 1 if m in NIWT_VARIANTS else len(_baseline_points(config, m)) > 1
                for m in methods)
 
 
@@ -325,7 +325,7 @@ class RunContext:
     def key(self, stage: str, **parts: object) -> str:
         """The key of a method's stage: its config and the keys of the models and knowledge it uses."""
         return stage_key(stage=stage, models=self.models.keys, knowledge=_array_key(self.knowledge),
-                         seed=self.config.seed, eval=to_dict(self.config.eval), **parts)
+                         seed=self.config.seed, eval=to_dict(self.config.eval), results_version=2, **parts)
 
     def run_info(self) -> dict[str, object]:
         """What a later command needs to read the run's model back: classes, rows, knowledge names,
@@ -361,6 +361,22 @@ class RunContext:
             calibration = (choose_calibration(scores, labels, setting.fit_classes, setting.new_classes)
                            if self.config.eval.calibrate else 0.0)
         return evaluate_gzsl(scores, labels, setting.fit_classes, setting.new_classes, calibration=calibration)
+
+    def grid_point(self, params: dict[str, float], scores: np.ndarray) -> GridPoint:
+        """A point tried on the validation setting: its report, and the calibrated-stacking constant
+        that would maximise its H (used for the calibrated comparison of every method)."""
+        setting = self.validation
+        labels = self.data.labels[setting.test_idx]
+        gamma = choose_calibration(scores, labels, setting.fit_classes, setting.new_classes)
+        return GridPoint(params, self.report(setting, scores), gamma)
+
+    def final_reports(self, scores: np.ndarray, selection: Selection) -> tuple[GZSLReport, GZSLReport | None]:
+        """The final setting's report (calibrated only if the config asks), and the report with the
+        calibrated-stacking constant chosen on validation (None when nothing was validated)."""
+        report = self.report(self.final, scores, calibration=selection.calibration)
+        if selection.calibrated_gamma is None:
+            return report, None
+        return report, self.report(self.final, scores, calibration=selection.calibrated_gamma)
 
     def scores(self, model: Backbone, setting: Setting) -> np.ndarray:
         """``model``'s GZSL scores ``[N, C]`` on ``setting``'s test images."""
@@ -511,7 +527,13 @@ def _niwt_config(ctx: RunContext) -> dict[str, object]:
             "explain": to_dict(c.explain)}
 
 
-def select_niwt(ctx: RunContext, grid: list[tuple[float, float]] | None = None) -> Selection:
+NIWT_VARIANTS = ("niwt", "niwt-bal")
+"""NIWT as in the paper (unseen rows with bias 0, scale set by the transfer), and with its unseen
+rows balanced against the seen rows (:func:`niwt.transfer.balance_unseen`)."""
+
+
+def select_niwt(ctx: RunContext, grid: list[tuple[float, float]] | None = None, *,
+                variant: str = "niwt") -> Selection:
     """Choose Λ and the learning rate on the validation setting (the val classes act as unseen)."""
     grid = grid if grid is not None else transfer_grid(ctx.config)
     if len(grid) == 1 and not ctx.config.eval.calibrate:
@@ -524,25 +546,33 @@ def select_niwt(ctx: RunContext, grid: list[tuple[float, float]] | None = None) 
         points = []
         for (lam, lr), opt in zip(grid, optimizers):
             opt.apply(model)
-            rep = ctx.report(setting, ctx.scores(model, setting))
-            points.append(GridPoint({"lam": lam, "lr": lr}, rep))
-            log.info("validation Λ=%g lr=%g: S=%.3f U=%.3f H=%.3f", lam, lr, rep.seen_acc, rep.unseen_acc, rep.H)
+            if variant == "niwt-bal":
+                balance_unseen(model)
+            point = ctx.grid_point({"lam": lam, "lr": lr}, ctx.scores(model, setting))
+            points.append(point)
+            rep = point.report
+            log.info("validation %s Λ=%g lr=%g: S=%.3f U=%.3f H=%.3f", variant, lam, lr, rep.seen_acc,
+                     rep.unseen_acc, rep.H)
         return Selection.best_of(points)
 
-    return _stage(ctx.store, "niwt_select", ctx.key("niwt_select", grid=grid, **_niwt_config(ctx)), compute,
+    name = f"{variant}_select"
+    return _stage(ctx.store, name, ctx.key(name, grid=grid, **_niwt_config(ctx)), compute,
                   lambda sel, d: write_json(d / "selection.json", sel.to_dict()),
                   lambda d: Selection.from_dict(_read_json(d / "selection.json")))
 
 
-def niwt_method(ctx: RunContext, selection: Selection | None = None) -> NIWTRun | MethodResult:
+def niwt_method(ctx: RunContext, selection: Selection | None = None, *,
+                variant: str = "niwt") -> NIWTRun | MethodResult:
     """NIWT on the final model with Λ/lr chosen on validation (or given in ``selection``).
 
     Returns the :class:`NIWTRun` (model, mapper, optimizer and result); when the run context has a
     stage store and the stage had already finished, only its :class:`MethodResult` (the stage's
     directory holds the model and the rest as files).
     """
+    if variant not in NIWT_VARIANTS:
+        raise ConfigError(f"`variant` must be one of {list(NIWT_VARIANTS)}, got {variant!r}")
     t0 = time.perf_counter()
-    selection = selection if selection is not None else select_niwt(ctx)
+    selection = selection if selection is not None else select_niwt(ctx, variant=variant)
     seconds = {"select": time.perf_counter() - t0}
 
     def compute(_: Path | None) -> NIWTRun:
@@ -552,7 +582,9 @@ def niwt_method(ctx: RunContext, selection: Selection | None = None) -> NIWTRun 
         out = ctx.transfer(setting, model, [(selection.params["lam"], selection.params["lr"])])
         (opt,) = out.optimizers
         opt.apply(model)
-        report = ctx.report(setting, ctx.scores(model, setting), calibration=selection.calibration)
+        if variant == "niwt-bal":
+            balance_unseen(model)
+        report, calibrated = ctx.final_reports(ctx.scores(model, setting), selection)
         seconds["final"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         n_classes = len(np.unique(out.labels.numpy()))
@@ -560,15 +592,15 @@ def niwt_method(ctx: RunContext, selection: Selection | None = None) -> NIWTRun 
         inverse = InverseMapper(InverseConfig(**to_dict(explain), random_state=ctx.config.seed))
         inverse.fit(out.importances.numpy(), ctx.knowledge[setting.fit_classes], out.labels.numpy())
         seconds["inverse"] = time.perf_counter() - t0
-        result = MethodResult("niwt", report, selection, {**ctx.models.seconds, **seconds})
+        result = MethodResult(variant, report, selection, {**ctx.models.seconds, **seconds}, calibrated)
         return NIWTRun(result, model, out.mapper, opt, inverse, ctx.run_info(), ctx.knowledge)
 
     def save(run: NIWTRun, d: Path) -> None:
         save_niwt_outputs(d, ctx.config, run)
         write_json(d / "result.json", run.result.to_dict())
 
-    key = ctx.key("niwt", selection=selection.to_dict(), **_niwt_config(ctx))
-    return _stage(ctx.store, "niwt", key, compute, save,
+    key = ctx.key(variant, selection=selection.to_dict(), **_niwt_config(ctx))
+    return _stage(ctx.store, variant, key, compute, save,
                   lambda d: MethodResult.from_dict(_read_json(d / "result.json")))
 
 
@@ -591,7 +623,7 @@ def baseline_method(ctx: RunContext, name: str) -> MethodResult:
             grid = []
             for params in points:
                 est = get_baseline(name, **params, **seed).fit(f_fit, d.labels[val.train_idx], k)
-                grid.append(GridPoint(params, ctx.report(val, est.decision_function(f_eval, k))))
+                grid.append(ctx.grid_point(params, est.decision_function(f_eval, k)))
             selection = Selection.best_of(grid)
         else:
             selection = Selection(points[0])
@@ -599,8 +631,8 @@ def baseline_method(ctx: RunContext, name: str) -> MethodResult:
         f_train = penultimate_features(model, take(ctx.images, final.train_idx))
         f_test = penultimate_features(model, take(ctx.images, final.test_idx))
         est = get_baseline(name, **selection.params, **seed).fit(f_train, d.labels[final.train_idx], k)
-        report = ctx.report(final, est.decision_function(f_test, k), calibration=selection.calibration)
-        return MethodResult(name, report, selection, {"fit": time.perf_counter() - t0})
+        report, calibrated = ctx.final_reports(est.decision_function(f_test, k), selection)
+        return MethodResult(name, report, selection, {"fit": time.perf_counter() - t0}, calibrated)
 
     return _stage(ctx.store, name, ctx.key(name, grid=ctx.config.compare.grid(name)), compute,
                   lambda r, d: write_json(d / "result.json", r.to_dict()),
@@ -616,8 +648,8 @@ def run_methods(ctx: RunContext, methods: tuple[str, ...]) -> tuple[tuple[Method
     computed here (None when it was not run, or reused from the context's stage store)."""
     results, niwt_run = [], None
     for method in methods:
-        if method == "niwt":
-            out = niwt_method(ctx)
+        if method in NIWT_VARIANTS:
+            out = niwt_method(ctx, variant=method)
             niwt_run = out if isinstance(out, NIWTRun) else None
             result = out.result if isinstance(out, NIWTRun) else out
         else:

@@ -11,10 +11,11 @@ from typing import Any
 
 import numpy as np
 
+from niwt.errors import DataError
 from niwt.evaluate import GZSLReport
 
 __all__ = ["METRICS", "GridPoint", "Selection", "MethodResult", "SeedRun", "Comparison", "SweepRow", "Sweep",
-           "ReproductionRow", "Reproduction", "format_table", "format_sweep", "format_reproduction", "PUBLISHED_GZSL"]
+           "ReproductionRow", "Reproduction", "format_table", "format_sweep", "format_reproduction", "PUBLISHED_GZSL", "PairedDifference", "format_paired"]
 
 METRICS = (("seen_acc", "S"), ("unseen_acc", "U"), ("H", "H"), ("zsl_acc", "ZSL"), ("ausuc", "AUSUC"))
 """The reported metrics: key in :class:`~niwt.evaluate.GZSLReport` and column title."""
@@ -33,17 +34,18 @@ class GridPoint:
 
     params: dict[str, float]
     report: GZSLReport
+    calibrated_gamma: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         r = self.report
         return {**self.params, "seen_acc": r.seen_acc, "unseen_acc": r.unseen_acc, "H": r.H,
-                "calibration": r.calibration, "report": r.as_dict()}
+                "calibration": r.calibration, "calibrated_gamma": self.calibrated_gamma, "report": r.as_dict()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GridPoint:
         report = GZSLReport(**d["report"])
-        skip = {"seen_acc", "unseen_acc", "H", "calibration", "report"}
-        return cls({k: v for k, v in d.items() if k not in skip}, report)
+        skip = {"seen_acc", "unseen_acc", "H", "calibration", "calibrated_gamma", "report"}
+        return cls({k: v for k, v in d.items() if k not in skip}, report, float(d.get("calibrated_gamma", 0.0)))
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class Selection:
     params: dict[str, float]
     calibration: float = 0.0
     grid: tuple[GridPoint, ...] = ()
+    calibrated_gamma: float | None = None
 
     @property
     def validated(self) -> bool:
@@ -71,15 +74,17 @@ class Selection:
         for point in grid[1:]:
             if point.report.H > best.report.H:
                 best = point
-        return cls(dict(best.params), best.report.calibration, tuple(grid))
+        return cls(dict(best.params), best.report.calibration, tuple(grid), best.calibrated_gamma)
 
     def to_dict(self) -> dict[str, Any]:
         return {"chosen": dict(self.params), "calibration": self.calibration, "validated": self.validated,
-                "grid": [p.to_dict() for p in self.grid]}
+                "calibrated_gamma": self.calibrated_gamma, "grid": [p.to_dict() for p in self.grid]}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Selection:
-        return cls(dict(d["chosen"]), float(d["calibration"]), tuple(GridPoint.from_dict(p) for p in d["grid"]))
+        gamma = d.get("calibrated_gamma")
+        return cls(dict(d["chosen"]), float(d["calibration"]), tuple(GridPoint.from_dict(p) for p in d["grid"]),
+                   None if gamma is None else float(gamma))
 
 
 @dataclass(frozen=True)
@@ -90,18 +95,26 @@ class MethodResult:
     report: GZSLReport
     selection: Selection
     seconds: dict[str, float] = field(default_factory=dict)
+    calibrated: GZSLReport | None = None
 
-    def metrics(self) -> dict[str, float]:
+    def metrics(self, calibrated: bool = False) -> dict[str, float]:
+        if calibrated:
+            if self.calibrated is None:
+                raise DataError(f"{self.method}: no calibrated result (nothing was chosen on validation classes)")
+            return _metrics(self.calibrated)
         return _metrics(self.report)
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, **self.metrics(), "selection": self.selection.to_dict(),
-                "seconds": dict(self.seconds), "report": self.report.as_dict()}
+                "seconds": dict(self.seconds), "report": self.report.as_dict(),
+                "calibrated": None if self.calibrated is None else self.calibrated.as_dict()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> MethodResult:
         """The record written by :meth:`to_dict` (a run directory's stage results)."""
-        return cls(d["method"], GZSLReport(**d["report"]), Selection.from_dict(d["selection"]), dict(d["seconds"]))
+        cal = d.get("calibrated")
+        return cls(d["method"], GZSLReport(**d["report"]), Selection.from_dict(d["selection"]), dict(d["seconds"]),
+                   None if cal is None else GZSLReport(**cal))
 
 
 @dataclass(frozen=True)
@@ -113,6 +126,37 @@ class SeedRun:
 
     def to_dict(self) -> dict[str, Any]:
         return {"seed": self.seed, "methods": {r.method: r.to_dict() for r in self.results}}
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """``method_a`` minus ``method_b`` in ``key``, paired by seed: the mean, its bootstrap 95 %
+    interval over seeds, and on how many seeds ``a`` was ahead."""
+
+    method_a: str
+    method_b: str
+    key: str
+    mean: float
+    low: float
+    high: float
+    wins: int
+    seeds: int
+    calibrated: bool = False
+
+    @property
+    def verdict(self) -> str:
+        if self.seeds < 2:
+            return "inconclusive (one seed)"
+        if self.low > 0:
+            return f"{self.method_a} ahead"
+        if self.high < 0:
+            return f"{self.method_b} ahead"
+        return "inconclusive"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"a": self.method_a, "b": self.method_b, "key": self.key, "mean_difference": self.mean,
+                "ci95": [self.low, self.high], "a_ahead_on_seeds": self.wins, "seeds": self.seeds,
+                "calibrated": self.calibrated, "verdict": self.verdict}
 
 
 @dataclass(frozen=True)
@@ -128,11 +172,38 @@ class Comparison:
     def methods(self) -> tuple[str, ...]:
         return tuple(r.method for r in self.runs[0].results)
 
-    def summary(self) -> dict[str, dict[str, float]]:
+    @property
+    def has_calibrated(self) -> bool:
+        return all(r.calibrated is not None for run in self.runs for r in run.results)
+
+    def values(self, method: str, key: str = "H", calibrated: bool = False) -> np.ndarray:
+        """``key`` of ``method`` on every seed, in seed order."""
+        i = self.methods.index(method)
+        return np.array([run.results[i].metrics(calibrated)[key] for run in self.runs])
+
+    def paired(self, key: str = "H", calibrated: bool = False, n_boot: int = 10_000,
+               seed: int = 0) -> tuple[PairedDifference, ...]:
+        """For every pair of methods, the mean paired difference of ``key`` over seeds with a
+        percentile bootstrap 95 % interval (seeds resampled with replacement)."""
+        rng = np.random.default_rng(seed)
+        n = len(self.runs)
+        picks = rng.integers(0, n, size=(n_boot, n))
+        out = []
+        methods = self.methods
+        for a_i, a in enumerate(methods):
+            for b in methods[a_i + 1 :]:
+                d = self.values(a, key, calibrated) - self.values(b, key, calibrated)
+                boot = d[picks].mean(1)
+                lo, hi = np.percentile(boot, [2.5, 97.5])
+                out.append(PairedDifference(a, b, key, float(d.mean()), float(lo), float(hi),
+                                            int((d > 0).sum()), n, calibrated))
+        return tuple(out)
+
+    def summary(self, calibrated: bool = False) -> dict[str, dict[str, float]]:
         """``{method: {key: mean, key_std: std}}`` over seeds."""
         out: dict[str, dict[str, float]] = {}
         for i, method in enumerate(self.methods):
-            values = {k: np.array([run.results[i].metrics()[k] for run in self.runs]) for k in _KEYS}
+            values = {k: np.array([run.results[i].metrics(calibrated)[k] for run in self.runs]) for k in _KEYS}
             out[method] = {}
             for k, v in values.items():
                 out[method][k] = float(v.mean())
@@ -145,7 +216,12 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         out = {"methods": self.summary(), "per_seed": [run.to_dict() for run in self.runs],
-               "protocol": self.protocol}
+               "protocol": self.protocol,
+               "paired_H": [p.to_dict() for p in self.paired()] if len(self.runs) > 1 else []}
+        if self.has_calibrated:
+            out["methods_calibrated"] = self.summary(calibrated=True)
+            if len(self.runs) > 1:
+                out["paired_H_calibrated"] = [p.to_dict() for p in self.paired(calibrated=True)]
         known = PUBLISHED_GZSL.get(self.dataset.upper(), {})
         if known:
             out["published_quoted"] = {"source": "Xian et al., TPAMI 2018, GZSL on xlsa17 ResNet-101 features (%)",
@@ -230,18 +306,41 @@ def format_published(dataset: str, methods: tuple[str, ...]) -> str:
     return "\n".join(lines)
 
 
-def format_table(comparison: Comparison) -> str:
-    """Methods x (S, U, H, ZSL, AUSUC); ``mean ±std`` when there is more than one seed."""
+def _rows(comparison: Comparison, calibrated: bool) -> list[str]:
     header = f"{'method':<10}" + "".join(f"{name:>16}" for _, name in METRICS)
     lines = [header, "-" * len(header)]
     show_std = len(comparison.runs) > 1
-    for method, m in comparison.summary().items():
+    for method, m in comparison.summary(calibrated).items():
         cells = [f"{m[k]:>9.3f} ±{m[k + '_std']:.3f}" if show_std else f"{m[k]:>16.3f}" for k in _KEYS]
         lines.append(f"{method:<10}" + "".join(cells))
+    return lines
+
+
+def format_paired(pairs: tuple[PairedDifference, ...], focus: tuple[str, ...] = ("niwt", "niwt-bal")) -> str:
+    """The paired differences in H that involve a NIWT variant (all pairs when none is there)."""
+    chosen = [p for p in pairs if p.method_a in focus or p.method_b in focus] or list(pairs)
+    lines = [f"{'paired H difference':<22}{'mean':>8}{'95% CI (bootstrap over seeds)':>32}{'ahead':>8}  verdict"]
+    for p in chosen:
+        lines.append(f"{p.method_a + ' - ' + p.method_b:<22}{p.mean:>+8.3f}{f'[{p.low:+.3f}, {p.high:+.3f}]':>32}"
+                     f"{f'{p.wins}/{p.seeds}':>8}  {p.verdict}")
+    return "\n".join(lines)
+
+
+def format_table(comparison: Comparison) -> str:
+    """Methods x (S, U, H, ZSL, AUSUC); ``mean ±std`` when there is more than one seed; then, when
+    every method has one, the same with calibrated stacking, and the paired differences in H."""
+    lines = _rows(comparison, calibrated=False)
     sel = comparison.niwt_selection()
     if sel is not None and sel.validated:
         lines.append(f"NIWT: Λ = {sel.params['lam']:g}, lr = {sel.params['lr']:g} chosen on validation classes "
                      f"(grid of {len(sel.grid)}); every method's hyper-parameters were chosen there.")
+    if len(comparison.runs) > 1:
+        lines += ["", format_paired(comparison.paired())]
+    if comparison.has_calibrated:
+        lines += ["", "with calibrated stacking for every method (its constant chosen on validation classes):"]
+        lines += _rows(comparison, calibrated=True)
+        if len(comparison.runs) > 1:
+            lines += ["", format_paired(comparison.paired(calibrated=True))]
     published = format_published(comparison.dataset, comparison.methods)
     if published:
         lines.append(published)

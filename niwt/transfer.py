@@ -30,6 +30,7 @@ batch of pairs, in either mode), and the ``cache`` and ``on_step`` arguments of
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -43,7 +44,7 @@ from niwt.importance import eval_mode, importance_from_activations, neuron_impor
 from niwt.models.backbones import Backbone
 from niwt.training import EarlyStopping, StepEnd, optimize
 
-__all__ = ["UnseenWeightOptimizer", "TransferProblem", "init_unseen_weights", "transfer_loss", "PairSampler"]
+__all__ = ["balance_unseen", "UnseenWeightOptimizer", "TransferProblem", "init_unseen_weights", "transfer_loss", "PairSampler"]
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,27 @@ class TransferProblem:
     cache: torch.Tensor | None
 
 
+def balance_unseen(model: Backbone) -> Backbone:
+    r"""Put the model's unseen rows on the seen rows' footing: each unseen row rescaled to the mean
+    seen-row norm, and every unseen bias set to the mean seen bias.
+
+    The transfer loss is a cosine, so it sets the *direction* of an unseen row but not its scale
+    (the importance is linear in the row), and unseen rows start with bias 0 beside the seen rows'
+    learned biases; left alone, Λ and the optimiser's path decide the seen/unseen balance of the
+    scores. This fixes it from the seen rows alone (no unseen image is used):
+    :math:`w_u \leftarrow w_u \, \overline{\lVert w_s \rVert} / \lVert w_u \rVert`,
+    :math:`b_u \leftarrow \bar b_s`. Returns the model.
+    """
+    head = model.classifier
+    if head.n_unseen == 0:
+        raise NotFittedError("the model has no unseen rows to balance; apply a fitted transfer first")
+    seen_norm = head.weight.detach().norm(dim=1).mean()
+    rows = head.unseen_weight.detach()
+    scale = seen_norm / rows.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    head.set_unseen(rows * scale, torch.full((rows.shape[0],), float(head.bias.detach().mean()), dtype=rows.dtype))
+    return model
+
+
 class UnseenWeightOptimizer:
     """Learn unseen classifier rows from predicted importances (scikit-learn conventions).
 
@@ -178,14 +200,21 @@ class UnseenWeightOptimizer:
                 f"batch_size={self.batch_size}, max_steps={self.max_steps}"
             )
 
-    @staticmethod
-    def _check_data(pool: torch.Tensor, targets: torch.Tensor) -> None:
+    def _check_data(self, pool: torch.Tensor, targets: torch.Tensor) -> None:
         if pool.ndim != 4 or pool.shape[0] == 0:
             raise DataError(f"`pool` must be a non-empty image tensor [P, 3, H, W], got {tuple(pool.shape)}")
         if targets.ndim != 2 or targets.shape[0] == 0:
             raise DataError(f"`targets` must be [U, K] predicted importances, got {tuple(targets.shape)}")
         if not torch.isfinite(targets).all():
             raise DataError("`targets` holds NaN or infinite values")
+        zero = torch.nonzero(~(targets != 0).any(dim=1)).reshape(-1).tolist()
+        if zero:
+            outcome = "the Λ pull towards the mean seen row" if self.lam > 0 else "nothing (Λ = 0: they keep their start)"
+            warnings.warn(
+                f"`targets` rows {zero[:10]} (unseen classes) are all zero: a zero importance has no direction, so "
+                f"their cosine loss is flat and their rows are set by {outcome}",
+                UserWarning, stacklevel=3,
+            )
 
     @staticmethod
     @torch.no_grad()
@@ -227,6 +256,9 @@ class UnseenWeightOptimizer:
                 niwt Backbone.
             DataError: for malformed pool or targets, targets whose width is not the importance
                 layer's channel count, or a cache with another number of entries than the pool.
+
+        Warns:
+            UserWarning: for an all-zero target row (that class's rows get no direction from it).
         """
         self._check_params()
         if not isinstance(model, Backbone):

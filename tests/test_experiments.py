@@ -20,7 +20,7 @@ def compare_run(tmp_path_factory):
 
 def test_compare_writes_mean_and_std_for_every_method(compare_run):
     methods = compare_run["methods"]
-    assert set(methods) == {"niwt", "ale", "dem", "eszsl", "sae"}
+    assert set(methods) == {"niwt", "niwt-bal", "ale", "dem", "eszsl", "sae"}
     for m in methods.values():
         for key in ("seen_acc", "unseen_acc", "H", "zsl_acc", "ausuc"):
             assert 0.0 <= m[key] <= 1.0 and m[f"{key}_std"] >= 0.0
@@ -82,7 +82,7 @@ def test_reproduce_quick_covers_the_paper_grid(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["compare", "--quick", "--methods", "niwt,clip"], "unknown method(s) ['clip']; valid methods: niwt, ale"),
+        (["compare", "--quick", "--methods", "niwt,clip"], "unknown method(s) ['clip']; valid methods: niwt, niwt-bal, ale"),
         (["compare", "--quick", "--set", "data.n_val=0"], "n_val must be a positive int"),
         (["compare", "--quick", "--set", "compare.ale_lr=[0.1, \"fast\"]"], "`compare.ale_lr[1]` must be a number"),
         (["compare", "--quick", "--set", "transfer.lam_grid=[]"], "`transfer.lam_grid` is empty"),
@@ -100,3 +100,52 @@ def test_bad_input_fails_before_training(argv, message, tmp_path, capsys, monkey
     assert message in err
     assert trained == []  # refused before any model was trained
     assert list(tmp_path.iterdir()) == []
+
+
+def test_compare_also_reports_every_method_with_calibrated_stacking_and_paired_differences(compare_run):
+    calibrated = compare_run["methods_calibrated"]
+    assert set(calibrated) == set(compare_run["methods"])
+    for seed_run in compare_run["per_seed"]:
+        for m in seed_run["methods"].values():
+            gamma = m["selection"]["calibrated_gamma"]
+            assert m["calibrated"]["calibration"] == pytest.approx(gamma)  # chosen on validation, applied to test
+    pairs = {(p["a"], p["b"]): p for p in compare_run["paired_H"]}
+    p = pairs[("niwt", "ale")]
+    h = [(run["methods"]["niwt"]["H"], run["methods"]["ale"]["H"]) for run in compare_run["per_seed"]]
+    assert p["mean_difference"] == pytest.approx(sum(a - b for a, b in h) / len(h))
+    assert p["ci95"][0] <= p["mean_difference"] <= p["ci95"][1]
+
+
+def test_paired_bootstrap_worked_by_hand():
+    def run(seed, h_a, h_b):
+        def result(name, h):
+            return MethodResult(name, GZSLReport(seen_acc=h, unseen_acc=h, H=h, zsl_acc=h, ausuc=h, calibration=0.0),
+                                Selection({}))
+        return SeedRun(seed, (result("a", h_a), result("b", h_b)))
+
+    comp = Comparison((run(0, 0.5, 0.4), run(1, 0.6, 0.3)))
+    (p,) = comp.paired()
+    # differences 0.1 and 0.3: mean 0.2; any resample of the two seeds has a mean in [0.1, 0.3]
+    assert p.mean == pytest.approx(0.2) and 0.1 - 1e-12 <= p.low <= p.high <= 0.3 + 1e-12
+    assert (p.wins, p.seeds, p.verdict) == (2, 2, "a ahead")
+    (q,) = Comparison((run(0, 0.5, 0.4), run(1, 0.3, 0.6))).paired()
+    assert q.verdict == "inconclusive" and q.wins == 1
+
+
+def test_balance_unseen_rows_worked_by_hand():
+    import torch
+
+    from niwt.models.head import ExtendableLinear
+    from niwt.transfer import balance_unseen
+
+    class M:
+        classifier = ExtendableLinear(2, 2)
+
+    m = M()
+    with torch.no_grad():
+        m.classifier.weight.copy_(torch.tensor([[3.0, 0.0], [0.0, 5.0]]))  # norms 3 and 5: mean 4
+        m.classifier.bias.copy_(torch.tensor([1.0, -3.0]))  # mean -1
+    m.classifier.set_unseen(torch.tensor([[0.5, 0.0], [0.0, -2.0]]))
+    balance_unseen(m)
+    assert torch.allclose(m.classifier.unseen_weight, torch.tensor([[4.0, 0.0], [0.0, -4.0]]))
+    assert torch.allclose(m.classifier.unseen_bias, torch.tensor([-1.0, -1.0]))

@@ -786,9 +786,18 @@ def save_config(config: Any, path: str | Path) -> None:
 
 
 def _attribute_help(cls: type) -> dict[str, str]:
-    """``name -> help`` from the ``Attributes:`` section of a config class's docstring."""
+    """``name -> help`` from the ``Attributes:`` sections of a config class's docstring and its bases'."""
     out: dict[str, str] = {}
-    lines = (inspect.getdoc(cls) or "").splitlines()
+    for base in reversed(cls.__mro__[1:]):
+        if dataclasses.is_dataclass(base) and base.__doc__:
+            out.update(_own_attribute_help(base))
+    out.update(_own_attribute_help(cls))
+    return out
+
+
+def _own_attribute_help(cls: type) -> dict[str, str]:
+    out: dict[str, str] = {}
+    lines = inspect.cleandoc(cls.__doc__ or "").splitlines()
     if "Attributes:" not in lines:
         return out
     current = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 import time
 import traceback
@@ -162,6 +163,8 @@ def _parse_floats(text: str, name: str) -> tuple[float, ...]:
     for item in text.split(","):
         try:
             values.append(float(item))
+            if not math.isfinite(values[-1]):
+                raise ValueError(item)
         except ValueError:
             raise ConfigError(f"`{name}` must be comma-separated numbers, got {item.strip()!r} in {text!r}") from None
     return tuple(values)

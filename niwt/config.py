@@ -505,7 +505,8 @@ class RunConfig:
     compare: CompareConfig = field(default_factory=CompareConfig)
 
     def __post_init__(self) -> None:
-        _check("top level", self, "seed", low=0)
+        # numpy seeds must stay below 2**32; compare adds the seed index, so leave room for it
+        _check("top level", self, "seed", low=0, high=2**31 - 1)
 
 
 def _model_defaults(arch: str) -> dict[str, Any]:

@@ -24,6 +24,7 @@ Only numpy is needed; scores may come from any model.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -258,6 +259,20 @@ def _check_calibration(calibration: float) -> float:
     return value
 
 
+def _warn_untested(labels: np.ndarray, seen_classes: object, unseen_classes: object) -> None:
+    """Warn when a seen or unseen class has no test image: the per-class means leave it out."""
+    groups = (("seen", seen_classes, "seen_acc"), ("unseen", unseen_classes, "unseen_acc and zsl_acc"))
+    for name, classes, metric in groups:
+        classes = np.asarray(classes, dtype=np.int64).reshape(-1)
+        missing = np.setdiff1d(classes, labels)
+        if missing.size:
+            warnings.warn(
+                f"{missing.size} of {classes.size} {name} class(es) have no test image ({missing[:10].tolist()}): "
+                f"{metric} average(s) over the other {classes.size - missing.size} class(es) only",
+                UserWarning, stacklevel=3,
+            )
+
+
 def evaluate_gzsl(
     scores: np.ndarray,
     labels: np.ndarray,
@@ -278,7 +293,9 @@ def evaluate_gzsl(
             stacking); 0 means plain stacking.
 
     Returns:
-        A :class:`GZSLReport`; ``ausuc`` does not depend on ``calibration``.
+        A :class:`GZSLReport`; ``ausuc`` does not depend on ``calibration``. Accuracies average over
+        the classes that have test images; a seen or unseen class without any is left out of its
+        mean, with a ``UserWarning`` naming it.
 
     Raises:
         DataError: on malformed shapes, class sets outside ``[0, C)`` or overlapping, labels outside
@@ -287,6 +304,7 @@ def evaluate_gzsl(
     """
     calibration = _check_calibration(calibration)
     prep = _prepare(scores, labels, seen_classes, unseen_classes)
+    _warn_untested(prep.labels, seen_classes, unseen_classes)
     s, u = _seen_unseen_acc(prep, _predict(prep, calibration))
     unseen_mask = ~prep.is_seen
     zsl = per_class_accuracy(prep.pred_unseen[unseen_mask], prep.labels[unseen_mask])

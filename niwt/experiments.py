@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from niwt.config import METHOD_NAMES, RunConfig, resolve_config
+from niwt.data.shapes import ShapesConfig
 from niwt.errors import ConfigError, DataError
+from niwt.models import model_settings
 from niwt.pipeline import (
     build_context,
     load_knowledge,
@@ -107,8 +110,8 @@ def sweep_lambda(config: RunConfig, out: str | Path, *, force: bool = False, pro
     This is an analysis of the trained model (as in the paper's figure), not a selection: the
     default pipeline chooses Λ on validation classes.
     """
-    if not lams or any(not isinstance(v, (int, float)) or v < 0 for v in lams):
-        raise ConfigError(f"Λ values must be numbers >= 0, got {list(lams)}")
+    if not lams or any(not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 for v in lams):
+        raise ConfigError(f"Λ values must be finite numbers >= 0, got {list(lams)}")
     lams = tuple(sorted(float(v) for v in lams))
     config = resolve_config(config)
 
@@ -184,10 +187,14 @@ def reproduce(config: RunConfig, out: str | Path, *, force: bool = False, progre
 
 
 def quick_config(config: RunConfig) -> RunConfig:
-    """A tiny variant of ``config`` for smoke runs and tests (seconds, not minutes)."""
-    data = replace(config.data, n_source=4, n_seen=6, n_unseen=3, n_val=2, n_source_images=8,
-                   n_trainval_images=8, n_test_seen_images=4, n_test_unseen_images=4)
-    return replace(config, data=data, model=replace(config.model, width=4, hidden=16),
+    """A tiny variant of ``config`` for smoke runs and tests (seconds, not minutes): a tiny shapes
+    world, or the config's own dataset (its size is the files'), with tiny models and short training."""
+    data = config.data
+    if isinstance(data, ShapesConfig):
+        data = replace(data, n_source=4, n_seen=6, n_unseen=3, n_val=2, n_source_images=8, n_trainval_images=8,
+                       n_test_seen_images=4, n_test_unseen_images=4)
+    model = replace(config.model, width=4, hidden=16 if "hidden" in model_settings(config.model.arch) else None)
+    return replace(config, data=data, model=model,
                    train=replace(config.train, pretrain_epochs=1, epochs=1),
                    mapping=replace(config.mapping, epochs=3, n_holdout=1),
                    transfer=replace(config.transfer, lam_grid=(0.0, 1e-2), max_steps=5, batch_size=8),

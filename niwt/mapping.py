@@ -14,6 +14,7 @@ seen class for that many epochs.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -33,10 +34,58 @@ MAPPING_MODELS = ("linear", "mlp")
 
 
 def class_mean_importance(importances: np.ndarray, labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
-    """Mean of the L2-normalised importance vectors of each class in ``classes``: ``[len(classes), K]``."""
+    """Mean of the L2-normalised importance vectors of each class in ``classes``.
+
+    An all-zero importance vector counts as a zero vector (it has no direction). A class whose
+    vectors are all zero gets a zero row, with a ``UserWarning``: its rank correlation with any
+    prediction is then 0.
+
+    Args:
+        importances: ``[N, K]`` per-image importance vectors.
+        labels: ``[N]`` class of each image.
+        classes: the classes to average, in the order of the result.
+
+    Returns:
+        ``[len(classes), K]`` float64 class means, never NaN.
+
+    Raises:
+        DataError: for a class of ``classes`` without any image.
+    """
+    importances = as_matrix("importances", importances)
+    labels = as_labels("labels", labels, length=importances.shape[0])
+    classes = np.asarray(classes, dtype=np.int64).reshape(-1)
     norms = np.linalg.norm(importances, axis=1, keepdims=True)
-    unit = importances / np.maximum(norms, 1e-12)
-    return np.stack([unit[labels == c].mean(0) for c in classes])
+    unit = np.divide(importances, norms, out=np.zeros_like(importances), where=norms > 0)
+    empty = [int(c) for c in classes if not np.any(labels == c)]
+    if empty:
+        raise DataError(f"class(es) {empty[:10]} of `classes` have no image in `labels`; a class mean needs one")
+    dead = [int(c) for c in classes if not np.any(norms[labels == c] > 0)]
+    if dead:
+        warnings.warn(f"class(es) {dead[:10]}: every importance vector is zero, so the class mean is zero "
+                      f"(its rank correlation with any prediction is 0)", UserWarning, stacklevel=2)
+    return np.stack([unit[labels == c].mean(0) for c in classes]) if classes.size else np.zeros((0, unit.shape[1]))
+
+
+def _drop_zero_importances(importances: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Leave out all-zero importance vectors (no direction to fit), with a warning naming how many.
+
+    Raises:
+        DataError: when every vector is zero (the importance layer gives no signal).
+    """
+    zero = ~np.any(importances != 0, axis=1)
+    if not zero.any():
+        return importances, labels
+    if zero.all():
+        raise DataError(f"all {zero.size} importance vectors in `importances` are zero: the importance layer gives "
+                        f"no signal (dead units, or a layer the logits do not depend on); a map cannot be fitted")
+    lost = sorted(set(labels[zero].tolist()) - set(labels[~zero].tolist()))
+    warnings.warn(
+        f"{int(zero.sum())} of {zero.size} importance vectors are all zero and are left out of the fit (they have "
+        f"no direction)" + (f"; class(es) {lost[:10]} have no other image and are left out of the map's training"
+                            if lost else ""),
+        UserWarning, stacklevel=3,
+    )
+    return importances[~zero], labels[~zero]
 
 
 def mean_spearman(predicted: np.ndarray, observed: np.ndarray) -> float:
@@ -113,10 +162,20 @@ class ImportanceMapper:
     def fit(self, knowledge: np.ndarray, importances: np.ndarray, labels: np.ndarray) -> ImportanceMapper:
         """Fit the map.
 
+        All-zero importance vectors have no direction to fit: they are left out, with a
+        ``UserWarning``.
+
         Args:
             knowledge: ``[C, d]`` class vectors.
             importances: ``[N, K]`` per-image importance vectors.
             labels: ``[N]`` row of ``knowledge`` for each image.
+
+        Returns:
+            self.
+
+        Raises:
+            DataError: for malformed inputs, NaN, every importance vector zero, or ``n_holdout``
+                leaving no class to train on.
         """
         knowledge = as_matrix("knowledge", knowledge).astype(np.float32)
         importances = as_matrix("importances", importances).astype(np.float32)
@@ -130,6 +189,7 @@ class ImportanceMapper:
         for name, arr in (("knowledge", knowledge), ("importances", importances)):
             if not np.isfinite(arr).all():
                 raise DataError(f"`{name}` holds NaN or infinite values")
+        importances, labels = _drop_zero_importances(importances, labels)
         classes = np.unique(labels)
         if self.n_holdout and self.n_holdout >= classes.size:
             raise DataError(f"`n_holdout`={self.n_holdout} leaves no class to train on ({classes.size} classes)")

@@ -118,7 +118,7 @@ def test_feature_mode_on_xlsa17_features_with_baselines_on_the_same_features(tmp
     out = tmp_path / "run"
     assert main(["compare", str(config), "--seeds", "1", "--out", str(out), "--quiet"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics["methods"]) == {"niwt", "ale", "dem", "eszsl", "sae"}
+    assert set(metrics["methods"]) == {"niwt", "niwt-bal", "ale", "dem", "eszsl", "sae"}
     for m in metrics["methods"].values():
         assert 0.0 <= m["H"] <= 1.0
     # the validation classes come from the split file's train_loc / val_loc

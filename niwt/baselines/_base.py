@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -108,6 +109,20 @@ def _float_matrix(name: str, value: object) -> np.ndarray:
     return arr
 
 
+def _warn_constant(X: np.ndarray, S_train: np.ndarray) -> None:
+    """Warn when the features, or the trained classes' vectors, are all alike: the fit is defined but says nothing."""
+    if not np.any(X != X[0]):
+        warnings.warn(
+            f"`X`: all {X.shape[0]} samples have the same features; every image gets the same scores, so "
+            f"predictions do not depend on the image", UserWarning, stacklevel=4,
+        )
+    if not np.any(S_train != S_train[0]):
+        warnings.warn(
+            f"`S`: all {S_train.shape[0]} trained classes have the same class vector; the model cannot tell "
+            f"them apart", UserWarning, stacklevel=4,
+        )
+
+
 class ZSLBaseline:
     """Base class of the zero-shot baselines operating on fixed image features.
 
@@ -189,6 +204,7 @@ class ZSLBaseline:
         classes, y_train = np.unique(y, return_inverse=True)
         if classes.size < 2:
             raise DataError(f"`y` must contain at least 2 classes, got {classes.size}")
+        _warn_constant(X, S[classes])
         return X, S[y], S[classes], y_train.astype(np.int64), classes
 
     def _validate_predict(self, X: object, S: object) -> tuple[np.ndarray, np.ndarray]:
@@ -225,6 +241,10 @@ class ZSLBaseline:
         Raises:
             DataError: on mismatched shapes, labels outside ``[0, C)``, NaN or fewer than 2 classes.
             ConfigError: on invalid hyper-parameters.
+
+        Warns:
+            UserWarning: when every sample has the same features, or every trained class the same
+                vector (the fit is finite but cannot separate anything).
         """
         X, S_y, S_train, y_train, classes = self._validate_fit(X, y, S)
         self._fit(X, S_y, S_train, y_train)

@@ -18,6 +18,7 @@ from niwt.data.imagefiles import ImageTransform, screen_images
 from niwt.data.loaded import LoadedDataset
 from niwt.data.record import ZSLData
 from niwt.data.splits import ClassSplit, split_seen_images
+from niwt.data.textfiles import quote_names
 from niwt.errors import DataError
 
 __all__ = ["assemble_image_dataset"]
@@ -81,13 +82,26 @@ def assemble_image_dataset(
     empty = [class_names[c] for c in np.concatenate([split.seen, split.unseen]) if counts[c] == 0]
     if empty:
         raise DataError(
-            f"{len(empty)} class(es) have no usable image in {listed_in} under {root}: {empty[:5]}; add images "
-            f"for them or remove them from the class list"
+            f"{len(empty)} class(es) have no usable image in {listed_in} under {root}: {quote_names(empty)}; "
+            f"add images for them or remove them from the class list"
         )
     trainval, test_seen = split_seen_images(labels, split.seen, test_seen_fraction, seed)
     notes.append(f"test_seen images: {test_seen_fraction:g} of each seen class's images held out at random (seed {seed})")
     test_unseen = np.flatnonzero(np.isin(labels, split.unseen))
-    data = ZSLData(
+    try:
+        data = _record(name, class_names, knowledge, knowledge_names, labels, split, trainval, test_seen, test_unseen,
+                       descriptions)
+    except DataError as err:  # the message names the field; say which dataset it comes from
+        raise DataError(f"dataset {root} ({listed_in}): {err}") from err
+    logger.info("loaded %s %s: %r", format, root, data)
+    return LoadedDataset(data, Path(root), tuple(paths), transform or ImageTransform(), format, tuple(notes))
+
+
+def _record(name: str, class_names: Sequence[str], knowledge: np.ndarray, knowledge_names: Sequence[str],
+            labels: np.ndarray, split: ClassSplit, trainval: np.ndarray, test_seen: np.ndarray,
+            test_unseen: np.ndarray, descriptions: Sequence[Sequence[str]]) -> ZSLData:
+    """The checked record of an image-file dataset."""
+    return ZSLData(
         name=name,
         class_names=tuple(class_names),
         knowledge=knowledge,
@@ -102,5 +116,3 @@ def assemble_image_dataset(
         test_unseen_idx=test_unseen,
         descriptions=tuple(tuple(d) for d in descriptions),
     )
-    logger.info("loaded %s %s: %r", format, root, data)
-    return LoadedDataset(data, Path(root), tuple(paths), transform or ImageTransform(), format, tuple(notes))

@@ -34,7 +34,7 @@ from niwt.data.splits import (
     draw_val_classes,
     resolve_class_split,
 )
-from niwt.data.textfiles import read_id_names, read_matrix, read_name_list
+from niwt.data.textfiles import is_dir, is_file, quote_names, read_id_names, read_matrix, read_name_list
 from niwt.errors import ConfigError, DataError
 
 __all__ = [
@@ -69,7 +69,7 @@ def find_awa2_root(path: Path | str) -> Path:
     """
     path = Path(path)
     for candidate in (path, path / AWA2_FOLDER):
-        if all((candidate / f).is_file() for f in _MARKER_FILES):
+        if all(is_file(candidate / f) for f in _MARKER_FILES):
             return candidate
     raise DataError(
         f"{path} is not an AwA2 release folder: it needs {' and '.join(_MARKER_FILES)} (unpack AwA2-data.zip and "
@@ -127,12 +127,13 @@ def awa2_image_list(root: Path, class_names: tuple[str, ...]) -> tuple[list[str]
         DataError: if ``JPEGImages`` or a class's folder is missing.
     """
     images = root / "JPEGImages"
-    if not images.is_dir():
+    if not is_dir(images):
         raise DataError(f"no JPEGImages folder in {root}; unpack the images of AwA2-data.zip there")
-    missing = [c for c in class_names if not (images / c).is_dir()]
+    missing = [c for c in class_names if not is_dir(images / c)]
     if missing:
         raise DataError(
-            f"{len(missing)} class(es) of {root / 'classes.txt'} have no image folder in {images}: {missing[:5]}; "
+            f"{len(missing)} class(es) of {root / 'classes.txt'} have no image folder in {images}: "
+            f"{quote_names(missing)}; "
             f"the images must be in JPEGImages/<class name>/"
         )
     paths: list[str] = []
@@ -245,7 +246,7 @@ def load_awa2(
                                    val_fraction=val_fraction, seed=seed)
     paths, labels, extra = awa2_image_list(root, meta.class_names)
     if extra:
-        notes.append(f"image folders that are not classes were skipped: {extra[:5]}")
+        notes.append(f"image folders that are not classes were skipped: {quote_names(extra)}")
     return assemble_image_dataset(
         name="AWA2", format="awa2", root=root / "JPEGImages", paths=paths, labels=labels,
         class_names=meta.class_names, knowledge=values, knowledge_names=meta.attribute_names, split=class_split,

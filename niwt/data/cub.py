@@ -33,7 +33,17 @@ from niwt.data.splits import (
     check_seed,
     resolve_class_split,
 )
-from niwt.data.textfiles import check_relative_path, read_id_names, read_id_pairs, read_lines, read_matrix
+from niwt.data.textfiles import (
+    check_relative_path,
+    is_dir,
+    is_file,
+    quote,
+    quote_names,
+    read_id_names,
+    read_id_pairs,
+    read_lines,
+    read_matrix,
+)
 from niwt.errors import DataError
 
 __all__ = [
@@ -64,7 +74,7 @@ def find_cub_root(path: Path | str) -> Path:
     """
     path = Path(path)
     for candidate in (path, path / CUB_FOLDER):
-        if all((candidate / f).is_file() for f in _MARKER_FILES):
+        if all(is_file(candidate / f) for f in _MARKER_FILES):
             return candidate
     raise DataError(f"{path} is not a CUB-200-2011 folder: it needs {', '.join(_MARKER_FILES)} "
                     f"(unpack CUB_200_2011.tgz and point at {CUB_FOLDER}/)")
@@ -117,7 +127,7 @@ def read_cub_image_list(root: Path, n_classes: int) -> tuple[tuple[str, ...], np
         try:
             c = int(value.split()[0])
         except ValueError:
-            raise DataError(f"{labels_file}, line {line}: class id must be an integer, got {value!r}") from None
+            raise DataError(f"{labels_file}, line {line}: class id must be an integer, got {quote(value)}") from None
         if not 1 <= c <= n_classes:
             raise DataError(f"{labels_file}, line {line}: class id {c} is not in classes.txt (ids 1..{n_classes})")
         labels[ident] = c - 1
@@ -189,7 +199,7 @@ def read_captions(
         if folder is None:
             continue
         caption_file = folder / (Path(path).stem + ".txt")
-        if caption_file.is_file():
+        if is_file(caption_file):
             per_class[c].extend(text for _, text in read_lines(caption_file))
     without = [class_names[c] for c, texts in enumerate(per_class) if not texts]
     return tuple(tuple(t) for t in per_class), without
@@ -253,14 +263,14 @@ def load_cub(
                                   unseen_classes=unseen_classes, val_split=val_split,
                                   val_fraction=val_fraction, seed=seed)
     text_root = Path(captions_dir) if captions_dir is not None else next(
-        (p for p in (root / "text_c10", root.parent / "text_c10") if p.is_dir()), None)
+        (p for p in (root / "text_c10", root.parent / "text_c10") if is_dir(p)), None)
     descriptions: tuple[tuple[str, ...], ...] = ()
     if text_root is not None:
-        if not text_root.is_dir():
+        if not is_dir(text_root):
             raise DataError(f"`captions_dir` {text_root} is not a folder")
         descriptions, without = read_captions(text_root, meta.class_names, meta.image_paths, meta.labels)
         notes.append(f"descriptions: captions from {text_root}"
-                     + (f"; {len(without)} class(es) have none: {without[:5]}" if without else ""))
+                     + (f"; {len(without)} class(es) have none: {quote_names(without)}" if without else ""))
     return assemble_image_dataset(
         name="CUB", format="cub", root=root / "images", paths=meta.image_paths, labels=meta.labels,
         class_names=meta.class_names, knowledge=meta.attributes, knowledge_names=meta.attribute_names,

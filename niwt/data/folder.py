@@ -15,6 +15,7 @@ classes are drawn among the seen ones with a fixed seed, and recorded in the not
 from __future__ import annotations
 
 import csv
+import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ from niwt.data.splits import (
     check_seed,
     draw_val_classes,
 )
-from niwt.data.textfiles import check_relative_path
+from niwt.data.textfiles import check_relative_path, is_dir, is_file, quote, quote_names, read_text
 from niwt.errors import DataError
 
 __all__ = ["CSV_NAME", "SPLIT_VALUES", "ClassTable", "find_class_csv", "read_class_table", "folder_image_list",
@@ -52,7 +53,7 @@ def find_class_csv(root: Path) -> Path:
         DataError: if there is none, or several and none is ``classes.csv``.
     """
     root = Path(root)
-    if (root / CSV_NAME).is_file():
+    if is_file(root / CSV_NAME):
         return root / CSV_NAME
     found = sorted(root.glob("*.csv"))
     if len(found) == 1:
@@ -117,10 +118,7 @@ def read_class_table(path: Path) -> ClassTable:
             seen or no unseen class.
     """
     path = Path(path)
-    try:
-        handle = path.open(newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc}") from exc
+    handle = io.StringIO(read_text(path, newlines=False), newline="")
     names: list[str] = []
     lines: list[int] = []
     splits: list[str] = []
@@ -143,22 +141,23 @@ def read_class_table(path: Path) -> ClassTable:
                 if not name:
                     raise DataError(f"{path}, line {line}: empty `class`; name the class (its image folder's name)")
                 check_relative_path(name, path, line)
-                if "/" in name.replace("\\", "/"):
-                    raise DataError(f"{path}, line {line}: class {name!r} must be a folder name, without '/'")
+                if "/" in name.replace("\\", "/") or name == ".":
+                    raise DataError(f"{path}, line {line}: class {quote(name)} must be a folder name "
+                                    f"(not '.', without '/')")
                 if name in first:
-                    raise DataError(f"{path}, line {line}: class {name!r} already has a row (line {first[name]})")
+                    raise DataError(f"{path}, line {line}: class {quote(name)} already has a row (line {first[name]})")
                 first[name] = line
                 split = raw[special["split"]].lower()
                 if split not in SPLIT_VALUES:
-                    got = f"got {raw[special['split']]!r}" if split else "it is empty"
-                    raise DataError(f"{path}, line {line}, column `{special['split']}` (class {name!r}): the split must "
-                                    f"be 'seen' or 'unseen', {got}")
+                    got = f"got {quote(raw[special['split']])}" if split else "it is empty"
+                    raise DataError(f"{path}, line {line}, column `{special['split']}` (class {quote(name)}): the "
+                                    f"split must be 'seen' or 'unseen', {got}")
                 values.append([_number(path, line, col, raw[col], name) for col in attributes])
                 if "description" in special:
                     text = raw[special["description"]]
                     if not text and not attributes:
-                        raise DataError(f"{path}, line {line}: class {name!r} has an empty description and the table "
-                                        f"has no attribute columns; describe every class")
+                        raise DataError(f"{path}, line {line}: class {quote(name)} has an empty description and "
+                                        f"the table has no attribute columns; describe every class")
                     texts.append(text)
                 names.append(name)
                 lines.append(line)
@@ -177,15 +176,16 @@ def read_class_table(path: Path) -> ClassTable:
 
 def _number(path: Path, line: int, column: str, text: str, name: str) -> float:
     if not text:
-        raise DataError(f"{path}, line {line}, column `{column}` (class {name!r}): empty value; every class needs a "
-                        f"number in every attribute column")
+        raise DataError(f"{path}, line {line}, column `{column}` (class {quote(name)}): empty value; every class "
+                        f"needs a number in every attribute column")
     try:
         value = float(text)
     except ValueError:
-        raise DataError(f"{path}, line {line}, column `{column}` (class {name!r}): {text!r} is not a number; "
-                        f"attribute columns hold numbers (rename a text column to `description`)") from None
+        raise DataError(f"{path}, line {line}, column `{column}` (class {quote(name)}): {quote(text)} is not a "
+                        f"number; attribute columns hold numbers (rename a text column to `description`)") from None
     if not np.isfinite(value):
-        raise DataError(f"{path}, line {line}, column `{column}` (class {name!r}): {text!r} is not a finite number")
+        raise DataError(f"{path}, line {line}, column `{column}` (class {quote(name)}): {quote(text)} is not a "
+                        f"finite number")
     return value
 
 
@@ -197,14 +197,14 @@ def folder_image_list(root: Path, table: ClassTable) -> tuple[list[str], np.ndar
     """
     root = Path(root)
     for name, line in zip(table.class_names, table.lines):
-        if not (root / name).is_dir():
-            raise DataError(f"{table.path}, line {line}: class {name!r} has no image folder {root / name}; "
+        if not is_dir(root / name):
+            raise DataError(f"{table.path}, line {line}: class {quote(name)} has no image folder in {root}; "
                             f"create it with the class's images or remove the row")
     known = set(table.class_names)
     extra = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in known)
     if extra:
-        raise DataError(f"folder(s) {extra[:5]} in {root} have no row in {table.path.name}; add a row per class "
-                        f"(class, split, attributes) or move the folder out")
+        raise DataError(f"folder(s) {quote_names(extra)} in {root} have no row in {table.path.name}; add a row per "
+                        f"class (class, split, attributes) or move the folder out")
     paths: list[str] = []
     labels: list[int] = []
     for c, name in enumerate(table.class_names):
@@ -243,7 +243,7 @@ def load_folder(
         ConfigError: for a bad argument.
     """
     root = Path(path)
-    if not root.is_dir():
+    if not is_dir(root):
         raise DataError(f"dataset folder not found: {root}")
     val_fraction = check_fraction("val_fraction", val_fraction)
     test_seen_fraction = check_fraction("test_seen_fraction", test_seen_fraction)

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from niwt.data.textfiles import QUOTE_LIMIT, is_file, quote
 from niwt.errors import ConfigError, DataError
 
 __all__ = [
@@ -159,7 +160,7 @@ def probe_image(path: Path, decode: bool = False) -> str | None:
     """
     from PIL import Image, UnidentifiedImageError
 
-    if not path.is_file():
+    if not is_file(path):
         return "missing"
     try:
         with Image.open(path) as image:
@@ -217,7 +218,7 @@ def list_image_files(folder: Path) -> list[Path]:
 
 
 def _first(names: Sequence[str], k: int = 5) -> str:
-    shown = ", ".join(names[:k])
+    shown = ", ".join(n if len(n) <= QUOTE_LIMIT else quote(n) for n in names[:k])
     return shown + (f", ... ({len(names) - k} more)" if len(names) > k else "")
 
 

@@ -24,6 +24,7 @@ from niwt.data.splits import (
     draw_val_classes,
     split_seen_images,
 )
+from niwt.data.textfiles import QUOTE_LIMIT, is_dir, quote
 from niwt.errors import DataError
 
 __all__ = ["InspectReport", "inspect_dataset"]
@@ -120,7 +121,8 @@ class _Survey:
 
 
 def _first(names: Sequence[str], k: int = 5) -> str:
-    return ", ".join(names[:k]) + (f", ... ({len(names) - k} more)" if len(names) > k else "")
+    shown = ", ".join(n if len(n) <= QUOTE_LIMIT else quote(n) for n in names[:k])
+    return shown + (f", ... ({len(names) - k} more)" if len(names) > k else "")
 
 
 def _set_split(s: _Survey, split: ClassSplit) -> None:
@@ -255,10 +257,10 @@ def _survey_awa2(s: _Survey, path: Path, check: bool, split_dir: Path | None) ->
     if split is not None:
         _set_split(s, split)
     images = root / "JPEGImages"
-    if not images.is_dir():
+    if not is_dir(images):
         s.problems.append(f"missing images: no JPEGImages folder in {root}")
         return
-    no_folder = [c for c in classes if not (images / c).is_dir()]
+    no_folder = [c for c in classes if not is_dir(images / c)]
     if no_folder:
         s.problems.append(f"classes without an image folder in {images}: {len(no_folder)} ({_first(no_folder)})")
     paths, labels = _class_folder_images(images, classes)
@@ -269,7 +271,7 @@ def _class_folder_images(root: Path, classes: Sequence[str]) -> tuple[list[str],
     paths: list[str] = []
     labels: list[int] = []
     for c, name in enumerate(classes):
-        if (root / name).is_dir():
+        if is_dir(root / name):
             files = list_image_files(root / name)
             paths.extend(f"{name}/{f.name}" for f in files)
             labels.extend([c] * len(files))
@@ -319,8 +321,8 @@ def _survey_folder(s: _Survey, path: Path, check: bool, split_dir: Path | None) 
     if table.descriptions is not None:
         s.notes.append(f"{sum(bool(t) for t in table.descriptions)} class(es) have a description")
     for name, line in zip(table.class_names, table.lines):
-        if not (path / name).is_dir():
-            s.problems.append(f"{table.path}, line {line}: class {name!r} has no image folder {path / name}")
+        if not is_dir(path / name):
+            s.problems.append(f"{table.path}, line {line}: class {quote(name)} has no image folder")
     known = set(table.class_names)
     extra = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in known)
     if extra:

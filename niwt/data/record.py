@@ -33,6 +33,26 @@ def _index_array(name: str, value: object, upper: int) -> np.ndarray:
     return np.sort(arr)
 
 
+def _check_class_names(names: object) -> None:
+    """Class names must be distinct strings: a class is looked up by its name (class lists, folders, tables).
+
+    Raises:
+        DataError: listing the repeated names and their positions, or naming a name that is not a string.
+    """
+    if isinstance(names, str) or not isinstance(names, (tuple, list)):
+        raise DataError(f"`class_names` must be a tuple of strings, got {type(names).__name__}")
+    positions: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        if not isinstance(name, str):
+            raise DataError(f"`class_names` must hold strings, got {type(name).__name__} {name!r} at position {i}")
+        positions.setdefault(name, []).append(i)
+    repeated = {name: where for name, where in positions.items() if len(where) > 1}
+    if repeated:
+        shown = "; ".join(f"{name[:80]!r} at positions {where[:5]}" for name, where in list(repeated.items())[:5])
+        raise DataError(f"`class_names` holds {len(repeated)} repeated name(s): {shown}; every class needs its own "
+                        f"name (rename or merge the repeated classes)")
+
+
 @dataclass(frozen=True, eq=False)
 class ZSLData:
     """A generalized zero-shot learning dataset.
@@ -82,6 +102,7 @@ class ZSLData:
     features: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        _check_class_names(self.class_names)
         n_classes = len(self.class_names)
         knowledge = as_matrix("knowledge", self.knowledge, finite=False)
         if knowledge.shape[0] != n_classes:

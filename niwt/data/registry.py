@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from niwt.data.loaded import LoadedDataset
+from niwt.data.textfiles import is_dir, is_file
 from niwt.errors import ConfigError, DataError
 
 __all__ = ["FORMATS", "detect_format", "format_loader", "load_dataset"]
@@ -54,9 +55,9 @@ def detect_format(path: Path | str) -> str:
     from niwt.data.xlsa17 import SPLIT_FILES
 
     path = Path(path)
-    if not path.exists():
+    if not (is_file(path) or is_dir(path)):
         raise DataError(f"dataset path not found: {path}")
-    if path.is_file():
+    if is_file(path):
         if path.suffix == ".mat":
             return "xlsa17"
         raise DataError(f"{path} is a file; point at the dataset folder (or an xlsa17 *_splits.mat file)")

@@ -213,6 +213,15 @@ class ShapesConfig:
                      "n_test_seen_images", "n_test_unseen_images"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"ShapesConfig.{name} must be a positive int, got {getattr(self, name)}")
+        if self.image_size > 512:
+            raise ConfigError(f"ShapesConfig.image_size must be <= 512, got {self.image_size}")
+        n_images = (self.n_source * self.n_source_images + self.n_seen * (self.n_trainval_images
+                    + self.n_test_seen_images) + self.n_unseen * self.n_test_unseen_images)
+        held = n_images * self.image_size**2 * 4  # uint8 RGB image + bool mask per pixel
+        if held > 4 * 2**30:
+            raise ConfigError(f"a shapes world of {n_images:,} images of {self.image_size} px would hold "
+                              f"{held / 2**30:.1f} GiB in memory (limit 4 GiB); use fewer images, or stream a large "
+                              "world with niwt.data.source.ShapesStream")
         if self.n_seen < 3:
             raise ConfigError(
                 f"ShapesConfig.n_seen must be >= 3 (training and validation classes are drawn among them), "

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from niwt.data.textfiles import read_name_list
+from niwt.data.textfiles import QUOTE_LIMIT, quote, quote_names, read_name_list
 from niwt.errors import ConfigError, DataError
 
 __all__ = [
@@ -110,7 +110,7 @@ def class_indices(
     for name, line in names:
         if name not in lookup:
             raise DataError(
-                f"{source}, line {line}: {name!r} is not a class of the dataset"
+                f"{source}, line {line}: {quote(name)} is not a class of the dataset"
                 + (f"; {fix}" if fix else "; the class lists and the class names must come from the same release")
             )
         out.append(lookup[name])
@@ -162,8 +162,10 @@ class ClassSplit:
 
 
 def _names(indices: np.ndarray, class_names: Sequence[str], k: int = 8) -> str:
-    shown = ", ".join(class_names[i] for i in indices[:k])
-    return shown + (f", ... ({indices.size - k} more)" if indices.size > k else "")
+    """The first ``k`` class names of ``indices`` (a name too long for a message is cut), and how many more."""
+    names = [class_names[i] for i in indices]
+    shown = ", ".join(n if len(n) <= QUOTE_LIMIT else quote(n) for n in names[:k])
+    return shown + (f", ... ({len(names) - k} more)" if len(names) > k else "")
 
 
 def resolve_class_split(
@@ -215,7 +217,7 @@ def resolve_class_split(
         if unseen is None and unknown:
             raise DataError(
                 f"no class lists (trainvalclasses.txt / testclasses.txt) found in {[str(f) for f in folders]}, and "
-                f"{default_label} are not all classes here (missing {unknown[:3]}); {fix}"
+                f"{default_label} are not all classes here (missing {quote_names(unknown, 3)}); {fix}"
             )
         unseen_c = class_indices([(n, i + 1) for i, n in enumerate(given)], class_names, source)
         seen_c = np.setdiff1d(all_classes, unseen_c)

@@ -15,19 +15,111 @@ import numpy as np
 from niwt.errors import DataError
 
 __all__ = [
+    "read_text",
     "read_lines",
     "read_id_names",
     "read_id_pairs",
     "read_name_list",
     "read_matrix",
     "check_relative_path",
+    "quote",
+    "quote_names",
+    "is_file",
+    "is_dir",
 ]
 
 logger = logging.getLogger(__name__)
 
+QUOTE_LIMIT = 80
+"""Characters of a value read from a file that an error message repeats (a longer value is cut)."""
+
+
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)`` for an error message, cut to about ``limit`` characters with the full length stated.
+
+    A value read from a damaged file may be a megabyte long; messages repeat its start only.
+
+    Args:
+        value: the text (or any object) to show.
+        limit: the most characters of ``value`` shown.
+
+    Returns:
+        The quoted value, e.g. ``'xxxx...' (1000000 characters)`` for a long string.
+    """
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return repr(value) if isinstance(value, str) else text
+    return f"{text[:limit]!r}... ({len(text)} characters)"
+
+
+def is_file(path: Path | str) -> bool:
+    """Whether ``path`` is a file; ``False`` (not an exception) for a name the system refuses.
+
+    A path built from a damaged file may be too long or hold a NUL byte; ``Path.is_file`` raises
+    ``OSError`` / ``ValueError`` for those, which here count as "no such file".
+    """
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def is_dir(path: Path | str) -> bool:
+    """Whether ``path`` is a folder; ``False`` for a name the system refuses (see :func:`is_file`)."""
+    try:
+        return Path(path).is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+def quote_names(names: Sequence[object], k: int = 5) -> str:
+    """The first ``k`` of ``names``, each through :func:`quote`, and how many more there are.
+
+    Args:
+        names: class names, file names or other values read from files.
+        k: how many to show.
+
+    Returns:
+        ``"['a', 'b', ... (3 more)]"``-style text (a list's repr when the names are few and short).
+    """
+    names = list(names)
+    shown = ", ".join(quote(n) for n in names[:k])
+    return "[" + shown + (f", ... ({len(names) - k} more)" if len(names) > k else "") + "]"
+
+
+def read_text(path: Path, *, hint: str = "", newlines: bool = True) -> str:
+    """The text of a UTF-8 file (a leading byte-order mark dropped).
+
+    Args:
+        path: the file.
+        hint: appended to the "not found" message (where the file comes from).
+        newlines: turn ``\\r\\n`` and ``\\r`` line ends into ``\\n`` (off for the csv module, which reads them itself).
+
+    Raises:
+        DataError: if the file is missing or unreadable, or holds bytes that are not UTF-8 (the line is named).
+    """
+    path = Path(path)
+    if not is_file(path):
+        raise DataError(f"file not found: {path}" + (f"; {hint}" if hint else ""))
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataError(
+            f"{path}, line {line}: byte 0x{data[exc.start]:02x} is not UTF-8 text ({exc.reason}); re-save the file "
+            f"as UTF-8"
+        ) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n") if newlines else text
+
 
 def read_lines(path: Path, *, hint: str = "") -> list[tuple[int, str]]:
     """The non-blank lines of a UTF-8 text file as ``(line_number, stripped_text)`` pairs.
+
+    Lines end at ``\\n``, ``\\r\\n`` or ``\\r`` only, so line numbers are those an editor shows.
 
     Args:
         path: the file.
@@ -36,23 +128,15 @@ def read_lines(path: Path, *, hint: str = "") -> list[tuple[int, str]]:
     Raises:
         DataError: if the file is missing or is not UTF-8 text.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"file not found: {path}" + (f"; {hint}" if hint else ""))
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path} is not UTF-8 text ({exc}); re-save it as UTF-8") from exc
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc}") from exc
-    return [(i, line.strip()) for i, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    text = read_text(path, hint=hint)
+    return [(i, line.strip()) for i, line in enumerate(text.split("\n"), start=1) if line.strip()]
 
 
 def _parse_int(token: str, path: Path, line: int, what: str) -> int:
     try:
         return int(token)
     except ValueError:
-        raise DataError(f"{path}, line {line}: {what} must be an integer, got {token!r}") from None
+        raise DataError(f"{path}, line {line}: {what} must be an integer, got {quote(token)}") from None
 
 
 def read_id_pairs(path: Path, *, what: str, hint: str = "") -> list[tuple[int, str, int]]:
@@ -69,7 +153,7 @@ def read_id_pairs(path: Path, *, what: str, hint: str = "") -> list[tuple[int, s
     for line, text in read_lines(path, hint=hint):
         parts = text.split(None, 1)
         if len(parts) != 2:
-            raise DataError(f"{path}, line {line}: expected '<id> <{what}>', got {text!r}")
+            raise DataError(f"{path}, line {line}: expected '<id> <{what}>', got {quote(text)}")
         ident = _parse_int(parts[0], path, line, "the id")
         if ident < 1:
             raise DataError(f"{path}, line {line}: ids are 1-based, got {ident}; renumber the file from 1")
@@ -97,7 +181,7 @@ def read_id_names(path: Path, *, what: str, hint: str = "") -> tuple[str, ...]:
     first: dict[str, int] = {}
     for name, line in (by_id[i] for i in range(1, len(rows) + 1)):
         if name in first:
-            raise DataError(f"{path}, line {line}: {what} {name!r} already appears on line {first[name]}")
+            raise DataError(f"{path}, line {line}: {what} {quote(name)} already appears on line {first[name]}")
         first[name] = line
     return names
 
@@ -115,7 +199,7 @@ def read_name_list(path: Path, *, what: str = "class") -> list[tuple[str, int]]:
     for line, text in read_lines(path):
         name = text.split()[-1]
         if name in first:
-            raise DataError(f"{path}, line {line}: {what} {name!r} already appears on line {first[name]}")
+            raise DataError(f"{path}, line {line}: {what} {quote(name)} already appears on line {first[name]}")
         first[name] = line
         out.append((name, line))
     return out
@@ -164,12 +248,12 @@ def read_matrix(
                 values[r, j] = float(token)
             except ValueError:
                 raise DataError(
-                    f"{path}, line {line}, column {j + 1}: {token!r} is not a number; fix the value"
+                    f"{path}, line {line}, column {j + 1}: {quote(token)} is not a number; fix the value"
                 ) from None
     n = len(row_names)
     if len(lines) < n:
         raise DataError(
-            f"{path} has {len(lines)} rows but {rows_file} lists {n} classes: class {row_names[len(lines)]!r} "
+            f"{path} has {len(lines)} rows but {rows_file} lists {n} classes: class {quote(row_names[len(lines)])} "
             f"(entry {len(lines) + 1} of {rows_file}) has no attribute row; add its row or remove the class"
         )
     if len(lines) > n:
@@ -200,11 +284,11 @@ def check_relative_path(value: str, source: Path | str, line: int | None) -> str
         raise DataError(f"{where}: empty image path")
     if posix.startswith("/") or (len(posix) > 1 and posix[1] == ":"):
         raise DataError(
-            f"{where}: absolute image path {value!r} refused; paths must be relative to the dataset root"
+            f"{where}: absolute image path {quote(value)} refused; paths must be relative to the dataset root"
         )
     parts = posix.split("/")
     if ".." in parts:
         raise DataError(
-            f"{where}: image path {value!r} refused: '..' would leave the dataset root; list files inside it"
+            f"{where}: image path {quote(value)} refused: '..' would leave the dataset root; list files inside it"
         )
     return "/".join(p for p in parts if p not in ("", "."))

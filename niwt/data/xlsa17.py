@@ -26,7 +26,7 @@ from niwt.data.imagefiles import ImageTransform, screen_images
 from niwt.data.loaded import LoadedDataset
 from niwt.data.record import ZSLData
 from niwt.data.splits import DEFAULT_VAL_FRACTION, check_fraction, check_seed, class_list_split, draw_val_classes
-from niwt.data.textfiles import check_relative_path, read_id_names, read_lines, read_name_list
+from niwt.data.textfiles import check_relative_path, is_file, quote, read_id_names, read_lines, read_name_list
 from niwt.errors import ConfigError, DataError
 
 __all__ = [
@@ -81,7 +81,7 @@ def find_split_file(folder: Path, semantic: str | None = None) -> Path:
         ConfigError: for an unknown ``semantic``.
     """
     folder = Path(folder)
-    if folder.is_file():
+    if is_file(folder):
         return folder
     if semantic is not None:
         if semantic not in ("att", "sent"):
@@ -90,7 +90,7 @@ def find_split_file(folder: Path, semantic: str | None = None) -> Path:
     else:
         names = SPLIT_FILES
     for name in names:
-        if (folder / name).is_file():
+        if is_file(folder / name):
             return folder / name
     raise DataError(
         f"no {' or '.join(names)} in {folder}; point at an xlsa17 dataset folder (xlsa17/data/<DS>/ of {XLSA17_URL})"
@@ -144,12 +144,32 @@ def _vector_length(path: Path, name: str, shape: tuple[int, ...]) -> int:
     return int(max(shape)) if min(shape) == 1 else 0
 
 
+def _numeric(path: Path, name: str, value: object, dtype: type = np.float64) -> np.ndarray:
+    """A 2-d real matrix field of a .mat file as ``dtype`` (a value beyond ``dtype``'s range becomes inf).
+
+    Raises:
+        DataError: naming the file and field, for text, cells, structs, complex numbers or another
+            number of dimensions.
+    """
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biuf":
+        what = {"U": "text", "S": "text", "O": "a cell array", "V": "a struct", "c": "complex numbers"}
+        raise DataError(f"{path}: `{name}` must hold real numbers, got {what.get(arr.dtype.kind, arr.dtype)}")
+    if arr.ndim != 2:
+        raise DataError(f"{path}: `{name}` must be a 2-d matrix, got shape {arr.shape}")
+    with np.errstate(over="ignore", invalid="ignore"):  # values beyond ``dtype`` become inf: callers refuse them
+        return np.ascontiguousarray(arr, dtype=dtype)
+
+
 def _one_based(path: Path, name: str, value: np.ndarray, upper: int | None, unit: str) -> np.ndarray:
     """A 1-based integer vector of a .mat file (``unit``: "image" or "class") as 0-based int64, range-checked."""
     arr = np.asarray(value).reshape(-1)
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
         if not np.issubdtype(arr.dtype, np.floating) or not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
             raise DataError(f"{path}: `{name}` must hold whole {unit} numbers, got dtype {arr.dtype}")
+    peak = float(np.abs(arr.astype(np.float64)).max()) if arr.size else 0.0
+    if peak >= 2.0**53:  # beyond exact integers in float64 (and near the int64 limit): no image or class number
+        raise DataError(f"{path}: `{name}` holds {peak:.3g}, far beyond any {unit} number; download the file again")
     arr = arr.astype(np.int64)
     if arr.size and arr.min() < 1:
         raise DataError(
@@ -240,7 +260,7 @@ def read_split_file(path: Path) -> SplitFile:
     mat = _load_mat(path, present)
     class_names, note = _class_names_for(path, header, mat)
     n_classes = len(class_names)
-    att = np.asarray(mat["att"], dtype=np.float64)
+    att = _numeric(path, "att", mat["att"])
     if att.shape[1] != n_classes:
         raise DataError(
             f"{path}: `att` has shape {att.shape}, but there are {n_classes} classes; it must be "
@@ -248,7 +268,7 @@ def read_split_file(path: Path) -> SplitFile:
         )
     original = None
     if "original_att" in mat:
-        original = np.asarray(mat["original_att"], dtype=np.float64)
+        original = _numeric(path, "original_att", mat["original_att"])
         if original.shape != att.shape:
             raise DataError(f"{path}: `original_att` has shape {original.shape}, `att` {att.shape}; they must agree")
     locs = {name: _one_based(path, name, mat[name], None, "image") for name in lengths}
@@ -266,6 +286,9 @@ def read_split_file(path: Path) -> SplitFile:
         if both.size:
             raise DataError(f"{path}: `train_loc` and `val_loc` share {both.size} image indices; they must be disjoint")
     n_images = int(np.unique(np.concatenate([locs[n] for n in LOC_FIELDS])).size)
+    if n_images == 0:
+        raise DataError(f"{path}: the split fields {', '.join(f'`{n}`' for n in LOC_FIELDS)} are all empty; "
+                        f"download the split file again")
     return SplitFile(path, class_names, att.T.copy(), None if original is None else original.T.copy(), locs,
                      n_images, (note,) if note else ())
 
@@ -324,10 +347,10 @@ def read_features_file(
     labels = _one_based(path, "labels", mat["labels"], n_classes, "class")
     feats = None
     if features:
-        raw = mat.pop("features")
-        feats = np.ascontiguousarray((raw.T if transpose else raw), dtype=np.float32)
+        raw = _numeric(path, "features", mat.pop("features"), np.float32)
+        feats = np.ascontiguousarray(raw.T if transpose else raw)
         if not np.isfinite(feats).all():
-            raise DataError(f"{path}: `features` holds NaN or infinite values")
+            raise DataError(f"{path}: `features` holds NaN or infinite values (or values beyond float32)")
     files = _cell_strings(path, "image_files", mat["image_files"]) if "image_files" in mat else None
     if files is not None and len(files) != n:
         raise DataError(f"{path}: `image_files` has {len(files)} entries for {n} labels")
@@ -340,14 +363,14 @@ def _image_paths(files: tuple[str, ...], prefix: str | None, source: Path) -> li
         posix = raw.replace("\\", "/")
         if prefix is not None:
             if not posix.startswith(prefix):
-                raise DataError(f"{source}: image_files entry {i + 1} {raw!r} does not start with `image_prefix` "
-                                f"{prefix!r}; pass the prefix the stored paths share")
+                raise DataError(f"{source}: image_files entry {i + 1} {quote(raw)} does not start with `image_prefix` "
+                                f"{quote(prefix)}; pass the prefix the stored paths share")
             posix = posix[len(prefix):].lstrip("/")
         else:
             cut = max((posix.rfind(m) + len(m) if m in posix else -1) for m in _IMAGE_MARKERS)
             if cut < 0:
                 raise DataError(f"{source}: cannot tell where the dataset path ends in image_files entry {i + 1} "
-                                f"{raw!r}; pass `image_prefix` (the part to strip)")
+                                f"{quote(raw)}; pass `image_prefix` (the part to strip)")
             posix = posix[cut:]
         rel.append(check_relative_path(posix.replace("//", "/"), f"{source} (image_files entry {i + 1})", None))
     return rel
@@ -484,21 +507,24 @@ def load_xlsa17(
         mapped = remap[split.locs[key]]
         return mapped[mapped >= 0]
 
-    data = ZSLData(
-        name=name or folder.name,
-        class_names=split.class_names,
-        knowledge=values,
-        knowledge_names=knowledge_names,
-        labels=labels[rows],
-        seen_classes=seen,
-        unseen_classes=unseen,
-        train_classes=train,
-        val_classes=val,
-        trainval_idx=_idx("trainval_loc"),
-        test_seen_idx=_idx("test_seen_loc"),
-        test_unseen_idx=_idx("test_unseen_loc"),
-        features=None if features is None else features[rows],
-    )
+    try:
+        data = ZSLData(
+            name=name or folder.name,
+            class_names=split.class_names,
+            knowledge=values,
+            knowledge_names=knowledge_names,
+            labels=labels[rows],
+            seen_classes=seen,
+            unseen_classes=unseen,
+            train_classes=train,
+            val_classes=val,
+            trainval_idx=_idx("trainval_loc"),
+            test_seen_idx=_idx("test_seen_loc"),
+            test_unseen_idx=_idx("test_unseen_loc"),
+            features=None if features is None else features[rows],
+        )
+    except DataError as err:  # the message names the field; say which files it comes from
+        raise DataError(f"{split.path} with {feats_path.name}: {err}") from err
     logger.info("loaded xlsa17 %s: %r", folder, data)
     return LoadedDataset(
         data=data,

@@ -64,9 +64,21 @@ def _check_choice(argument: str, value: object, valid: tuple[str, ...]) -> str:
     return value
 
 
+def _tame(mat: np.ndarray, axis: int) -> np.ndarray:
+    """Divide the rows (``axis=1``) or columns (``axis=0``) whose largest magnitude is huge by it.
+
+    l2 (per row) and zscore (per column) do not change under such a scaling, and without it the
+    squares of values beyond ~1e154 overflow to inf and turn the result into zeros or NaN.
+    """
+    peak = np.abs(mat).max(axis=axis, keepdims=True, initial=0.0)
+    return np.divide(mat, peak, out=mat.copy(), where=peak > 1e150)
+
+
 def _normalize(mat: np.ndarray, normalize: str) -> tuple[np.ndarray, np.ndarray]:
     """``(vectors, constant)``: ``mat`` normalised, and which columns zscore found constant (set to 0)."""
     constant = np.zeros(mat.shape[1], dtype=bool)
+    if normalize != "none":
+        mat = _tame(mat, axis=1 if normalize == "l2" else 0)
     if normalize == "l2":
         norms = np.linalg.norm(mat, axis=1, keepdims=True)
         np.divide(mat, norms, out=mat, where=norms > 0)

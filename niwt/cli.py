@@ -134,6 +134,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     insp.add_argument("--split-dir", type=Path, help="folder with the xlsa17 split files (for awa2 / cub)")
     insp.add_argument("--no-image-check", action="store_true", help="do not open the images (faster)")
     insp.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    ex = data_sub.add_parser("example", help="write a small dataset in the own-classes folder format",
+                             description="Render a few shapes-world classes as PNG files, one sub-folder per class, "
+                             "with the classes.csv the folder format needs (split, attribute columns, "
+                             "description): a layout to copy, and a dataset to try configs/folder_example.toml on.")
+    ex.add_argument("out", type=Path, help="a new (or empty) folder")
     conf = sub.add_parser("config", help="every config key with its value and help",
                           description="Print every key of a run config, grouped by section, with its value (the "
                           "defaults, or CONFIG's with --set applied) and what it does. The output is valid TOML.")
@@ -196,6 +201,12 @@ def _run(args: argparse.Namespace) -> int:
         from niwt.data.export import export_main
 
         sys.stdout.write(export_main(args.run, args.out) + "\n")
+        return 0
+    if args.command == "data" and args.data_command == "example":
+        from niwt.data.example import write_example_folder
+
+        out = write_example_folder(args.out)
+        sys.stdout.write(f"Wrote an example folder dataset to {out} (classes.csv and one folder of PNGs per class)\n")
         return 0
     if args.command == "data":
         from niwt.data.inspect import inspect_dataset

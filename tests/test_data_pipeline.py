@@ -135,3 +135,19 @@ def _toml(tmp_path, text):
     path = tmp_path / "c.toml"
     path.write_text(text)
     return path
+
+
+@pytest.mark.slow
+def test_the_readme_folder_example_runs(tmp_path):
+    from pathlib import Path
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "folder_example.toml"
+    root = tmp_path / "my_classes"
+    assert main(["data", "example", str(root)]) == 0
+    assert main(["data", "inspect", str(root), "--json"]) == 0
+    fast = ["--set", "train.epochs=1", "--set", "mapping.epochs=3", "--set", "explain.epochs=3",
+            "--set", "transfer.max_steps=5", "--set", "transfer.lam_grid=[0.0]"]
+    assert main(["run", str(config), "--set", f"data.root={root}", "--out", str(tmp_path / "run"), "--quiet",
+                 *fast]) == 0
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["config"]["data"]["kind"] == "folder"
+    assert main(["data", "example", str(root)]) == 2  # never written over

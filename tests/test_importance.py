@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -129,3 +130,39 @@ def test_reductions_are_one_public_tuple():
     assert REDUCTIONS == ("sum", "mean")
     with pytest.raises(ConfigError, match=r"one of \['sum', 'mean'\], got 'max'"):
         neuron_importance(nn.Conv2d(3, 1, 1), "", torch.rand(1, 3, 2, 2), torch.tensor([0]), "max")
+
+
+@pytest.mark.parametrize("layer", ["bn1", "layer4.1.bn2", "layer4"])
+def test_layers_followed_by_an_in_place_op_work_on_a_torchvision_resnet(layer):
+    # bn1 feeds ReLU(inplace=True); layer4.1.bn2 feeds `out += identity`: the captured output must
+    # not be modified in place behind the gradient's back.
+    from torchvision.models import resnet18
+
+    torch.manual_seed(0)
+    model = resnet18(weights=None, num_classes=5).double().eval()
+    x = torch.rand(2, 3, 64, 64, dtype=torch.float64)
+    targets = torch.tensor([1, 3])
+    alpha = neuron_importance(model, layer, x, targets)
+    # the same gradient taken by hand, with every in-place op made out-of-place
+    import copy
+
+    plain = copy.deepcopy(model)
+    for m in plain.modules():
+        if isinstance(m, torch.nn.ReLU):
+            m.inplace = False
+    store = {}
+    handle = plain.get_submodule(layer).register_forward_hook(lambda _m, _i, out: store.setdefault("a", out))
+    logits = plain(x)
+    handle.remove()
+    (grad,) = torch.autograd.grad(logits.gather(1, targets[:, None]).sum(), store["a"])
+    assert torch.allclose(alpha, grad.sum((2, 3)))
+
+
+def test_a_model_without_a_niwt_classifier_is_refused_up_front_by_transfer():
+    from torchvision.models import resnet18
+
+    from niwt import UnseenWeightOptimizer
+    from niwt.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="`model` must be a niwt Backbone, got ResNet"):
+        UnseenWeightOptimizer().fit(resnet18(weights=None), torch.rand(2, 3, 32, 32), np.ones((1, 512)))

@@ -13,34 +13,7 @@ from PIL import Image
 from niwt.cli import main
 from niwt.rundir import read_manifest
 from niwt.runs import RunFormatError, load_run
-
-CONFIG = """
-seed = 1
-[data]
-n_source = 4
-n_seen = 8
-n_unseen = 3
-n_val = 2
-n_source_images = 8
-n_trainval_images = 10
-n_test_seen_images = 4
-n_test_unseen_images = 6
-[model]
-width = 8
-hidden = 16
-[train]
-pretrain_epochs = 1
-epochs = 2
-[mapping]
-epochs = 3
-n_holdout = 1
-[explain]
-epochs = 5
-[transfer]
-lam_grid = [0.0, 0.01]
-max_steps = 5
-batch_size = 8
-"""
+from tests._configs import SMALL_RUN as CONFIG
 
 
 @pytest.fixture(scope="module")

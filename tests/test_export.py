@@ -16,34 +16,7 @@ from niwt.data.export import EXPORT_FILES, export_features, export_main
 from niwt.data.xlsa17 import load_xlsa17
 from niwt.errors import RunDirectoryError
 from niwt.runs import load_run
-
-CONFIG = """
-seed = 1
-[data]
-n_source = 4
-n_seen = 8
-n_unseen = 3
-n_val = 2
-n_source_images = 8
-n_trainval_images = 10
-n_test_seen_images = 4
-n_test_unseen_images = 6
-[model]
-width = 8
-hidden = 16
-[train]
-pretrain_epochs = 1
-epochs = 2
-[mapping]
-epochs = 3
-n_holdout = 1
-[explain]
-epochs = 5
-[transfer]
-lam_grid = [0.0, 0.01]
-max_steps = 5
-batch_size = 8
-"""
+from tests._configs import SMALL_RUN as CONFIG
 
 SPLIT_FIELDS = ("allclasses_names", "att", "original_att", "test_seen_loc", "test_unseen_loc", "train_loc",
                 "trainval_loc", "val_loc")

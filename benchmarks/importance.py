@@ -37,8 +37,8 @@ from niwt.models.backbones import Backbone, create_model
 # name used in the records -> (registry name, constructor kwargs, image side)
 MODELS = {
     "vgg": ("vgg", {"width": 32, "hidden": 256, "image_size": 32}, 32),
-    "vgg16": ("tv_vgg16", {}, 224),
-    "resnet101": ("tv_resnet101", {}, 224),
+    "vgg16": ("tv_vgg16", {"weights": "none"}, 224),
+    "resnet101": ("tv_resnet101", {"weights": "none"}, 224),
 }
 N_CLASSES = 30
 POOL_FACTORS = (1, 4, 10)  # pool sizes in batches; the VGG-like model also runs 20x

@@ -35,8 +35,8 @@ from niwt.transfer import UnseenWeightOptimizer
 # name used in the records -> (registry name, constructor kwargs, image side)
 MODELS = {
     "vgg": ("vgg", {"width": 32, "hidden": 256, "image_size": 32}, 32),
-    "vgg16": ("tv_vgg16", {}, 224),
-    "resnet101": ("tv_resnet101", {}, 224),
+    "vgg16": ("tv_vgg16", {"weights": "none"}, 224),
+    "resnet101": ("tv_resnet101", {"weights": "none"}, 224),
 }
 N_SEEN = 30
 TARGETS = {"vgg/10": 10.0, "vgg16/10": 20.0}  # required fast/reference speedups

@@ -259,12 +259,14 @@ class ModelConfig:
         width: channels of the first convolution block (shapes backbones).
         hidden: width of fc6/fc7, the penultimate feature size (VGG-like only; unset: the model's default).
         dropout: dropout after fc6/fc7 (VGG-like only; unset: the model's default).
+        weights: pre-trained weights of a torchvision backbone: a file, "imagenet" or "none" (random).
     """
 
     arch: str = "vgg"
     width: int = 32
     hidden: int | None = None
     dropout: float | None = None
+    weights: str | None = None
 
     def __post_init__(self) -> None:
         _positive("model", self, "width", "hidden")
@@ -529,7 +531,7 @@ def resolve_config(config: RunConfig) -> RunConfig:
         config = replace(config, data=replace(config.data, seed=config.seed))
     accepted = _model_defaults(config.model.arch)
     m = config.model
-    for name in ("hidden", "dropout"):
+    for name in ("hidden", "dropout", "weights"):
         value = getattr(m, name)
         if name not in accepted:
             if value is not None:

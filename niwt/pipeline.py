@@ -121,7 +121,7 @@ def _model_kwargs(config: RunConfig, in_features: int | None = None) -> dict[str
     ``in_features`` is the width of a features dataset (for the ``mlp`` model)."""
     m = config.model
     kwargs = {"width": m.width, "hidden": m.hidden, "dropout": m.dropout, "image_size": config.data.image_size,
-              "in_features": in_features}
+              "in_features": in_features, "weights": m.weights}
     accepted = model_settings(m.arch)
     return {k: v for k, v in kwargs.items() if v is not None and k in accepted}
 
@@ -155,8 +155,11 @@ def _save_model(model: Backbone, directory: Path) -> None:
 
 def _load_model(config: RunConfig, n_out: int, directory: Path, in_features: int | None = None) -> Backbone:
     """A backbone of ``config``'s architecture with the weights a stage saved (safetensors only)."""
+    kwargs = _model_kwargs(config, in_features)
+    if "weights" in kwargs:
+        kwargs["weights"] = "none"  # every weight comes from the stage's file
     with seeded(config.seed):
-        model = create_model(config.model.arch, n_out, **_model_kwargs(config, in_features))
+        model = create_model(config.model.arch, n_out, **kwargs)
     model.load_state_dict(load_file(str(directory / "model.safetensors")))
     return model.eval()
 

@@ -135,8 +135,11 @@ def _load_model(config: RunConfig, info: dict[str, Any], weights: Path) -> Backb
     from niwt.models import create_model
     from niwt.pipeline import _model_kwargs, seeded
 
+    kwargs = _model_kwargs(config, info.get("in_features"))
+    if "weights" in kwargs:
+        kwargs["weights"] = "none"  # every weight comes from the run's file
     with seeded(0):
-        model = create_model(config.model.arch, int(info["n_seen"]), **_model_kwargs(config, info.get("in_features")))
+        model = create_model(config.model.arch, int(info["n_seen"]), **kwargs)
     try:
         model.load_state_dict(load_file(str(weights)))
     except (RuntimeError, OSError, KeyError) as err:

@@ -26,12 +26,13 @@ from niwt.models import (
 )
 
 SMALL_SETTINGS = {"vgg": {"width": 4, "hidden": 12}, "resnet": {"width": 4}, "mlp": {"in_features": 10, "hidden": 6}}
+LARGE_SETTINGS = {"tv_vgg16": {"weights": "none"}, "tv_resnet101": {"weights": "none"}}
 """Small settings of the in-repo models; the torchvision ones take none (random weights at 32 px)."""
 
 
 def _build(name: str) -> Backbone:
     torch.manual_seed(0)
-    model = create_model(name, 3, **SMALL_SETTINGS.get(name, {}))
+    model = create_model(name, 3, **SMALL_SETTINGS.get(name, LARGE_SETTINGS.get(name, {})))
     # the small models run in float64 for tight tolerances; the large ones stay float32 (memory, time)
     return model.double() if name in SMALL_SETTINGS else model
 
@@ -48,8 +49,8 @@ def _images(model: Backbone, n: int = 2, side: int = 32) -> torch.Tensor:
 def test_settings_are_the_builders_named_parameters():
     assert model_settings("vgg") == ("width", "hidden", "dropout", "image_size")
     assert model_settings("resnet") == ("width",)
-    assert model_settings("tv_vgg16") == ()
-    assert model_settings("tv_resnet101") == ()
+    assert model_settings("tv_vgg16") == ("weights",)
+    assert model_settings("tv_resnet101") == ("weights",)
     for name in list_models():
         assert isinstance(model_settings(name), tuple)
 
@@ -59,7 +60,7 @@ def test_a_setting_the_model_cannot_use_is_refused_with_the_accepted_ones():
                                           r"settings it accepts: width"):
         create_model("resnet", 3, width=4, hidden=12)
     with pytest.raises(ConfigError, match=r"model 'tv_vgg16' cannot use the setting\(s\) width, dropout; "
-                                          r"settings it accepts: none"):
+                                          r"settings it accepts: weights"):
         create_model("tv_vgg16", 3, width=4, dropout=0.1)
     with pytest.raises(ConfigError, match=r"model 'vgg' cannot use the setting\(s\) depth; settings it accepts: "
                                           r"width, hidden, dropout, image_size"):
@@ -223,3 +224,41 @@ def test_contract_check_validates_its_inputs():
         check_backbone(model, _images(model), targets=torch.tensor([0, 5]))
     with pytest.raises(DataError, match=r"looks like \[N, H, W, C\]"):
         check_backbone(model, torch.rand(2, 32, 32, 3))
+
+
+# ----------------------------------------------------------------------------- pre-trained weights
+
+
+def test_torchvision_backbones_never_start_random_unless_asked(tmp_path):
+    with pytest.raises(ConfigError, match=r"model 'tv_resnet101' needs pre-trained weights.*\"none\" for random"):
+        create_model("tv_resnet101", 3)
+    with pytest.raises(DataError, match="weights file .* not found"):
+        create_model("tv_resnet101", 3, weights=str(tmp_path / "missing.pth"))
+
+
+def test_weights_files_are_loaded_checked_and_named_when_they_do_not_fit(tmp_path):
+    from safetensors.torch import save_file
+    from torchvision.models import resnet101
+
+    torch.manual_seed(0)
+    net = resnet101(weights=None)
+    state = {k: v.contiguous() for k, v in net.state_dict().items()}
+    save_file(state, str(tmp_path / "r101.safetensors"))
+    model = create_model("tv_resnet101", 3, weights=str(tmp_path / "r101.safetensors"))
+    assert torch.equal(model.layer4[2].conv3.weight, net.layer4[2].conv3.weight)
+    assert model.classifier.n_seen == 3  # ImageNet's fc is not used
+    # a state dict saved with torch.save is read with weights_only=True
+    torch.save({k: v for k, v in state.items() if not k.startswith("fc.")}, tmp_path / "r101.pth")
+    assert torch.equal(create_model("tv_resnet101", 3, weights=str(tmp_path / "r101.pth")).stem[0].weight,
+                       net.conv1.weight)
+    bad = dict(state)
+    bad["layer1.0.conv1.weight"] = torch.zeros(1)
+    del bad["layer2.0.bn1.bias"]
+    bad["head.extra"] = torch.zeros(2)
+    save_file(bad, str(tmp_path / "bad.safetensors"))
+    with pytest.raises(DataError, match=r"missing layer2.0.bn1.bias; unexpected head.extra; wrong shapes "
+                                        r"layer1.0.conv1.weight \(1,\)"):
+        create_model("tv_resnet101", 3, weights=str(tmp_path / "bad.safetensors"))
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(DataError, match="cannot read weights file"):
+        create_model("tv_resnet101", 3, weights=str(tmp_path / "junk.pth"))

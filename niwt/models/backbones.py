@@ -29,6 +29,7 @@ from torch import nn
 from niwt.checks import as_image_batch
 from niwt.errors import ConfigError
 from niwt.models.head import ExtendableLinear
+from niwt.models.weights import torchvision_network
 
 __all__ = ["Backbone", "PooledLinearHead", "VGGLike", "ResNetLike", "TorchvisionVGG16", "TorchvisionResNet101",
            "FeatureMLP",
@@ -230,17 +231,18 @@ class ResNetLike(Backbone):
 
 
 class TorchvisionVGG16(PooledLinearHead):
-    """torchvision's VGG16 (random weights) in the backbone contract; importance at conv5_3.
+    """torchvision's VGG16 in the backbone contract; importance at conv5_3 (after its ReLU).
 
     Args:
         num_classes: number of seen classes of the classifier (images of at least 32 px).
+        weights: a weights file, ``"imagenet"`` or ``"none"`` (:mod:`niwt.models.weights`).
     """
 
-    def __init__(self, num_classes: int) -> None:
+    def __init__(self, num_classes: int, weights: str | None = None) -> None:
         super().__init__()
         from torchvision.models import vgg16
 
-        net = vgg16(weights=None)
+        net = torchvision_network(vgg16, "tv_vgg16", weights, final="classifier.6.")
         self.features = net.features[:30]  # up to conv5_3 + ReLU: [N, 512, 14, 14] at 224 px
         self.pool5 = net.features[30]
         self.avgpool = net.avgpool
@@ -257,17 +259,18 @@ class TorchvisionVGG16(PooledLinearHead):
 
 
 class TorchvisionResNet101(Backbone):
-    """torchvision's ResNet-101 (random weights); importance at ``layer4.0`` (block4/unit_1).
+    """torchvision's ResNet-101; importance at ``layer4.0`` (block4/unit_1).
 
     Args:
         num_classes: number of seen classes of the classifier.
+        weights: a weights file, ``"imagenet"`` or ``"none"`` (:mod:`niwt.models.weights`).
     """
 
-    def __init__(self, num_classes: int) -> None:
+    def __init__(self, num_classes: int, weights: str | None = None) -> None:
         super().__init__()
         from torchvision.models import resnet101
 
-        net = resnet101(weights=None)
+        net = torchvision_network(resnet101, "tv_resnet101", weights, final="fc.")
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
         self.num_features = 2048

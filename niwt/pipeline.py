@@ -54,7 +54,7 @@ from niwt.rundir import StageStore, in_run_dir, stage_key, versions, write_json
 from niwt.training import predict_logits, seed_everything, train_classifier
 from niwt.transfer import UnseenWeightOptimizer, balance_unseen
 
-__all__ = ["NIWTRun", "TrainedModels", "RunContext", "seeded", "load_dataset", "open_dataset", "load_knowledge", "pretrain",
+__all__ = ["NIWTRun", "TrainedModels", "RunContext", "seeded", "load_backbone", "load_dataset", "open_dataset", "load_knowledge", "pretrain",
            "fit_seen", "train_models", "build_context", "needs_validation", "transfer_grid", "niwt_transfer",
            "gzsl_scores", "score_images", "TransferOutput", "penultimate_features", "select_niwt", "niwt_method", "baseline_method", "run_methods",
            "run_niwt", "run_to_dir", "demo_config", "save_niwt_outputs", "publish_niwt_outputs", "write_run", "data_key"]
@@ -153,14 +153,15 @@ def _save_model(model: Backbone, directory: Path) -> None:
     save_file(state, str(directory / "model.safetensors"))
 
 
-def _load_model(config: RunConfig, n_out: int, directory: Path, in_features: int | None = None) -> Backbone:
-    """A backbone of ``config``'s architecture with the weights a stage saved (safetensors only)."""
+def load_backbone(config: RunConfig, n_out: int, path: Path, in_features: int | None = None) -> Backbone:
+    """A backbone of ``config``'s architecture with ``n_out`` seen rows and the weights of the
+    safetensors file ``path`` (a stage's or a run's); unseen rows are resized to the file's."""
     kwargs = _model_kwargs(config, in_features)
     if "weights" in kwargs:
-        kwargs["weights"] = "none"  # every weight comes from the stage's file
+        kwargs["weights"] = "none"  # every weight comes from the file
     with seeded(config.seed):
         model = create_model(config.model.arch, n_out, **kwargs)
-    model.load_state_dict(load_file(str(directory / "model.safetensors")))
+    model.load_state_dict(load_file(str(path)))
     return model.eval()
 
 
@@ -267,7 +268,7 @@ def train_models(config: RunConfig, data: ZSLData, images: torch.Tensor, setting
         n_src = max(len(data.source_classes), 1)
         base = _stage(store, "pretrain", keys["pretrain"],
                       lambda d: pretrain(config, data, images, progress, d / "checkpoint.pt" if d else None),
-                      _save_model, lambda d: _load_model(config, n_src, d, _in_features(images)))
+                      _save_model, lambda d: load_backbone(config, n_src, d / "model.safetensors", _in_features(images)))
     seconds["pretrain"] = time.perf_counter() - t0
 
     def trained(name: str, setting: Setting, desc: str) -> Backbone:

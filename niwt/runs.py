@@ -132,19 +132,12 @@ def load_run(path: str | Path) -> LoadedRun:
 
 
 def _load_model(config: RunConfig, info: dict[str, Any], weights: Path) -> Backbone:
-    from niwt.models import create_model
-    from niwt.pipeline import _model_kwargs, seeded
+    from niwt.pipeline import load_backbone
 
-    kwargs = _model_kwargs(config, info.get("in_features"))
-    if "weights" in kwargs:
-        kwargs["weights"] = "none"  # every weight comes from the run's file
-    with seeded(0):
-        model = create_model(config.model.arch, int(info["n_seen"]), **kwargs)
     try:
-        model.load_state_dict(load_file(str(weights)))
+        return load_backbone(config, int(info["n_seen"]), weights, info.get("in_features"))
     except (RuntimeError, OSError, KeyError) as err:
         raise RunFormatError(f"{weights} does not fit a {config.model.arch!r} model: {err}") from err
-    return model.eval()
 
 
 def _load_mapper(config: RunConfig, path: Path) -> ImportanceMapper:

@@ -129,8 +129,7 @@ def _test_sample(run: LoadedRun, n: int, unseen_only: bool = True, seed: int = 0
     idx = data.test_unseen_idx if unseen_only else np.concatenate([data.test_seen_idx, data.test_unseen_idx])
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(idx, size=min(n, idx.size), replace=False))
-    batch = images[pick] if isinstance(images, torch.Tensor) else images[pick]
-    return data, pick, batch
+    return data, pick, images[pick]
 
 
 def explain_run(run: LoadedRun, paths: list[Path], out: Path, *, class_name: str | None = None, top_k: int = 5,
@@ -164,8 +163,8 @@ def class_explanations(run: LoadedRun, top_k: int = 5) -> list[ClassExplanation]
                                 class_names=run.row_names, k=top_k))
 
 
-def _fidelity(run: LoadedRun, names: list[NeuronName], n: int = 240) -> FidelityReport | None:
-    data, images = run.dataset()
+def _fidelity(run: LoadedRun, data, images, names: list[NeuronName], n: int = 240) -> FidelityReport | None:
+    """The fidelity table on ``n`` test images of the run's (opened) dataset; None without masks."""
     if data.masks is None or data.image_attributes is None or run.inverse is None:
         return None
     rng = np.random.default_rng(1)
@@ -196,7 +195,7 @@ def write_report(run: LoadedRun, *, n_gallery: int = 12) -> Path:
     """``niwt report``: ``RUN_DIR/report.html``, one self-contained page."""
     data, images = run.dataset()
     idx = data.test_unseen_idx
-    batch = images[idx] if isinstance(images, torch.Tensor) else images[idx]
+    batch = images[idx]
     with torch.no_grad():
         predicted = run.model(batch).argmax(1).numpy()
     truth_rows = Setting("final", run.fit_classes, run.new_classes, np.zeros(0, np.int64), idx).rows(data.labels[idx])
@@ -224,11 +223,7 @@ def write_report(run: LoadedRun, *, n_gallery: int = 12) -> Path:
                       f"{len(run.fit_classes)} seen and {len(run.new_classes)} unseen classes",
                       gzsl_rows=_gzsl_rows(run), plots=plots, gallery=gallery,
                       class_explanations=class_explanations(run), neuron_names=names,
-                      fidelity=_fidelity(run, names))
+                      fidelity=_fidelity(run, data, images, names))
     add_to_run(run.path, ["report.html"])
     return path
 
-
-def fidelity_of_run(run: LoadedRun) -> FidelityReport | None:
-    """The fidelity table of a shapes-world run (None for datasets without masks)."""
-    return _fidelity(run, neuron_names(run))

@@ -21,6 +21,7 @@ from niwt.errors import ConfigError, DataError
 from niwt.models import model_settings
 from niwt.pipeline import (
     build_context,
+    class_vectors,
     load_knowledge,
     needs_validation,
     open_dataset,
@@ -87,7 +88,8 @@ def compare(config: RunConfig, out: str | Path, *, force: bool = False, progress
             cfg = replace(config, seed=config.seed + i)
             seed_everything(cfg.seed)
             store = StageStore(staging, prefix=f"seed{cfg.seed}.")
-            ctx = build_context(cfg, data, load_knowledge(cfg, data), validation=needs_validation(cfg, methods),
+            knowledge, names = class_vectors(cfg, data)
+            ctx = build_context(cfg, data, knowledge, knowledge_names=names, validation=needs_validation(cfg, methods),
                                 progress=progress, store=store, images=images)
             results, _ = run_methods(ctx, methods)
             runs.append(SeedRun(cfg.seed, results))
@@ -172,7 +174,8 @@ def reproduce(config: RunConfig, out: str | Path, *, force: bool = False, progre
                 models = None
                 for source in ("attributes", "text"):
                     cfg = replace(mode_cfg, knowledge=replace(mode_cfg.knowledge, source=source))
-                    ctx = build_context(cfg, data, load_knowledge(cfg, data), base=base, models=models,
+                    knowledge, names = class_vectors(cfg, data)
+                    ctx = build_context(cfg, data, knowledge, knowledge_names=names, base=base, models=models,
                                         validation=needs_validation(cfg, methods), progress=progress, images=images)
                     models = ctx.models  # the backbones do not depend on the knowledge: train them once
                     results, _ = run_methods(ctx, methods)

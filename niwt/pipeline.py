@@ -54,10 +54,11 @@ from niwt.rundir import StageStore, in_run_dir, stage_key, versions, write_json
 from niwt.training import predict_logits, seed_everything, train_classifier
 from niwt.transfer import UnseenWeightOptimizer, balance_unseen
 
-__all__ = ["NIWTRun", "TrainedModels", "RunContext", "seeded", "load_backbone", "load_dataset", "open_dataset", "load_knowledge", "pretrain",
-           "fit_seen", "train_models", "build_context", "needs_validation", "transfer_grid", "niwt_transfer",
-           "gzsl_scores", "score_images", "TransferOutput", "penultimate_features", "select_niwt", "niwt_method", "baseline_method", "run_methods",
-           "run_niwt", "run_to_dir", "demo_config", "save_niwt_outputs", "publish_niwt_outputs", "write_run", "data_key"]
+__all__ = ["NIWTRun", "TrainedModels", "RunContext", "seeded", "load_backbone", "load_dataset", "open_dataset",
+           "load_knowledge", "class_vectors", "pretrain", "fit_seen", "train_models", "build_context",
+           "needs_validation", "transfer_grid", "niwt_transfer", "gzsl_scores", "score_images", "TransferOutput",
+           "penultimate_features", "select_niwt", "niwt_method", "baseline_method", "run_methods", "run_niwt",
+           "run_to_dir", "demo_config", "save_niwt_outputs", "publish_niwt_outputs", "write_run", "data_key"]
 
 log = logging.getLogger(__name__)
 
@@ -110,10 +111,16 @@ def load_dataset(config: RunConfig) -> ZSLData:
     return open_dataset(config)[0]
 
 
+def class_vectors(config: RunConfig, data: ZSLData) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Class vectors ``[C, d]`` of ``data`` as ``config.knowledge`` asks, and the names of their d
+    dimensions (computed once: text embeddings are not cheap)."""
+    k = config.knowledge
+    return knowledge_vectors(data, k.source, k.normalize, k.text_encoder)
+
+
 def load_knowledge(config: RunConfig, data: ZSLData) -> np.ndarray:
     """Class vectors ``[C, d]`` of ``data`` as ``config.knowledge`` asks."""
-    k = config.knowledge
-    return knowledge_vectors(data, k.source, k.normalize, k.text_encoder)[0]
+    return class_vectors(config, data)[0]
 
 
 def _model_kwargs(config: RunConfig, in_features: int | None = None) -> dict[str, object]:
@@ -268,7 +275,8 @@ def train_models(config: RunConfig, data: ZSLData, images: torch.Tensor, setting
         n_src = max(len(data.source_classes), 1)
         base = _stage(store, "pretrain", keys["pretrain"],
                       lambda d: pretrain(config, data, images, progress, d / "checkpoint.pt" if d else None),
-                      _save_model, lambda d: load_backbone(config, n_src, d / "model.safetensors", _in_features(images)))
+                      _save_model,
+                      lambda d: load_backbone(config, n_src, d / "model.safetensors", _in_features(images)))
     seconds["pretrain"] = time.perf_counter() - t0
 
     def trained(name: str, setting: Setting, desc: str) -> Backbone:
@@ -325,6 +333,7 @@ class RunContext:
     models: TrainedModels
     progress: bool = False
     store: StageStore | None = None
+    knowledge_names: tuple[str, ...] | None = None
 
     def key(self, stage: str, **parts: object) -> str:
         """The key of a method's stage: its config and the keys of the models and knowledge it uses."""
@@ -334,8 +343,9 @@ class RunContext:
     def run_info(self) -> dict[str, object]:
         """What a later command needs to read the run's model back: classes, rows, knowledge names,
         the dataset's fingerprint and how images were prepared."""
-        k = self.config.knowledge
-        names = knowledge_vectors(self.data, k.source, k.normalize, k.text_encoder)[1]
+        names = self.knowledge_names
+        if names is None:
+            names = class_vectors(self.config, self.data)[1]
         data_cfg = self.config.data
         transform = (data_cfg.transform().to_dict() if hasattr(data_cfg, "transform")
                      else {"resize": None, "crop": None, "normalize": False})
@@ -406,7 +416,8 @@ class RunContext:
 def build_context(config: RunConfig, data: ZSLData, knowledge: np.ndarray, *, validation: bool = True,
                   base: Backbone | None = None, models: TrainedModels | None = None,
                   progress: bool = False, store: StageStore | None = None,
-                  images: torch.Tensor | ImageSource | None = None) -> RunContext:
+                  images: torch.Tensor | ImageSource | None = None,
+                  knowledge_names: tuple[str, ...] | None = None) -> RunContext:
     """Settings, images and trained models of one run (``models`` reuses models trained before).
 
     With ``store``, every stage's result is kept there and reused when its key has not changed
@@ -421,7 +432,8 @@ def build_context(config: RunConfig, data: ZSLData, knowledge: np.ndarray, *, va
     if models is None:
         models = train_models(config, data, images, settings, validation=validation, base=base, progress=progress,
                               store=store)
-    return RunContext(config, data, knowledge, images, settings[0], settings[1], models, progress, store)
+    return RunContext(config, data, knowledge, images, settings[0], settings[1], models, progress, store,
+                      knowledge_names)
 
 
 @dataclass(frozen=True, eq=False)
@@ -672,7 +684,8 @@ def run_niwt(config: RunConfig, data: ZSLData | None = None, progress: bool = Fa
     images = None
     if data is None:
         data, images = open_dataset(config)
-    ctx = build_context(config, data, load_knowledge(config, data), base=base, progress=progress,
+    knowledge, names = class_vectors(config, data)
+    ctx = build_context(config, data, knowledge, knowledge_names=names, base=base, progress=progress,
                         validation=needs_validation(config, ("niwt",)), images=images)
     run = niwt_method(ctx)
     if not isinstance(run, NIWTRun):  # pragma: no cover - without a stage store it is always computed
@@ -742,7 +755,8 @@ def run_to_dir(config: RunConfig, out: str | Path, *, force: bool = False, progr
         seed_everything(config.seed)
         store = StageStore(staging, prefix=f"seed{config.seed}.")
         data, images = open_dataset(config)
-        ctx = build_context(config, data, load_knowledge(config, data), progress=progress, store=store,
+        knowledge, names = class_vectors(config, data)
+        ctx = build_context(config, data, knowledge, knowledge_names=names, progress=progress, store=store,
                             validation=needs_validation(config, ("niwt",)), images=images)
         results, _ = run_methods(ctx, ("niwt",))
         comparison = Comparison((SeedRun(config.seed, results),),

@@ -101,3 +101,16 @@ def test_other_format_version_and_missing_model_are_refused(run_dir, tmp_path):
     (copy / "model" / "niwt.safetensors").unlink()
     with pytest.raises(RunFormatError, match="holds no trained NIWT model"):
         load_run(copy)
+
+
+def test_explain_never_writes_over_files_it_did_not_write(run_dir, tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "explanations.json").write_text("my notes")
+    err = _err(["explain", str(run_dir), "--n", "1", "--out", str(out)], capsys)
+    assert "explanations.json" in err and "never overwrites" in err
+    assert (out / "explanations.json").read_text() == "my notes"
+    # an earlier explanation in the folder is written over
+    fresh = tmp_path / "again"
+    assert main(["explain", str(run_dir), "--n", "1", "--out", str(fresh)]) == 0
+    assert main(["explain", str(run_dir), "--n", "2", "--out", str(fresh)]) == 0

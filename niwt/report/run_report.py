@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from niwt.data.settings import Setting
-from niwt.errors import DataError
+from niwt.errors import DataError, RunDirectoryError
 from niwt.explain.fidelity import FidelityReport, fidelity
 from niwt.explain.gradcam import grad_cam
 from niwt.explain.names import NeuronName, name_neurons
@@ -99,6 +99,29 @@ def _vocabulary(run: LoadedRun):  # -> Vocabulary | list[str]
     return list(run.knowledge_names)
 
 
+def _check_explain_dir(out: Path) -> None:
+    """``out`` may be missing, empty, or hold an earlier explanation (its explanations.json and the
+    overlays it lists), which is written over; anything else there is refused, never overwritten."""
+    import json
+
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise RunDirectoryError(f"{str(out)!r} exists and is not a directory; choose another --out")
+    entries = sorted(p.name for p in out.iterdir())
+    ours = set()
+    try:
+        record = json.loads((out / "explanations.json").read_text(encoding="utf-8"))
+        ours = {"explanations.json", *(str(i["overlay"]) for i in record["images"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    foreign = [n for n in entries if n not in ours]
+    if foreign:
+        shown = ", ".join(repr(n) for n in foreign[:5]) + (" ..." if len(foreign) > 5 else "")
+        raise RunDirectoryError(f"{str(out)!r} holds files niwt explain did not write ({shown}); niwt never "
+                                "overwrites them: choose an empty or new --out")
+
+
 def explain_images_of_run(run: LoadedRun, images: torch.Tensor, sources: list[str], out: Path, *,
                           class_name: str | None = None, top_k: int = 5,
                           true_classes: list[str] | None = None) -> list[ExplainedImage]:
@@ -113,6 +136,7 @@ def explain_images_of_run(run: LoadedRun, images: torch.Tensor, sources: list[st
     words = explain_images(model, layer, images, run.inverse, _vocabulary(run), targets=targets, k=top_k,
                            class_names=run.row_names)
     shown = _display(run, images)
+    _check_explain_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     records = []
     for i, source in enumerate(sources):

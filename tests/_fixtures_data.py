@@ -308,3 +308,52 @@ def standin_res101(split_file: Path, out_dir: Path, dataset: str, feature_dim: i
     features = np.random.default_rng(8).normal(size=(feature_dim, n)).astype(np.float32)
     scipy.io.savemat(out_dir / "res101.mat", {"features": features, "labels": labels.astype(dtype).reshape(-1, 1)})
     return out_dir
+
+
+def make_xlsa17_image_split(
+    folder: Path, prefix: str, class_names: Sequence[str], paths: Sequence[str], labels: Sequence[int],
+    unseen: Sequence[str], val: Sequence[str], *, unlisted: Sequence[str] = (), feature_dim: int = 3,
+) -> dict[str, list[str]]:
+    """An xlsa17 dataset folder (``att_splits.mat`` + ``res101.mat``) whose split covers an image folder's files.
+
+    As in the published files: ``allclasses_names`` in an order of its own (here reversed), labels
+    uint8 and locs uint16, both 1-based; ``image_files`` absolute MPI paths ``prefix + path``, rows
+    in an order of their own (here reversed paths); ``train_loc`` / ``val_loc`` hold every image of
+    the train / val classes. Of each seen class's images (in ``paths`` order) the *first* is in
+    ``test_seen_loc``. ``unlisted`` paths are left out of ``res101.mat``.
+
+    Returns:
+        The relative paths of ``trainval``, ``test_seen`` and ``test_unseen``.
+    """
+    import scipy.io
+
+    folder.mkdir(parents=True, exist_ok=True)
+    names = list(reversed(class_names))
+    position = {name: i for i, name in enumerate(names)}
+    rows = [(p, class_names[c]) for p, c in reversed(list(zip(paths, labels))) if p not in set(unlisted)]
+    first = {}
+    for p, c in zip(paths, labels):
+        if p not in set(unlisted):
+            first.setdefault(class_names[c], p)
+    expected: dict[str, list[str]] = {"trainval": [], "test_seen": [], "test_unseen": []}
+    locs: dict[str, list[int]] = {"trainval_loc": [], "test_seen_loc": [], "test_unseen_loc": [], "train_loc": [],
+                                  "val_loc": []}
+    for r, (p, name) in enumerate(rows):
+        if name in unseen:
+            key = "test_unseen"
+        else:
+            key = "test_seen" if first[name] == p else "trainval"
+            locs["val_loc" if name in val else "train_loc"].append(r + 1)
+        locs[f"{key}_loc"].append(r + 1)
+        expected[key].append(p)
+    rng = np.random.default_rng(9)
+    original = np.round(rng.uniform(0, 100, size=(4, len(names))), 2)
+    split = {"allclasses_names": _cell(names), "att": original / np.linalg.norm(original, axis=0, keepdims=True),
+             "original_att": original, **{key: _column(values) for key, values in locs.items()}}
+    scipy.io.savemat(folder / "att_splits.mat", split)
+    scipy.io.savemat(folder / "res101.mat", {
+        "features": rng.normal(size=(feature_dim, len(rows))).astype(np.float32),
+        "labels": _column([position[name] + 1 for _, name in rows], np.uint8),
+        "image_files": _cell([prefix + p for p, _ in rows]),
+    })
+    return {key: sorted(values) for key, values in expected.items()}

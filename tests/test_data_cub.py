@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _fixtures_data import CUB_ATTRIBUTES, CUB_CLASSES, corrupt, cub_matrix, make_cub
+from _fixtures_data import (
+    CUB_ATTRIBUTES,
+    CUB_CLASSES,
+    CUB_UNSEEN,
+    corrupt,
+    cub_matrix,
+    make_cub,
+    make_xlsa17_image_split,
+)
 
-from niwt.data.cub import load_cub
+from niwt.data.cub import load_cub, read_cub_meta
 from niwt.errors import DataError
+
+CUB_PREFIX = "/BS/Deep_Fragments/work/MSc/CUB_200_2011/CUB_200_2011/images/"
 
 
 @pytest.fixture()
@@ -108,3 +118,29 @@ def test_id_files_must_agree(cub):
     _rewrite_line(cub / "images.txt", 0, "x 001.a/b.jpg")
     with pytest.raises(DataError, match=r"images\.txt, line 1: the id must be an integer"):
         load_cub(cub)
+
+
+def test_exact_xlsa17_image_split_from_res101(tmp_path):
+    cub = make_cub(tmp_path, class_lists=False)
+    meta = read_cub_meta(cub)
+    folder = tmp_path / "xlsa17" / "data" / "CUB"
+    # allclasses_names in another order than classes.txt (as in the published file): matched by name
+    expected = make_xlsa17_image_split(folder, CUB_PREFIX, CUB_CLASSES, meta.image_paths, meta.labels, CUB_UNSEEN,
+                                       ("005.Crested_Auklet",), unlisted=(meta.image_paths[-1],))
+    loaded = load_cub(cub, split_dir=folder)
+    d = loaded.data
+    got = {key: sorted(loaded.image_paths[i] for i in idx)
+           for key, idx in (("trainval", d.trainval_idx), ("test_seen", d.test_seen_idx),
+                            ("test_unseen", d.test_unseen_idx))}
+    assert got == expected
+    # by hand: 5 seen classes x 3 images, the first of each in test_seen, less 007's last image (unlisted);
+    # 2 unseen classes x 3 images
+    assert (len(got["trainval"]), len(got["test_seen"]), len(got["test_unseen"])) == (9, 5, 6)
+    assert got["test_seen"][0] == "001.Black_footed_Albatross/Black_footed_Albatross_0001_1.jpg"
+    assert sorted(d.class_names[c] for c in d.unseen_classes) == sorted(CUB_UNSEEN)
+    assert [d.class_names[c] for c in d.val_classes] == ["005.Crested_Auklet"]
+    assert d.split_origin.startswith("xlsa17: ") and len(d.descriptions) == 7
+    assert any("1 image(s)" in n for n in loaded.notes)
+    (folder / "res101.mat").unlink()
+    with pytest.raises(DataError, match="no seen / unseen split"):  # the split file alone names no classes
+        load_cub(cub, split_dir=folder)

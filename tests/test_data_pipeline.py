@@ -12,7 +12,8 @@ import math
 import pytest
 
 from niwt.cli import main
-from tests._fixtures_data import make_awa2, make_cub, make_folder
+from niwt.data.awa2 import awa2_image_list
+from tests._fixtures_data import AWA2_CLASSES, AWA2_UNSEEN, make_awa2, make_cub, make_folder, make_xlsa17_image_split
 
 TINY = """
 seed = 0
@@ -61,9 +62,15 @@ def test_folder_dataset_runs_end_to_end(tmp_path):
 
 @pytest.mark.slow
 def test_awa2_release_folder_runs_end_to_end(tmp_path):
+    """With xlsa17's res101.mat in split_dir (its exact image split) and images read by two worker processes."""
     root = make_awa2(tmp_path, images_per_class=2)
-    metrics = _run(tmp_path, "awa2", root, f'split_dir = "{tmp_path / "xlsa17_AWA2"}"')
-    assert metrics["config"]["data"]["split"] == "proposed"
+    paths, labels, _ = awa2_image_list(root, AWA2_CLASSES)
+    make_xlsa17_image_split(tmp_path / "xlsa17_AWA2", "/BS/xian/work/data/Animals_with_Attributes2//JPEGImages/",
+                            AWA2_CLASSES, paths, labels, AWA2_UNSEEN, ("beaver", "dalmatian"))
+    metrics = _run(tmp_path, "awa2", root, f'split_dir = "{tmp_path / "xlsa17_AWA2"}"\nworkers = 2')
+    assert metrics["config"]["data"]["split"] == "proposed" and metrics["config"]["data"]["workers"] == 2
+    info = json.loads((tmp_path / "run-awa2" / "model" / "run.json").read_text())
+    assert info["split_origin"].startswith("xlsa17: ") and "res101.mat" in info["split_origin"]
 
 
 @pytest.mark.slow

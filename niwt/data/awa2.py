@@ -8,14 +8,18 @@ Layout::
     predicate-matrix-binary.txt       50 rows x 85 values, 0/1
     JPEGImages/<class>/<class>_<id>.jpg
 
-The GZSL split is the proposed split of xlsa17: ``trainvalclasses.txt`` / ``testclasses.txt``
-(and ``trainclasses1.txt`` / ``valclasses1.txt``) from ``split_dir`` or the release folder; without
-them, the published list of the ten proposed-split unseen classes. The release's own
-``trainclasses.txt`` / ``testclasses.txt`` are the older standard split (``split="standard"``).
+The GZSL split is the proposed split of xlsa17. With ``split_dir`` the xlsa17 folder of AWA2
+holding ``res101.mat`` and ``att_splits.mat``, the images of trainval / test_seen / test_unseen are
+exactly xlsa17's (see :func:`~niwt.data.xlsa17.xlsa17_image_split`). Otherwise the classes come
+from ``trainvalclasses.txt`` / ``testclasses.txt`` (and ``trainclasses1.txt`` / ``valclasses1.txt``)
+in ``split_dir`` or the release folder, else the published list of the ten proposed-split unseen
+classes, and test_seen images are drawn with a seed. The release's own ``trainclasses.txt`` /
+``testclasses.txt`` are the older standard split (``split="standard"``).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +39,10 @@ from niwt.data.splits import (
     resolve_class_split,
 )
 from niwt.data.textfiles import is_dir, is_file, quote_names, read_id_names, read_matrix, read_name_list
+from niwt.data.xlsa17 import FEATURES_FILE, no_image_split_note, xlsa17_image_split
 from niwt.errors import ConfigError, DataError
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "AWA2_FOLDER",
@@ -208,19 +215,23 @@ def load_awa2(
     Args:
         path: the ``Animals_with_Attributes2`` folder or its parent.
         split: ``"proposed"`` (xlsa17) or ``"standard"`` (the release's own class lists).
-        split_dir: a folder holding the xlsa17 AWA2 class lists (``xlsa17/data/AWA2``).
-        unseen_classes: unseen class names, when no class lists are available.
+        split_dir: the xlsa17 AWA2 folder (``xlsa17/data/AWA2``): with ``res101.mat`` and
+            ``att_splits.mat``, xlsa17's exact image split; otherwise its class lists, if any.
+        unseen_classes: unseen class names, when no class lists are available (not with the
+            exact image split).
         knowledge: ``"continuous"`` (0-100; missing ``-1`` set to 0, recorded in the notes) or
             ``"binary"``.
         val_split: which xlsa17 ``trainclasses<k>.txt`` / ``valclasses<k>.txt`` pair to use.
         val_fraction: share of seen classes drawn for validation when no list gives them.
-        test_seen_fraction: share of each seen class's images held out for ``test_seen``.
+        test_seen_fraction: share of each seen class's images held out for ``test_seen`` (without
+            the exact image split).
         seed: seed of the draws.
         transform: image preprocessing (``ImageTransform()`` when ``None``).
         check_images: open every image first (see :func:`~niwt.data.imagefiles.screen_images`).
 
     Raises:
-        DataError: for malformed or missing files (named, with the fix).
+        DataError: for malformed or missing files (named, with the fix), or an image of xlsa17's
+            split that is not in ``JPEGImages``.
         ConfigError: for a bad argument.
     """
     if knowledge not in AWA2_KNOWLEDGE:
@@ -241,15 +252,27 @@ def load_awa2(
         if n_missing:
             values[values == -1] = 0.0
             notes.append(f"{n_missing} missing attribute value(s) (-1) in predicate-matrix-continuous.txt set to 0")
-    class_split = awa2_class_split(meta, split=split, split_dir=None if split_dir is None else Path(split_dir),
-                                   unseen_classes=unseen_classes, val_split=val_split,
-                                   val_fraction=val_fraction, seed=seed)
     paths, labels, extra = awa2_image_list(root, meta.class_names)
     if extra:
         notes.append(f"image folders that are not classes were skipped: {quote_names(extra)}")
+    image_split = None
+    if split_dir is not None and split == "proposed":
+        image_split = xlsa17_image_split(split_dir, meta.class_names, paths, labels, image_root=root / "JPEGImages",
+                                         val_split=val_split, val_fraction=val_fraction, seed=seed)
+        if image_split is None:
+            notes.append(no_image_split_note(Path(split_dir), seed))
+        elif unseen_classes is not None:
+            raise ConfigError(f"`unseen_classes` cannot be combined with xlsa17's image split ({FEATURES_FILE} in "
+                              f"split_dir {split_dir}), which fixes the unseen classes; give one of the two")
+    elif split_dir is not None and is_file(Path(split_dir) / FEATURES_FILE):
+        notes.append(f"split='standard': xlsa17's image split in {split_dir} (the proposed split) is not used")
+        logger.info("%s", notes[-1])
+    class_split = image_split.classes if image_split is not None else awa2_class_split(
+        meta, split=split, split_dir=None if split_dir is None else Path(split_dir), unseen_classes=unseen_classes,
+        val_split=val_split, val_fraction=val_fraction, seed=seed)
     return assemble_image_dataset(
         name="AWA2", format="awa2", root=root / "JPEGImages", paths=paths, labels=labels,
         class_names=meta.class_names, knowledge=values, knowledge_names=meta.attribute_names, split=class_split,
         listed_in="the JPEGImages class folders", test_seen_fraction=test_seen_fraction, seed=seed,
-        transform=transform, check_images=check_images, notes=notes,
+        transform=transform, check_images=check_images, notes=notes, image_split=image_split,
     )

@@ -10,8 +10,11 @@ Layout (all ids 1-based, space-separated)::
     images/NNN.Class_Name/*.jpg
     text_c10/NNN.Class_Name/<image stem>.txt   ten captions per image (optional; here or beside)
 
-The GZSL split comes from the xlsa17 CUB class lists (``trainvalclasses.txt`` / ``testclasses.txt``)
-in ``split_dir`` or the dataset folder, or from ``unseen_classes``.
+The GZSL split is xlsa17's: with ``split_dir`` the xlsa17 folder of CUB holding ``res101.mat`` and a
+split file, the images of trainval / test_seen / test_unseen are exactly xlsa17's (see
+:func:`~niwt.data.xlsa17.xlsa17_image_split`); otherwise the classes come from the xlsa17 CUB class
+lists (``trainvalclasses.txt`` / ``testclasses.txt``) in ``split_dir`` or the dataset folder, or
+from ``unseen_classes``, and test_seen images are drawn with a seed.
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ from niwt.data.textfiles import (
     read_lines,
     read_matrix,
 )
-from niwt.errors import DataError
+from niwt.data.xlsa17 import FEATURES_FILE, no_image_split_note, xlsa17_image_split
+from niwt.errors import ConfigError, DataError
 
 __all__ = [
     "CUB_FOLDER",
@@ -239,18 +243,22 @@ def load_cub(
 
     Args:
         path: the ``CUB_200_2011`` folder or its parent.
-        split_dir: a folder holding the xlsa17 CUB class lists.
-        unseen_classes: unseen class names, when no class lists are available.
+        split_dir: the xlsa17 CUB folder (``xlsa17/data/CUB``): with ``res101.mat`` and a split
+            file, xlsa17's exact image split; otherwise its class lists, if any.
+        unseen_classes: unseen class names, when no class lists are available (not with the
+            exact image split).
         captions_dir: the ``text_c10`` folder (looked for in and beside the dataset when ``None``).
         val_split: which xlsa17 ``trainclasses<k>.txt`` / ``valclasses<k>.txt`` pair to use.
         val_fraction: share of seen classes drawn for validation when no list gives them.
-        test_seen_fraction: share of each seen class's images held out for ``test_seen``.
+        test_seen_fraction: share of each seen class's images held out for ``test_seen`` (without
+            the exact image split).
         seed: seed of the draws.
         transform: image preprocessing (``ImageTransform()`` when ``None``).
         check_images: open every image first (see :func:`~niwt.data.imagefiles.screen_images`).
 
     Raises:
-        DataError: for malformed or missing files (named, with the fix).
+        DataError: for malformed or missing files (named, with the fix), or an image of xlsa17's
+            split that is not in ``images.txt``.
         ConfigError: for a bad argument.
     """
     val_fraction = check_fraction("val_fraction", val_fraction)
@@ -259,9 +267,19 @@ def load_cub(
     root = find_cub_root(path)
     meta = read_cub_meta(root)
     notes = list(meta.notes)
-    class_split = cub_class_split(meta, split_dir=None if split_dir is None else Path(split_dir),
-                                  unseen_classes=unseen_classes, val_split=val_split,
-                                  val_fraction=val_fraction, seed=seed)
+    image_split = None
+    if split_dir is not None:
+        image_split = xlsa17_image_split(split_dir, meta.class_names, meta.image_paths, meta.labels,
+                                         image_root=root / "images", val_split=val_split, val_fraction=val_fraction,
+                                         seed=seed)
+        if image_split is None:
+            notes.append(no_image_split_note(Path(split_dir), seed))
+        elif unseen_classes is not None:
+            raise ConfigError(f"`unseen_classes` cannot be combined with xlsa17's image split ({FEATURES_FILE} in "
+                              f"split_dir {split_dir}), which fixes the unseen classes; give one of the two")
+    class_split = image_split.classes if image_split is not None else cub_class_split(
+        meta, split_dir=None if split_dir is None else Path(split_dir), unseen_classes=unseen_classes,
+        val_split=val_split, val_fraction=val_fraction, seed=seed)
     text_root = Path(captions_dir) if captions_dir is not None else next(
         (p for p in (root / "text_c10", root.parent / "text_c10") if is_dir(p)), None)
     descriptions: tuple[tuple[str, ...], ...] = ()
@@ -276,4 +294,5 @@ def load_cub(
         class_names=meta.class_names, knowledge=meta.attributes, knowledge_names=meta.attribute_names,
         split=class_split, listed_in=str(root / "images.txt"), test_seen_fraction=test_seen_fraction, seed=seed,
         transform=transform, check_images=check_images, descriptions=descriptions, notes=notes,
+        image_split=image_split,
     )

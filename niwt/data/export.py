@@ -145,6 +145,8 @@ def model_features(model: Any, images: Any, batch_size: int = 256, device: Any =
     """
     import torch
 
+    from niwt.data.source import iter_batches
+
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise DataError(f"`batch_size` must be a positive int, got {batch_size!r}")
     first = next(model.parameters(), None)
@@ -156,8 +158,9 @@ def model_features(model: Any, images: Any, batch_size: int = 256, device: Any =
     model.to(target).eval()
     try:
         with torch.no_grad():
-            for start in range(0, n, int(batch_size)):
-                batch = images[start:start + int(batch_size)].to(target, torch.float32)
+            for positions, x in iter_batches(images, None, int(batch_size), pin_memory=target.type == "cuda"):
+                start = int(positions[0])
+                batch = x.to(target, torch.float32)
                 feats = model.forward_head(model.forward_features(batch))
                 out[start:start + batch.shape[0]] = torch.flatten(feats, 1).float().cpu().numpy()
                 logger.debug("features of images %d-%d of %d", start + 1, start + batch.shape[0], n)

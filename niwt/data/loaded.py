@@ -95,6 +95,7 @@ class LoadedDataset:
             "n_test_seen": int(d.test_seen_idx.size),
             "n_test_unseen": int(d.test_unseen_idx.size),
             "features": features,
+            "split_origin": d.split_origin,
             "image_root": None if self.image_root is None else str(self.image_root),
             "transform": None if self.transform is None else self.transform.to_dict(),
             "notes": list(self.notes),

@@ -78,6 +78,8 @@ class ZSLData:
         attribute_groups: optional names of the G groups and, per group, the names of its values.
         masks: optional ``[N, H, W]`` bool object masks.
         features: optional ``[N, D]`` pre-extracted features (xlsa17 style).
+        split_origin: where the image split comes from (the published files, or a seeded draw),
+            for the run's record; empty when the dataset was made with its split.
     """
 
     name: str
@@ -100,6 +102,7 @@ class ZSLData:
     attribute_groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
     masks: np.ndarray | None = None
     features: np.ndarray | None = None
+    split_origin: str = ""
 
     def __post_init__(self) -> None:
         _check_class_names(self.class_names)

@@ -2,27 +2,37 @@
 
 An :class:`ImageSource` has a length, a ``shape`` ``(N, C, H, W)`` and returns float32 tensors
 ``[n, C, H, W]`` for a slice or an index array. Every stage that walks over images (training,
-importance, transfer pools, features, scores) indexes it batch by batch, exactly as it indexes an
-in-memory tensor; only the batch being processed is ever held.
+importance, features, scores, export) goes through :func:`iter_batches`: an in-memory tensor is
+sliced, a source is read by a torch ``DataLoader`` over :class:`SourceDataset` (one ``load`` call
+per batch, in worker processes when the source asks for them), so only the batches being processed
+or prefetched are ever held, whatever the dataset's size.
 
 * :class:`TensorImages`: an in-memory tensor (what small worlds use).
-* :class:`FileImages`: image files decoded by a torch ``Dataset`` (a thread pool decodes a batch).
+* :class:`FileImages`: image files decoded by a torch ``Dataset``, read by DataLoader workers.
 * :class:`ShapesStream`: shapes-world images rendered on demand from a per-image seed, for worlds
   too large to hold (load tests with 100,000 images).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+import os
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Dataset
 
 from niwt.data.record import ZSLData
-from niwt.errors import DataError
+from niwt.errors import ConfigError, DataError, NIWTError
 
-__all__ = ["ImageSource", "TensorImages", "FileImages", "ShapesStream", "take"]
+__all__ = ["ImageSource", "TensorImages", "FileImages", "ShapesStream", "SourceDataset", "Batch", "default_workers",
+           "iter_batches", "take"]
+
+
+def default_workers() -> int:
+    """DataLoader worker processes used when none are asked for: ``min(4, os.cpu_count())``."""
+    return min(4, os.cpu_count() or 1)
 
 
 def _positions(index: object, n: int) -> np.ndarray:
@@ -39,10 +49,15 @@ def _positions(index: object, n: int) -> np.ndarray:
 
 
 class ImageSource:
-    """Base class: ``len``, ``shape`` and batch access by slice or index array."""
+    """Base class: ``len``, ``shape`` and batch access by slice or index array.
+
+    ``workers`` is how many DataLoader worker processes :func:`iter_batches` reads this source
+    with (0: in the calling process); cheap sources keep 0.
+    """
 
     shape: tuple[int, int, int, int]
     dtype: torch.dtype = torch.float32
+    workers: int = 0
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -77,6 +92,7 @@ class _Subset(ImageSource):
         self.parent, self.positions = parent, positions
         self.shape = (len(positions), *parent.shape[1:])
         self.dtype = parent.dtype
+        self.workers = parent.workers
 
     def load(self, positions: np.ndarray) -> torch.Tensor:
         return self.parent.load(self.positions[positions])
@@ -97,25 +113,31 @@ class TensorImages(ImageSource):
 class FileImages(ImageSource):
     """Image files decoded on access through a torch ``Dataset`` whose items are ``(image, label)``.
 
+    ``load`` decodes its batch in the calling process; :func:`iter_batches` spreads the batches
+    over ``workers`` DataLoader processes.
+
     Args:
         dataset: e.g. :class:`niwt.data.images.ImageFileDataset` with a transform to a fixed size.
         size: the side the transform gives (for ``shape``); read from the first image when None.
-        workers: threads decoding a batch (Pillow releases the interpreter lock while decoding).
+        workers: DataLoader worker processes (0: decode in the calling process); ``None``:
+            :func:`default_workers`.
+
+    Raises:
+        ConfigError: for a negative or non-integer ``workers``.
     """
 
-    def __init__(self, dataset: torch.utils.data.Dataset, size: int | None = None, workers: int = 4) -> None:
+    def __init__(self, dataset: torch.utils.data.Dataset, size: int | None = None, workers: int | None = None
+                 ) -> None:
         self.dataset = dataset
         first = dataset[0][0] if size is None else None
         side = size if size is not None else int(first.shape[-1])
         self.shape = (len(dataset), 3, side, side)  # type: ignore[arg-type]
-        self.workers = workers
+        self.workers = default_workers() if workers is None else _check_workers(workers)
 
     def load(self, positions: np.ndarray) -> torch.Tensor:
         if not positions.size:
             return torch.zeros(0, *self.shape[1:])
-        with ThreadPoolExecutor(max_workers=min(self.workers, positions.size)) as pool:
-            items = list(pool.map(lambda i: self.dataset[int(i)][0], positions))
-        return torch.stack(items)
+        return torch.stack([self.dataset[int(i)][0] for i in positions])
 
 
 class ShapesStream(ImageSource):
@@ -169,6 +191,127 @@ class ShapesStream(ImageSource):
         batch = np.stack([self.render(int(i))[0] for i in positions]) if positions.size else \
             np.zeros((0, *self.shape[2:], 3), np.uint8)
         return torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def _check_workers(workers: object) -> int:
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 0:
+        raise ConfigError(f"`workers` must be an integer >= 0 (0: read images in the calling process), got {workers!r}")
+    return int(workers)
+
+
+class SourceDataset(Dataset):
+    """A torch ``Dataset`` view of an :class:`ImageSource`: item ``i`` is image ``i`` ``[C, H, W]``.
+
+    A batch of positions is read with one ``load`` call (``__getitems__``, which the DataLoader
+    uses when it batches). An error of niwt raised while reading (an undecodable file) is handed
+    back as the batch's value, so that :func:`iter_batches` raises it in the calling process with
+    its own message. Pickles with its source (worker processes started by spawn).
+    """
+
+    def __init__(self, source: ImageSource) -> None:
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.source[np.array([index], dtype=np.int64)][0]
+
+    def __getitems__(self, positions: Sequence[int]) -> torch.Tensor | _Raised:
+        try:
+            return self.source[np.asarray(positions, dtype=np.int64)]
+        except NIWTError as err:
+            return _Raised(err)
+
+
+class _Raised(NamedTuple):
+    error: NIWTError
+
+
+class Batch(NamedTuple):
+    """One batch of :func:`iter_batches`: the image positions (``int64``) and their images."""
+
+    positions: torch.Tensor
+    images: torch.Tensor
+
+
+def _batch_as_is(batch: object) -> object:
+    """The DataLoader's collate function: ``__getitems__`` already returns the batch."""
+    return batch
+
+
+def _seed_worker(worker_id: int) -> None:
+    """Seed NumPy in a worker from the seed torch gave it (``base_seed + worker_id``, deterministic)."""
+    np.random.seed(torch.initial_seed() % 2**32)
+
+
+def _rows(images: torch.Tensor, chunk: np.ndarray) -> torch.Tensor:
+    """Rows ``chunk`` of an in-memory tensor: a slice for consecutive positions, else a gather."""
+    if chunk.size and chunk[-1] - chunk[0] == chunk.size - 1 and (chunk.size == 1 or (np.diff(chunk) == 1).all()):
+        return images[int(chunk[0]) : int(chunk[-1]) + 1]
+    return images[torch.from_numpy(chunk)]
+
+
+def iter_batches(
+    images: torch.Tensor | np.ndarray | ImageSource,
+    positions: np.ndarray | torch.Tensor | Sequence[int] | None,
+    batch_size: int,
+    *,
+    workers: int | None = None,
+    pin_memory: bool = False,
+) -> Iterator[Batch]:
+    """The images at ``positions``, in that order, ``batch_size`` at a time.
+
+    An in-memory tensor is sliced (consecutive positions) or gathered, exactly as indexing it
+    would. An :class:`ImageSource` is read by a ``torch.utils.data.DataLoader`` over
+    :class:`SourceDataset` with ``sampler=positions``: each batch is one ``load`` call, made in
+    one of ``workers`` worker processes (or in this process for 0), at most two batches per
+    worker read ahead; batches come back in order. The DataLoader draws its worker seeds from a
+    private generator, so torch's global random state is left as it was. Each call is one pass
+    over ``positions`` (worker processes end with it).
+
+    Args:
+        images: ``[N, C, H, W]`` images, in memory or as a source.
+        positions: indices into ``images`` (a shuffled order, a subset, a shard); ``None``: all,
+            in order.
+        batch_size: images per batch (the last one may be smaller).
+        workers: worker processes for a source; ``None``: the source's own ``workers``. Ignored
+            for in-memory tensors.
+        pin_memory: put a source's batches in pinned memory (faster copies to a CUDA device);
+            ignored without CUDA and for in-memory tensors.
+
+    Yields:
+        :class:`Batch` ``(positions, images)``.
+
+    Raises:
+        ConfigError: for a ``batch_size`` < 1 or a negative ``workers``.
+        DataError: for positions out of range or not integers, or an image that cannot be read
+            (the reader's own message).
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ConfigError(f"`batch_size` must be an integer >= 1, got {batch_size!r}")
+    if isinstance(images, np.ndarray):
+        images = torch.from_numpy(images)
+    if not isinstance(images, (torch.Tensor, ImageSource)):
+        raise DataError(f"`images` must be a tensor [N, C, H, W] or an ImageSource, got {type(images).__name__}")
+    n = int(images.shape[0])
+    order = np.arange(n) if positions is None else _positions(positions, n).astype(np.int64, copy=False)
+    step = int(batch_size)
+    chunks = [order[start : start + step] for start in range(0, order.size, step)]
+    if not isinstance(images, ImageSource):
+        for chunk in chunks:
+            yield Batch(torch.from_numpy(chunk), _rows(images, chunk))
+        return
+    n_workers = min(images.workers if workers is None else _check_workers(workers), len(chunks))
+    loader = DataLoader(
+        SourceDataset(images), batch_size=step, sampler=order.tolist(), num_workers=n_workers,
+        collate_fn=_batch_as_is, pin_memory=bool(pin_memory) and torch.cuda.is_available(),
+        worker_init_fn=_seed_worker if n_workers else None, generator=torch.Generator().manual_seed(0),
+    )
+    for chunk, batch in zip(chunks, loader):
+        if isinstance(batch, _Raised):
+            raise batch.error
+        yield Batch(torch.from_numpy(chunk), batch)
 
 
 def take(images: torch.Tensor | ImageSource, idx: np.ndarray) -> torch.Tensor | ImageSource:

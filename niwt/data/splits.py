@@ -25,6 +25,7 @@ __all__ = [
     "class_indices",
     "class_list_split",
     "ClassSplit",
+    "ImageSplit",
     "resolve_class_split",
 ]
 
@@ -159,6 +160,25 @@ class ClassSplit:
     def to_dict(self) -> dict[str, object]:
         return {"seen": self.seen.tolist(), "unseen": self.unseen.tolist(), "train": self.train.tolist(),
                 "val": self.val.tolist(), "notes": list(self.notes)}
+
+
+@dataclass(frozen=True)
+class ImageSplit:
+    """A published image split (xlsa17's) mapped onto a loader's image list.
+
+    Attributes:
+        classes: the class split it implies.
+        trainval, test_seen, test_unseen: sorted ``int64`` rows of the loader's image list.
+        origin: the files it was read from, for the record (``ZSLData.split_origin``).
+        notes: one line per decision (files read, images of the folder the split leaves out).
+    """
+
+    classes: ClassSplit
+    trainval: np.ndarray
+    test_seen: np.ndarray
+    test_unseen: np.ndarray
+    origin: str
+    notes: tuple[str, ...] = ()
 
 
 def _names(indices: np.ndarray, class_names: Sequence[str], k: int = 8) -> str:

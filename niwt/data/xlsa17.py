@@ -12,11 +12,15 @@ Layout of one dataset folder (``xlsa17/data/<DS>/``)::
 
 Files are read with :func:`scipy.io.loadmat` (MATLAB v5) only; field shapes are read from the file
 header first and checked against each other before the large arrays are loaded.
+
+:func:`xlsa17_image_split` maps the split onto the images of an AwA2 or CUB folder through
+``image_files`` (the exact trainval / test_seen / test_unseen images of the published split).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,8 +29,24 @@ import numpy as np
 from niwt.data.imagefiles import ImageTransform, screen_images
 from niwt.data.loaded import LoadedDataset
 from niwt.data.record import ZSLData
-from niwt.data.splits import DEFAULT_VAL_FRACTION, check_fraction, check_seed, class_list_split, draw_val_classes
-from niwt.data.textfiles import check_relative_path, is_file, quote, read_id_names, read_lines, read_name_list
+from niwt.data.splits import (
+    DEFAULT_VAL_FRACTION,
+    ClassSplit,
+    ImageSplit,
+    check_fraction,
+    check_seed,
+    class_list_split,
+    draw_val_classes,
+)
+from niwt.data.textfiles import (
+    check_relative_path,
+    is_file,
+    quote,
+    quote_names,
+    read_id_names,
+    read_lines,
+    read_name_list,
+)
 from niwt.errors import ConfigError, DataError
 
 __all__ = [
@@ -42,6 +62,8 @@ __all__ = [
     "read_features_file",
     "load_xlsa17",
     "missing_features_message",
+    "xlsa17_image_split",
+    "no_image_split_note",
 ]
 
 logger = logging.getLogger(__name__)
@@ -405,6 +427,140 @@ def _validation(
     )
 
 
+def _classes_from_labels(
+    split: SplitFile, feats_path: Path, labels: np.ndarray, val_split: int, val_fraction: float, seed: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
+    """``(seen, unseen, train, val, how)`` classes of the split file, from the labels of ``res101.mat``.
+
+    Seen classes are those of ``trainval_loc`` / ``test_seen_loc``, unseen those of
+    ``test_unseen_loc``; class lists beside the file must agree; validation classes as
+    :func:`_validation` finds them.
+
+    Raises:
+        DataError: for a class on both sides, or class lists that disagree with the labels.
+    """
+    seen = np.unique(labels[np.concatenate([split.locs["trainval_loc"], split.locs["test_seen_loc"]])])
+    unseen = np.unique(labels[split.locs["test_unseen_loc"]])
+    leak = np.intersect1d(seen, unseen)
+    if leak.size:
+        names = [split.class_names[c] for c in leak[:5]]
+        raise DataError(f"{feats_path}: classes {names} have images both in the seen splits and in test_unseen_loc; "
+                        f"the labels and the split file do not belong together")
+    folder = split.path.parent
+    lists = class_list_split(folder, split.class_names, val_split)
+    if "seen" in lists and not (np.array_equal(lists["seen"], seen) and np.array_equal(lists["unseen"], unseen)):
+        raise DataError(f"{folder}: trainvalclasses.txt / testclasses.txt disagree with the labels of the split "
+                        f"fields ({lists['seen'].size}/{lists['unseen'].size} listed, {seen.size}/{unseen.size} "
+                        f"from labels); use the class lists of the same release")
+    train, val, how = _validation(split, labels, seen, lists, val_fraction, seed, val_split)
+    return seen, unseen, train, val, how
+
+
+def _tail(path: str) -> str:
+    """``<class folder>/<file>``: the last two parts of an image path (either separator, repeated slashes)."""
+    return "/".join([part for part in path.replace("\\", "/").split("/") if part][-2:])
+
+
+def no_image_split_note(folder: Path, seed: int) -> str:
+    """What a loader says when ``folder`` (its ``split_dir``) has no ``res101.mat``."""
+    return (f"{folder} has no {FEATURES_FILE}: xlsa17's exact image split is unknown here, so test_seen images are "
+            f"drawn at random from each seen class (seed {seed}); copy {FEATURES_FILE} of the same xlsa17 folder "
+            f"there for the exact split")
+
+
+def xlsa17_image_split(
+    folder: Path | str,
+    class_names: Sequence[str],
+    paths: Sequence[str],
+    labels: np.ndarray,
+    *,
+    image_root: Path,
+    val_split: int = 1,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    seed: int = 0,
+) -> ImageSplit | None:
+    """xlsa17's exact image split of an image-folder dataset (AwA2, CUB), or ``None`` without ``res101.mat``.
+
+    Every image of ``trainval_loc`` / ``test_seen_loc`` / ``test_unseen_loc`` is found among
+    ``paths`` by the last two parts of its ``image_files`` entry (``<class folder>/<file>``);
+    its class in ``res101.mat`` (through ``allclasses_names``, matched to ``class_names`` by name)
+    must be the one the dataset gives it. The class split follows from the labels; validation
+    classes from ``train_loc`` / ``val_loc``, else the class lists beside the file, else a
+    seeded draw. Images of the folder that no split field lists are left out (noted).
+
+    Args:
+        folder: the xlsa17 folder of the dataset (``xlsa17/data/AWA2``): a split file and
+            ``res101.mat`` with ``image_files``.
+        class_names: the dataset's class names.
+        paths: the dataset's image paths (relative to ``image_root``).
+        labels: the dataset's class index of every path.
+        image_root: the folder ``paths`` are relative to, for messages.
+        val_split, val_fraction, seed: as in :func:`load_xlsa17`.
+
+    Raises:
+        DataError: naming the file, for a class of ``allclasses_names`` the dataset lacks, an
+            image of the split missing from ``paths`` (count and first names), an image whose
+            class differs, an image listed twice, no ``image_files``, or a malformed file.
+    """
+    folder = Path(folder)
+    feats_path = folder / FEATURES_FILE
+    if not feats_path.is_file():
+        logger.info("%s", no_image_split_note(folder, seed))
+        return None
+    split = read_split_file(find_split_file(folder))
+    n_index = max(int(a.max()) + 1 for a in split.locs.values() if a.size)
+    feats = read_features_file(feats_path, len(split.class_names), n_index, features=False, image_files=True)
+    if feats.image_files is None:
+        raise DataError(f"{feats_path} has no `image_files`, so its split cannot be matched to the images; use the "
+                        f"{FEATURES_FILE} of the xlsa17 release, or remove it from {folder} for a seeded split")
+    lookup = {name: c for c, name in enumerate(class_names)}
+    unknown = [name for name in split.class_names if name not in lookup]
+    if unknown:
+        raise DataError(f"{split.path}: {len(unknown)} class(es) of allclasses_names are not classes of the dataset "
+                        f"({quote_names(unknown)}); split_dir must be the xlsa17 folder of this dataset")
+    ours = np.asarray([lookup[name] for name in split.class_names], np.int64)
+    seen, unseen, train, val, how = _classes_from_labels(split, feats_path, feats.labels, val_split, val_fraction,
+                                                         seed)
+    where = {_tail(p): i for i, p in enumerate(paths)}
+    listed = np.unique(np.concatenate([split.locs[name] for name in LOC_FIELDS]))
+    rows = np.full(len(feats.image_files), -1, np.int64)
+    missing = []
+    for r in listed:
+        row = where.get(_tail(feats.image_files[r]), -1)
+        rows[r] = row
+        if row < 0:
+            missing.append(feats.image_files[r])
+    if missing:
+        raise DataError(
+            f"{len(missing)} of the {listed.size} images of xlsa17's split ({feats_path}, image_files) are not in "
+            f"the dataset under {image_root} (first: {quote_names(missing, 3)}); the split would change without "
+            f"them: restore the images, or remove {FEATURES_FILE} from {folder} to draw a seeded split instead"
+        )
+    wrong = listed[labels[rows[listed]] != ours[feats.labels[listed]]]
+    if wrong.size:
+        r = int(wrong[0])
+        raise DataError(
+            f"{feats_path}: {wrong.size} image(s) have another class in `labels` than in the dataset (first "
+            f"{quote(feats.image_files[r])}: {quote(split.class_names[feats.labels[r]])} there, "
+            f"{quote(class_names[labels[rows[r]]])} here); the dataset and the xlsa17 folder come from different releases"
+        )
+    if np.unique(rows[listed]).size != listed.size:
+        raise DataError(f"{feats_path}: `image_files` names some images twice (by class folder and file name); "
+                        f"download the file again")
+    unlisted = len(paths) - listed.size
+    origin = (f"xlsa17: trainval_loc / test_seen_loc / test_unseen_loc of {split.path}, matched to the images "
+              f"through image_files of {feats_path}")
+    notes = [f"image split: {origin}"]
+    if unlisted:
+        notes.append(f"{unlisted} image(s) under {image_root} are in none of xlsa17's splits and are not used")
+    mapped = (lambda classes: np.sort(ours[classes]))
+    classes = ClassSplit(mapped(seen), mapped(unseen), mapped(train), mapped(val), (
+        f"seen / unseen classes from the labels of {feats_path} in the split fields of {split.path.name}", how))
+    loc = (lambda name: np.sort(rows[split.locs[name]]))
+    return ImageSplit(classes, loc("trainval_loc"), loc("test_seen_loc"), loc("test_unseen_loc"), origin,
+                      tuple(notes))
+
+
 def load_xlsa17(
     folder: Path | str,
     *,
@@ -462,19 +618,7 @@ def load_xlsa17(
     feats = read_features_file(feats_path, len(split.class_names), n_index, image_files=image_root is not None)
     notes = list(split.notes)
     labels = feats.labels
-    seen = np.unique(labels[np.concatenate([split.locs["trainval_loc"], split.locs["test_seen_loc"]])])
-    unseen = np.unique(labels[split.locs["test_unseen_loc"]])
-    leak = np.intersect1d(seen, unseen)
-    if leak.size:
-        names = [split.class_names[c] for c in leak[:5]]
-        raise DataError(f"{feats_path}: classes {names} have images both in the seen splits and in test_unseen_loc; "
-                        f"the labels and the split file do not belong together")
-    lists = class_list_split(folder, split.class_names, val_split)
-    if "seen" in lists and not (np.array_equal(lists["seen"], seen) and np.array_equal(lists["unseen"], unseen)):
-        raise DataError(f"{folder}: trainvalclasses.txt / testclasses.txt disagree with the labels of the split "
-                        f"fields ({lists['seen'].size}/{lists['unseen'].size} listed, {seen.size}/{unseen.size} "
-                        f"from labels); use the class lists of the same release")
-    train, val, how = _validation(split, labels, seen, lists, val_fraction, seed, val_split)
+    seen, unseen, train, val, how = _classes_from_labels(split, feats_path, labels, val_split, val_fraction, seed)
     notes.append(how)
     if knowledge == "original_att":
         if split.original_att is None:
@@ -522,6 +666,7 @@ def load_xlsa17(
             test_seen_idx=_idx("test_seen_loc"),
             test_unseen_idx=_idx("test_unseen_loc"),
             features=None if features is None else features[rows],
+            split_origin=f"xlsa17: trainval_loc / test_seen_loc / test_unseen_loc of {split.path}",
         )
     except DataError as err:  # the message names the field; say which files it comes from
         raise DataError(f"{split.path} with {feats_path.name}: {err}") from err

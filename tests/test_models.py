@@ -12,10 +12,15 @@ from torch import nn
 from niwt.errors import ConfigError, DataError
 from niwt.models import (
     CONTRACT_CLAUSES,
+    RESNET_ARCHS,
+    VGG_ARCHS,
     Backbone,
     BackboneContractError,
     PooledLinearHead,
     ResNetLike,
+    TorchvisionResNet,
+    TorchvisionResNet101,
+    TorchvisionVGG,
     TorchvisionVGG16,
     VGGLike,
     check_backbone,
@@ -26,8 +31,10 @@ from niwt.models import (
 )
 
 SMALL_SETTINGS = {"vgg": {"width": 4, "hidden": 12}, "resnet": {"width": 4}, "mlp": {"in_features": 10, "hidden": 6}}
-LARGE_SETTINGS = {"tv_vgg16": {"weights": "none"}, "tv_resnet101": {"weights": "none"}}
+TORCHVISION = (*VGG_ARCHS, *RESNET_ARCHS)
+LARGE_SETTINGS = {name: {"weights": "none"} for name in (*TORCHVISION, "tv_vgg16", "tv_resnet101")}
 """Small settings of the in-repo models; the torchvision ones take none (random weights at 32 px)."""
+ALIASES = {"tv_vgg16": "vgg16", "tv_resnet101": "resnet101"}
 
 
 def _build(name: str) -> Backbone:
@@ -49,8 +56,8 @@ def _images(model: Backbone, n: int = 2, side: int = 32) -> torch.Tensor:
 def test_settings_are_the_builders_named_parameters():
     assert model_settings("vgg") == ("width", "hidden", "dropout", "image_size")
     assert model_settings("resnet") == ("width",)
-    assert model_settings("tv_vgg16") == ("weights",)
-    assert model_settings("tv_resnet101") == ("weights",)
+    for name in (*TORCHVISION, *ALIASES):
+        assert model_settings(name) == ("weights",)
     for name in list_models():
         assert isinstance(model_settings(name), tuple)
 
@@ -89,7 +96,7 @@ def test_bad_setting_values_are_named(name, kwargs, message):
 
 
 def test_unknown_model_bad_class_count_and_duplicate_registration():
-    with pytest.raises(ConfigError, match=r"unknown model 'alexnet'; available models: mlp, resnet, tv_resnet101"):
+    with pytest.raises(ConfigError, match=r"unknown model 'alexnet'; available models: mlp, resnet, resnet101, "):
         create_model("alexnet", 3)
     with pytest.raises(ConfigError, match=r"unknown model 'alexnet'"):
         model_settings("alexnet")
@@ -143,7 +150,7 @@ def test_forward_accepts_numpy_and_converts_to_the_models_dtype():
 # ----------------------------------------------------------------------------- the contract
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", [name for name in list_models() if name not in ALIASES])
 def test_every_registered_model_fulfils_the_contract(name):
     model = _build(name)
     tight = {"rtol": 1e-9, "atol": 1e-12} if name in SMALL_SETTINGS else {}
@@ -151,7 +158,8 @@ def test_every_registered_model_fulfils_the_contract(name):
 
 
 def test_the_fast_heads_share_one_implementation():
-    for cls in (VGGLike, TorchvisionVGG16):
+    assert issubclass(VGGLike, PooledLinearHead)  # it overrides them to move its importance layer
+    for cls in (TorchvisionVGG, TorchvisionVGG16):
         assert issubclass(cls, PooledLinearHead)
         assert not {"forward_head", "head_cache", "forward_head_shifted"} & set(vars(cls))
 
@@ -230,7 +238,7 @@ def test_contract_check_validates_its_inputs():
 
 
 def test_torchvision_backbones_never_start_random_unless_asked(tmp_path):
-    with pytest.raises(ConfigError, match=r"model 'tv_resnet101' needs pre-trained weights.*\"none\" for random"):
+    with pytest.raises(ConfigError, match=r"model 'resnet101' needs pre-trained weights.*\"none\" for random"):
         create_model("tv_resnet101", 3)
     with pytest.raises(DataError, match="weights file .* not found"):
         create_model("tv_resnet101", 3, weights=str(tmp_path / "missing.pth"))
@@ -262,3 +270,49 @@ def test_weights_files_are_loaded_checked_and_named_when_they_do_not_fit(tmp_pat
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(DataError, match="cannot read weights file"):
         create_model("tv_resnet101", 3, weights=str(tmp_path / "junk.pth"))
+
+
+# ----------------------------------------------------------------------------- the torchvision families
+
+
+def test_the_families_are_registered_with_the_papers_importance_layers():
+    assert set(TORCHVISION) <= set(list_models())
+    torch.manual_seed(0)
+    vgg = create_model("vgg16_bn", 3, weights="none")
+    assert isinstance(vgg, TorchvisionVGG) and vgg.importance_layer == "features"
+    assert isinstance(vgg.features[-1], nn.ReLU) and isinstance(vgg.features[-2], nn.BatchNorm2d)
+    assert isinstance(vgg.pool5, nn.MaxPool2d) and vgg.num_features == 4096
+    with torch.no_grad():  # conv5_3 + ReLU: 512 channels at 1/16 of the side, before pool5
+        assert vgg.eval().forward_features(torch.rand(1, 3, 64, 64)).shape == (1, 512, 4, 4)
+    for name, width in (("resnet18", 512), ("resnet50", 2048)):
+        net = create_model(name, 3, weights="none")
+        assert isinstance(net, TorchvisionResNet) and net.importance_layer == "layer4.0"
+        assert net.num_features == width and net.classifier.weight.shape == (3, width)
+        assert len(net.layer4) == 3 if name == "resnet50" else len(net.layer4) == 2
+
+
+def test_the_older_names_build_the_same_networks():
+    assert issubclass(TorchvisionVGG16, TorchvisionVGG) and issubclass(TorchvisionResNet101, TorchvisionResNet)
+    torch.manual_seed(0)
+    old = create_model("tv_resnet101", 3, weights="none")
+    torch.manual_seed(0)
+    new = create_model("resnet101", 3, weights="none")
+    assert type(old) is TorchvisionResNet101 and type(new) is TorchvisionResNet
+    assert old.state_dict().keys() == new.state_dict().keys()
+    assert all(torch.equal(v, new.state_dict()[k]) for k, v in old.state_dict().items())
+
+
+def test_weights_of_another_family_member_are_refused_naming_the_first_keys(tmp_path):
+    from safetensors.torch import save_file
+    from torchvision.models import resnet18, vgg11
+
+    torch.manual_seed(0)
+    save_file({k: v.contiguous() for k, v in resnet18(weights=None).state_dict().items()},
+              str(tmp_path / "r18.safetensors"))
+    with pytest.raises(DataError, match=r"weights '.*r18.safetensors' do not fit resnet34: missing "
+                                        r"layer1.2.bn1.bias, .* and \d+ more.*Give resnet34 weights as torchvision"):
+        create_model("resnet34", 3, weights=str(tmp_path / "r18.safetensors"))
+    torch.save(vgg11(weights=None).state_dict(), tmp_path / "vgg11.pth")
+    with pytest.raises(DataError, match=r"do not fit vgg11_bn: missing features.1.bias, features.1.num_batches_tracked"
+                                        r".*wrong shapes features.11.bias \(512,\) \(expected \(256,\)\)"):
+        create_model("vgg11_bn", 3, weights=str(tmp_path / "vgg11.pth"))

@@ -1,11 +1,16 @@
 """Backbones with one contract (``forward_features`` / ``forward_head`` / ``classifier``) and a registry."""
 
+from niwt.models.adapters import GraphSplit, TorchvisionStaged, adapt
 from niwt.models.backbones import (
+    RESNET_ARCHS,
+    VGG_ARCHS,
     Backbone,
     FeatureMLP,
     PooledLinearHead,
     ResNetLike,
+    TorchvisionResNet,
     TorchvisionResNet101,
+    TorchvisionVGG,
     TorchvisionVGG16,
     VGGLike,
     create_model,
@@ -16,6 +21,8 @@ from niwt.models.backbones import (
 from niwt.models.contract import CONTRACT_CLAUSES, BackboneContractError, check_backbone
 from niwt.models.head import ExtendableLinear
 
-__all__ = ["FeatureMLP", "Backbone", "PooledLinearHead", "VGGLike", "ResNetLike", "TorchvisionVGG16", "TorchvisionResNet101",
+__all__ = ["FeatureMLP", "Backbone", "PooledLinearHead", "VGGLike", "ResNetLike", "TorchvisionVGG", "TorchvisionResNet",
+           "TorchvisionVGG16", "TorchvisionResNet101", "TorchvisionStaged", "GraphSplit", "VGG_ARCHS", "RESNET_ARCHS",
+           "adapt",
            "ExtendableLinear", "create_model", "list_models", "model_settings", "register_model",
            "BackboneContractError", "CONTRACT_CLAUSES", "check_backbone"]

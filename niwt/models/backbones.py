@@ -28,11 +28,12 @@ from torch import nn
 
 from niwt.checks import as_image_batch
 from niwt.errors import ConfigError
+from niwt.models import fast_resnet
 from niwt.models.head import ExtendableLinear
 from niwt.models.weights import torchvision_network
 
-__all__ = ["Backbone", "PooledLinearHead", "VGGLike", "ResNetLike", "TorchvisionVGG16", "TorchvisionResNet101",
-           "FeatureMLP",
+__all__ = ["Backbone", "PooledLinearHead", "VGGLike", "ResNetLike", "TorchvisionVGG", "TorchvisionResNet",
+           "TorchvisionVGG16", "TorchvisionResNet101", "VGG_ARCHS", "RESNET_ARCHS", "FeatureMLP",
            "register_model", "create_model", "list_models", "model_settings"]
 
 
@@ -83,6 +84,19 @@ class Backbone(nn.Module):
         pooling and passes through the linear layer as ``W_sum @ shift``.
         """
         return self.forward_head(cached + shift[:, :, None, None])
+
+    def set_importance_layer(self, name: str) -> None:
+        """Take importance at ``name`` instead of the default layer (the ablation of the layer).
+
+        The weights and the logits do not change, only where the network is split into
+        :meth:`forward_features` and :meth:`forward_head`. Backbones that support it override this.
+
+        Raises:
+            ConfigError: when this backbone cannot move its importance layer, or not to ``name``.
+        """
+        if name != self.importance_layer:
+            raise ConfigError(f"model {type(self).__name__} takes importance only at {self.importance_layer!r}, "
+                              f"got importance.layer = {name!r}; leave importance.layer empty")
 
     def reset_classifier(self, n_classes: int) -> None:
         """Replace the classifier by a fresh one with ``n_classes`` seen rows and no unseen rows."""
@@ -171,13 +185,39 @@ class VGGLike(PooledLinearHead):
         self.num_features = hidden
         self.image_size = image_size
         self.importance_layer = "features"
+        self._cut: int | None = None  # importance after features[:cut] when an earlier layer is asked for
         self.classifier = ExtendableLinear(hidden, num_classes)
 
+    def importance_layers(self) -> tuple[str, ...]:
+        """Where importance can be taken: after each conv block's ReLU, the last one ("features") by default."""
+        relus = [i for i, m in enumerate(self.features) if isinstance(m, nn.ReLU)]
+        return tuple(f"features.{i}" for i in relus[:-1]) + ("features",)
+
+    def set_importance_layer(self, name: str) -> None:
+        """Take importance after an earlier conv block's ReLU (``features.<i>``, see
+        :meth:`importance_layers`); the blocks after it become part of the head."""
+        choices = self.importance_layers()
+        if name not in choices:
+            raise ConfigError(f"model 'vgg': `importance.layer` must be one of {list(choices)}, got {name!r}")
+        self.importance_layer = name
+        self._cut = None if name == "features" else int(name.split(".")[1]) + 1
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
+        return self.features(x) if self._cut is None else self.features[: self._cut](x)
 
     def pool_features(self, a: torch.Tensor) -> torch.Tensor:
+        if self._cut is not None:
+            a = self.features[self._cut :](a)
         return torch.flatten(self.pool(a), 1)
+
+    def head_cache(self, a: torch.Tensor) -> torch.Tensor:
+        # Past an earlier layer the head holds convolutions, so the shift no longer commutes with it.
+        return super().head_cache(a) if self._cut is None else a
+
+    def forward_head_shifted(self, cached: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        if self._cut is None:
+            return super().forward_head_shifted(cached, shift)
+        return Backbone.forward_head_shifted(self, cached, shift)
 
 
 class _BasicBlock(nn.Module):
@@ -230,26 +270,28 @@ class ResNetLike(Backbone):
         return torch.flatten(nn.functional.adaptive_avg_pool2d(self.stage3[1:](a), 1), 1)
 
 
-class TorchvisionVGG16(PooledLinearHead):
-    """torchvision's VGG16 in the backbone contract; importance at conv5_3 (after its ReLU).
+class TorchvisionVGG(PooledLinearHead):
+    """A torchvision VGG (``vgg11`` ... ``vgg19_bn``) in the backbone contract.
+
+    The importance layer is ``features``: the network's convolutions up to the last one's ReLU
+    (conv5_3 for VGG16, as in the paper), before the last max-pool; the head is that max-pool,
+    the adaptive average pool, fc6 and fc7 (with their ReLU and dropout). The final ImageNet layer
+    is dropped: :attr:`classifier` takes its place.
 
     Args:
+        net: a ``torchvision.models.VGG`` (its modules are used, not copied).
         num_classes: number of seen classes of the classifier (images of at least 32 px).
-        weights: a weights file, ``"imagenet"`` or ``"none"`` (:mod:`niwt.models.weights`).
     """
 
-    def __init__(self, num_classes: int, weights: str | None = None) -> None:
+    def __init__(self, net: nn.Module, num_classes: int) -> None:
         super().__init__()
-        from torchvision.models import vgg16
-
-        net = torchvision_network(vgg16, "tv_vgg16", weights, final="classifier.6.")
-        self.features = net.features[:30]  # up to conv5_3 + ReLU: [N, 512, 14, 14] at 224 px
-        self.pool5 = net.features[30]
+        self.features = net.features[:-1]  # up to the last conv's ReLU: [N, 512, 14, 14] at 224 px
+        self.pool5 = net.features[-1]
         self.avgpool = net.avgpool
-        self.fc = net.classifier[:6]  # fc6, ReLU, dropout, fc7, ReLU, dropout
-        self.num_features = 4096
+        self.fc = net.classifier[:-1]  # fc6, ReLU, dropout, fc7, ReLU, dropout
+        self.num_features = net.classifier[-1].in_features
         self.importance_layer = "features"
-        self.classifier = ExtendableLinear(4096, num_classes)
+        self.classifier = ExtendableLinear(self.num_features, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
@@ -258,7 +300,62 @@ class TorchvisionVGG16(PooledLinearHead):
         return torch.flatten(self.avgpool(self.pool5(a)), 1)
 
 
-class TorchvisionResNet101(Backbone):
+class TorchvisionVGG16(TorchvisionVGG):
+    """torchvision's VGG16 in the backbone contract; importance at conv5_3 (after its ReLU).
+
+    Args:
+        num_classes: number of seen classes of the classifier (images of at least 32 px).
+        weights: a weights file, ``"imagenet"`` or ``"none"`` (:mod:`niwt.models.weights`).
+    """
+
+    def __init__(self, num_classes: int, weights: str | None = None) -> None:
+        super().__init__(_torchvision_net("vgg16", weights), num_classes)
+
+
+class TorchvisionResNet(Backbone):
+    """A torchvision ResNet (``resnet18`` ... ``resnet152``); importance at ``layer4.0`` (block4/unit_1).
+
+    The importance layer is the output of the first unit of the last stage (after its residual add
+    and ReLU), as in the paper; the head is the remaining units of ``layer4`` and the global average
+    pool. The final ImageNet layer ``fc`` is dropped: :attr:`classifier` takes its place.
+
+    Args:
+        net: a ``torchvision.models.ResNet`` (its modules are used, not copied).
+        num_classes: number of seen classes of the classifier.
+    """
+
+    def __init__(self, net: nn.Module, num_classes: int) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
+        self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
+        self.num_features = net.fc.in_features
+        self.importance_layer = "layer4.0"
+        self.classifier = ExtendableLinear(self.num_features, num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer4[0](self.layer3(self.layer2(self.layer1(self.stem(x)))))
+
+    def forward_head(self, a: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(nn.functional.adaptive_avg_pool2d(self.layer4[1:](a), 1), 1)
+
+    def head_cache(self, a: torch.Tensor) -> torch.Tensor:
+        """Rows ``[N, L]`` of the linearised head (:mod:`niwt.models.fast_resnet`): the activations,
+        the pooled features and the ReLU masks of ``layer4[1:]``; the activations themselves when
+        those units cannot be linearised (blocks other than torchvision's, batch norm in training mode)."""
+        if fast_resnet.linearisable(self.layer4[1:]) is None:
+            return fast_resnet.head_cache(self.layer4[1:], a)
+        return a
+
+    def forward_head_shifted(self, cached: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        """Features at the shifted activations: through the linearised head for its rows (``[N, L]``,
+        no forward pass at shift 0, the importance from transposed convolutions), else through
+        :meth:`forward_head`."""
+        if cached.ndim == 2:
+            return fast_resnet.forward_head_shifted(self.layer4[1:], cached, shift)
+        return super().forward_head_shifted(cached, shift)
+
+
+class TorchvisionResNet101(TorchvisionResNet):
     """torchvision's ResNet-101; importance at ``layer4.0`` (block4/unit_1).
 
     Args:
@@ -267,21 +364,34 @@ class TorchvisionResNet101(Backbone):
     """
 
     def __init__(self, num_classes: int, weights: str | None = None) -> None:
-        super().__init__()
-        from torchvision.models import resnet101
+        super().__init__(_torchvision_net("resnet101", weights), num_classes)
 
-        net = torchvision_network(resnet101, "tv_resnet101", weights, final="fc.")
-        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
-        self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
-        self.num_features = 2048
-        self.importance_layer = "layer4.0"
-        self.classifier = ExtendableLinear(2048, num_classes)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layer4[0](self.layer3(self.layer2(self.layer1(self.stem(x)))))
+VGG_ARCHS: tuple[str, ...] = ("vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn")
+"""The torchvision VGG family, registered under these names."""
 
-    def forward_head(self, a: torch.Tensor) -> torch.Tensor:
-        return torch.flatten(nn.functional.adaptive_avg_pool2d(self.layer4[1:](a), 1), 1)
+RESNET_ARCHS: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+"""The torchvision ResNet family, registered under these names."""
+
+_FINAL_LAYER = {**{arch: "classifier.6." for arch in VGG_ARCHS}, **{arch: "fc." for arch in RESNET_ARCHS}}
+
+
+def _torchvision_net(arch: str, weights: str | None) -> nn.Module:
+    """torchvision's ``arch`` network with the asked weights (:func:`~niwt.models.weights.torchvision_network`)."""
+    from torchvision import models
+
+    return torchvision_network(getattr(models, arch), arch, weights, final=_FINAL_LAYER[arch])
+
+
+def _family_builder(arch: str, adapter: type[Backbone]) -> Callable[..., Backbone]:
+    """The registry builder of torchvision's ``arch``: ``(num_classes, weights)`` -> ``adapter``."""
+
+    def build(num_classes: int, weights: str | None = None) -> Backbone:
+        return adapter(_torchvision_net(arch, weights), num_classes)
+
+    build.__name__ = build.__qualname__ = f"build_{arch}"
+    build.__doc__ = f"torchvision's {arch} as a {adapter.__name__}; `weights`: a file, \"imagenet\" or \"none\"."
+    return build
 
 
 class FeatureMLP(PooledLinearHead):
@@ -410,6 +520,10 @@ def create_model(name: str, num_classes: int, **kwargs: object) -> Backbone:
 
 register_model("vgg", VGGLike)
 register_model("resnet", ResNetLike)
-register_model("tv_vgg16", TorchvisionVGG16)
+for _arch in VGG_ARCHS:
+    register_model(_arch, _family_builder(_arch, TorchvisionVGG))
+for _arch in RESNET_ARCHS:
+    register_model(_arch, _family_builder(_arch, TorchvisionResNet))
+register_model("tv_vgg16", TorchvisionVGG16)  # the names of earlier releases
 register_model("tv_resnet101", TorchvisionResNet101)
 register_model("mlp", FeatureMLP)

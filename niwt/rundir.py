@@ -361,6 +361,21 @@ def run_dir(out: str | Path, force: bool = False, command: str = "", resume: boo
 
 def in_run_dir(out: str | Path, force: bool, body: Callable[[Path], T], command: str = "",
                resume: bool = False) -> T:
-    """Call ``body(staging)`` inside :func:`run_dir` and return what it returns."""
+    """Call ``body(staging)`` inside :func:`run_dir` and return what it returns.
+
+    Under torchrun (:mod:`niwt.distributed`) rank 0 alone writes ``out``: the other processes run
+    ``body`` with a private temporary directory outside ``out``'s folder (no staging directory, no
+    manifest, no lock; the few files they would write are deleted with it), and every process
+    waits for rank 0 to finish the run directory before returning.
+    """
+    from niwt import distributed
+
+    if distributed.is_distributed() and not distributed.is_main():
+        with tempfile.TemporaryDirectory(prefix=f"niwt-rank{distributed.rank()}-") as scratch:
+            value = body(Path(scratch))
+        distributed.barrier()
+        return value
     with run_dir(out, force, command, resume) as staging:
-        return body(staging)
+        value = body(staging)
+    distributed.barrier()
+    return value

@@ -14,7 +14,9 @@ change; the backbone and the seen rows are frozen, and the network runs in eval 
 Two exact paths compute the same loss and gradient:
 
 * ``mode="fast"`` (default): the pool's activations at the importance layer are computed once
-  (for heads that start with pooling + linear, even their first linear layer is applied once);
+  (for heads that start with pooling + linear, even their first linear layer is applied once; for
+  torchvision ResNets, the units after it are run once and their ReLU masks kept, so a step
+  needs only transposed convolutions, :mod:`niwt.models.fast_resnet`);
   each step runs only the part of the network after that, and all unseen classes share one
   pass (their rows enter the logits linearly, so one backward of the summed assigned logits gives
   every pair's importance, taken as the gradient w.r.t. a per-channel shift of the activations).
@@ -39,6 +41,7 @@ import torch
 from torch import nn
 
 from niwt.checks import as_image_batch, as_matrix
+from niwt.device import to_device
 from niwt.errors import ConfigError, DataError, NotFittedError
 from niwt.importance import eval_mode, importance_from_activations, neuron_importance
 from niwt.models.backbones import Backbone
@@ -63,11 +66,11 @@ def init_unseen_weights(seen_weight: torch.Tensor, n_unseen: int, init: str = "s
     if init == "seen_centered":
         sigma = seen_weight.std(0, unbiased=False)
         noise = torch.randn(n_unseen, seen_weight.shape[1], generator=generator, dtype=seen_weight.dtype)
-        return mu + sigma * noise
+        return mu + sigma * noise.to(seen_weight.device)  # drawn on the CPU: the same rows on every device
     if init == "mean":
         return mu.expand(n_unseen, -1).clone()
     if init == "zeros":
-        return torch.zeros(n_unseen, seen_weight.shape[1], dtype=seen_weight.dtype)
+        return torch.zeros(n_unseen, seen_weight.shape[1], dtype=seen_weight.dtype, device=seen_weight.device)
     raise ConfigError(f"`init` must be one of {list(INITS)}, got {init!r}")
 
 
@@ -171,7 +174,8 @@ class UnseenWeightOptimizer:
 
     Attributes (after fit):
         weights_: ``[U, D]`` learned rows; init_weights_: their start; history_: loss per step;
-        n_steps_: steps taken; stopped_early_: whether the patience rule stopped it.
+        n_steps_: steps taken; stopped_early_: whether the patience rule stopped it. The rows are
+        CPU tensors; the fit runs on the model's device.
     """
 
     def __init__(self, lam: float = 1e-3, lr: float = 3e-3, batch_size: int = 64, max_steps: int = 800,
@@ -234,7 +238,8 @@ class UnseenWeightOptimizer:
         parts = []
         with eval_mode(model):
             for i in range(0, pool.shape[0], batch_size):
-                parts.append(model.head_cache(model.forward_features(pool[i : i + batch_size])))
+                x = to_device(pool[i : i + batch_size], model.classifier.weight.device)
+                parts.append(model.head_cache(model.forward_features(x)))
         return torch.cat(parts)
 
     def prepare(self, model: Backbone, pool: torch.Tensor, targets: torch.Tensor | np.ndarray, *,
@@ -264,12 +269,12 @@ class UnseenWeightOptimizer:
         if not isinstance(model, Backbone):
             raise ConfigError(f"`model` must be a niwt Backbone, got {type(model).__name__}")
         ref = model.classifier.weight
-        tau = torch.from_numpy(as_matrix("targets", targets)).to(ref.dtype)
+        tau = torch.from_numpy(as_matrix("targets", targets)).to(ref.device, ref.dtype)
         pool = as_image_batch("pool", pool, channels=getattr(model, "in_channels", 3),
                               size=getattr(model, "image_size", None), dtype=ref.dtype)
         self._check_data(pool, tau)
         with torch.no_grad(), eval_mode(model):
-            probe = model.forward_features(pool[:1])  # [1, K, h, w]
+            probe = model.forward_features(to_device(pool[:1], ref.device))  # [1, K, h, w]
         channels, positions = probe.shape[1], probe[0, 0].numel()
         if channels != tau.shape[1]:
             raise DataError(f"`targets` have {tau.shape[1]} dimensions but the importance layer has {channels} channels")
@@ -317,6 +322,7 @@ class UnseenWeightOptimizer:
                    cls: torch.Tensor) -> torch.Tensor:
         # A per-channel shift of the activations at 0: its gradient is the spatially summed importance.
         cache = problem.cache
+        idx, cls = idx.to(cache.device), cls.to(cache.device)  # the pairs are drawn on the CPU
         shift = cache.new_zeros(idx.numel(), problem.channels, requires_grad=True)
         logits = problem.model.forward_head_shifted(cache[idx], shift) @ weight.T  # [B, U]: all classes in one pass
         alpha = importance_from_activations(shift, logits, cls, "sum", create_graph=True)
@@ -361,7 +367,7 @@ class UnseenWeightOptimizer:
         gen = torch.Generator().manual_seed(self.random_state)
         seen = model.classifier.weight.detach()
         weight = init_unseen_weights(seen, problem.targets.shape[0], self.init, gen).requires_grad_(True)
-        self.init_weights_ = weight.detach().clone()
+        self.init_weights_ = weight.detach().cpu().clone()
         sampler = iter(PairSampler(problem.pool.shape[0], problem.targets.shape[0], self.batch_size, gen))
         with eval_mode(model):
             result = optimize(
@@ -370,7 +376,7 @@ class UnseenWeightOptimizer:
                 early_stopping=EarlyStopping(self.patience, self.tol), on_step=on_step, progress=self.progress,
                 desc=f"transfer ({self.mode})", unit="step",
             )
-        self.weights_ = weight.detach().clone()
+        self.weights_ = weight.detach().cpu().clone()  # fitted rows on the host, whatever the model's device
         self.history_ = list(result.step_losses)
         self.n_steps_ = result.steps
         self.stopped_early_ = result.stopped_by == "early_stopping"

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from niwt.config import METHOD_NAMES
+from niwt.device import DEVICES
 from niwt.errors import ConfigError, NIWTError
 from niwt.experiments import DEFAULT_SWEEP
 
@@ -23,6 +24,8 @@ def _common(parser: argparse.ArgumentParser, default_out: str) -> None:
     parser.add_argument("--out", default=default_out, help=f"run directory to write (default: {default_out})")
     parser.add_argument("--force", action="store_true", help="replace the output directory if it holds a complete niwt run (never anything else)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars, warnings only")
+    parser.add_argument("--device", choices=DEVICES, help="where to compute: auto (a CUDA GPU when torch sees "
+                        "one, else the CPU), cpu or cuda; sets runtime.device (default: the config's, auto)")
 
 
 def _resume(parser: argparse.ArgumentParser) -> None:
@@ -32,9 +35,9 @@ def _resume(parser: argparse.ArgumentParser) -> None:
                         "complete run there")
 
 
-def _config_args(parser: argparse.ArgumentParser, optional: bool) -> None:
+def _config_args(parser: argparse.ArgumentParser, optional: bool, default: str = "the demo's settings") -> None:
     if optional:
-        parser.add_argument("config", type=Path, nargs="?", help="TOML config file (default: the demo's settings)")
+        parser.add_argument("config", type=Path, nargs="?", help=f"TOML config file (default: {default})")
     else:
         parser.add_argument("config", type=Path, help="TOML config file")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -69,9 +72,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     _resume(run)
     comp = sub.add_parser("compare", help="NIWT, ALE, DEM, ESZSL and SAE side by side over several seeds",
                           description="All methods on the same backbone features and splits, hyper-parameters "
-                          "chosen on validation classes, mean ± std over seeds; writes metrics.json with "
-                          "methods.<name>.{seen_acc, unseen_acc, H, zsl_acc, ausuc} and <key>_std.")
-    _config_args(comp, optional=True)
+                          "chosen on validation classes, mean ± std over seeds, and every pair's difference in H "
+                          "paired over seeds with a bootstrap 95%% interval; writes metrics.json with "
+                          "methods.<name>.{seen_acc, unseen_acc, H, zsl_acc, ausuc} and <key>_std, and the "
+                          "per-seed values. Without CONFIG: the comparison world (more images than the demo's).")
+    _config_args(comp, optional=True, default="the comparison world")
     comp.add_argument("--seeds", type=int, help="number of seeds (default: compare.seeds of the config)")
     comp.add_argument("--methods", help=f"comma-separated subset of: {', '.join(METHOD_NAMES)}")
     _common(comp, "runs/compare")
@@ -84,11 +89,25 @@ def get_args_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--lams", default=",".join(f"{v:g}" for v in DEFAULT_SWEEP),
                        help="comma-separated Λ values (default: %(default)s)")
     _common(sweep, "runs/sweep-lambda")
-    repro = sub.add_parser("reproduce", help="the paper's table on the shapes world",
-                           description="{vgg, resnet} x {fixed, finetuned} x {attributes, text} for ALE, DEM and "
-                           "NIWT, with the paper's NIWT H on AWA2 and CUB beside where the seed documents give it.")
-    _config_args(repro, optional=True)
+    repro = sub.add_parser("reproduce", help="the paper's claims tested over seeds, with a verdict each",
+                           description="NIWT against ALE and DEM, finetuned against fixed, attributes against text "
+                           "and the Λ trade-off, each as a paired difference over seeds with a bootstrap 95%% "
+                           "interval and a verdict (holds / does not hold / inconclusive), the paper's finding "
+                           "beside; writes the claims table to metrics.json and plots/lambda_curve.png. Without "
+                           "CONFIG: the comparison world.")
+    _config_args(repro, optional=True, default="the comparison world")
+    repro.add_argument("--seeds", type=int, help="number of seeds (default: 4)")
     _common(repro, "runs/reproduce")
+    _resume(repro)
+    abl = sub.add_parser("ablate", help="NIWT with one design choice changed at a time, over seeds",
+                         description="The transfer pool, the importance layer, sum vs mean reduction, linear vs "
+                         "MLP knowledge map and the start of the unseen rows, each changed alone and compared with "
+                         "the paper's choice in H, paired over seeds with a bootstrap 95%% interval, on the same "
+                         "trained backbones. Without CONFIG: the demo's world.")
+    _config_args(abl, optional=True)
+    abl.add_argument("--seeds", type=int, help="number of seeds (default: compare.seeds of the config)")
+    _common(abl, "runs/ablate")
+    _resume(abl)
     expl = sub.add_parser("explain", help="why the run's model called an image what it did: overlay and words",
                           description="For each IMAGE (PNG or JPEG, prepared as the run's images were) or, with no "
                           "image, a sample of the run's unseen test images: the prediction, a Grad-CAM overlay "
@@ -151,13 +170,33 @@ def _setup_logging(quiet: bool) -> None:
                         stream=sys.stderr)
 
 
-def _report(command: str, result: object, out: str, seconds: float) -> None:
-    from niwt.results import Comparison, Reproduction, Sweep, format_reproduction, format_sweep, format_table
+def _env_rank() -> int:
+    """This process's rank under torchrun (0 otherwise): only rank 0 reports and shows progress."""
+    from niwt.distributed import env_rank
 
-    if isinstance(result, Sweep):
+    return env_rank()
+
+
+def _report(command: str, result: object, out: str, seconds: float) -> None:
+    if _env_rank() > 0:
+        return
+    from niwt.results import (
+        Ablation,
+        Comparison,
+        Reproduction,
+        Sweep,
+        format_ablation,
+        format_reproduction,
+        format_sweep,
+        format_table,
+    )
+
+    if isinstance(result, Ablation):
+        sys.stdout.write(format_ablation(result) + "\n")
+    elif isinstance(result, Sweep):
         sys.stdout.write(format_sweep(result) + "\n" + f"Plot: {out}/plots/lambda_sweep.png\n")
     elif isinstance(result, Reproduction):
-        sys.stdout.write(format_reproduction(result) + "\n")
+        sys.stdout.write(format_reproduction(result) + "\n" + f"Plot: {out}/plots/lambda_curve.png\n")
     elif isinstance(result, Comparison):
         sys.stdout.write(format_table(result) + "\n")
     sys.stdout.write(f"Wrote {out}/metrics.json in {seconds:.0f} s.\n")
@@ -178,12 +217,40 @@ def _parse_floats(text: str, name: str) -> tuple[float, ...]:
 def _load(args: argparse.Namespace):
     from niwt.config import RunConfig, apply_overrides, load_config
     from niwt.experiments import quick_config
-    from niwt.pipeline import demo_config
+    from niwt.pipeline import comparison_config, demo_config
 
-    config = load_config(args.config, RunConfig) if args.config is not None else demo_config()
+    if args.config is not None:
+        config = load_config(args.config, RunConfig)
+    elif args.command in ("compare", "reproduce"):
+        config = comparison_config()
+    else:
+        config = demo_config()
     if getattr(args, "quick", False):
         config = quick_config(config)
-    return apply_overrides(config, args.overrides)
+    return _with_device(apply_overrides(config, args.overrides), args)
+
+
+def _with_device(config, args: argparse.Namespace):
+    """``config`` with ``--device`` (when given) as its ``runtime.device``."""
+    from dataclasses import replace
+
+    device = getattr(args, "device", None)
+    return config if device is None else replace(config, runtime=replace(config.runtime, device=device))
+
+
+def _process_group(args: argparse.Namespace):
+    """Under torchrun, the process group of the run commands (:mod:`niwt.distributed`); else nothing."""
+    import contextlib
+
+    from niwt import distributed
+
+    if distributed.env_world_size() <= 1 or not hasattr(args, "out") or not hasattr(args, "force"):
+        return contextlib.nullcontext()
+    from niwt.device import resolve_device
+    from niwt.pipeline import demo_config
+
+    config = _with_device(demo_config(), args) if args.command == "demo" else _load(args)
+    return distributed.process_group(resolve_device(config.runtime.device))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -215,11 +282,11 @@ def _run(args: argparse.Namespace) -> int:
                                  split_dir=args.split_dir)
         sys.stdout.write((json.dumps(report.to_dict(), indent=2) if args.json else report.format_text()) + "\n")
         return 0
-    progress = not args.quiet
+    progress = not args.quiet and _env_rank() == 0
     resume = getattr(args, "resume", False)
     start = time.perf_counter()
     if args.command == "demo":
-        config = replace(pipeline.demo_config(), seed=args.seed)
+        config = _with_device(replace(pipeline.demo_config(), seed=args.seed), args)
         result = experiments.compare(config, args.out, force=args.force, progress=progress, seeds=1,
                                      command="demo", resume=resume)
     elif args.command == "run":
@@ -233,8 +300,12 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "sweep-lambda":
         lams = _parse_floats(args.lams, "--lams")
         result = experiments.sweep_lambda(_load(args), args.out, force=args.force, progress=progress, lams=lams)
+    elif args.command == "ablate":
+        result = experiments.ablate(_load(args), args.out, force=args.force, progress=progress, seeds=args.seeds,
+                                    resume=resume)
     else:
-        result = experiments.reproduce(_load(args), args.out, force=args.force, progress=progress)
+        result = experiments.reproduce(_load(args), args.out, force=args.force, progress=progress, seeds=args.seeds,
+                                       resume=resume)
     _report(args.command, result, args.out, time.perf_counter() - start)
     return 0
 
@@ -276,9 +347,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     printed unless ``--debug`` is given.
     """
     args = get_args_parser().parse_args(argv)
-    _setup_logging(getattr(args, "quiet", False) or getattr(args, "json", False))
+    _setup_logging(getattr(args, "quiet", False) or getattr(args, "json", False) or _env_rank() > 0)
+    if _env_rank() > 0:  # under torchrun rank 0 reports; the others would repeat its warnings
+        import warnings
+
+        warnings.simplefilter("ignore")
     try:
-        return _run(args)
+        with _process_group(args):
+            return _run(args)
     except NIWTError as err:
         if args.debug:
             traceback.print_exc()

@@ -23,11 +23,13 @@ import tomli_w
 from niwt.baselines import BASELINES
 from niwt.data.settings import POOLS
 from niwt.data.shapes import ShapesConfig
+from niwt.device import DEVICES, PRECISIONS
 from niwt.errors import ConfigError
 from niwt.explain.inverse import INVERSE_LOSSES, InverseConfig
 from niwt.importance import REDUCTIONS, neuron_importance
 from niwt.knowledge import NORMALIZATIONS, SOURCES, TEXT_ENCODERS
 from niwt.mapping import MAPPING_MODELS, ImportanceMapper
+from niwt.models import list_models
 from niwt.training import TRAIN_MODES, train_classifier
 from niwt.transfer import INITS, MODES, UnseenWeightOptimizer
 
@@ -41,6 +43,7 @@ __all__ = [
     "EvalConfig",
     "ExplainConfig",
     "CompareConfig",
+    "RuntimeConfig",
     "METHOD_NAMES",
     "RunConfig",
     "DATA_KINDS",
@@ -112,6 +115,8 @@ class _FilesDataConfig:
         crop: side of the centre crop the network sees (the model's input size).
         normalize: normalise with the ImageNet mean and std (torchvision weights' convention).
         check_images: open every image once when loading (unreadable ones are reported).
+        workers: DataLoader worker processes reading images (0: in the main process); unset:
+            min(4, CPU count). Numbers do not depend on it.
     """
 
     root: str = ""
@@ -121,6 +126,7 @@ class _FilesDataConfig:
     crop: int = 224
     normalize: bool = True
     check_images: bool = True
+    workers: int | None = None
 
     @property
     def image_size(self) -> int:
@@ -135,6 +141,7 @@ class _FilesDataConfig:
         _check(section, self, "val_fraction", low=0, low_open=True, high=1, high_open=True)
         _positive(section, self, "resize", "crop")
         _check(section, self, "seed", low=0)
+        _check(section, self, "workers", low=0)
 
     def transform(self):  # -> niwt.data.imagefiles.ImageTransform
         from niwt.data.imagefiles import ImageTransform
@@ -143,7 +150,7 @@ class _FilesDataConfig:
 
     def loader_options(self) -> dict[str, Any]:
         """Keyword arguments of the format's loader (empty strings mean unset)."""
-        skip = {"kind", "root", "resize", "crop", "normalize"}
+        skip = {"kind", "root", "resize", "crop", "normalize", "workers"}
         options = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
         options = {k: (None if v == "" else v) for k, v in options.items()}
         return {**options, "transform": self.transform()}
@@ -156,9 +163,11 @@ class AwA2DataConfig(_FilesDataConfig):
     Attributes:
         kind: "awa2".
         split: "proposed" (Xian et al.) or "standard".
-        split_dir: folder with the xlsa17 class lists (trainvalclasses.txt, testclasses.txt), if not in root.
+        split_dir: the dataset's xlsa17 folder (xlsa17/data/AWA2): with res101.mat and att_splits.mat,
+            xlsa17's exact image split; otherwise its class lists (trainvalclasses.txt, testclasses.txt).
         knowledge: "continuous" or "binary" predicate matrix.
-        test_seen_fraction: share of each seen class's images held out for the seen test.
+        test_seen_fraction: share of each seen class's images held out for the seen test (without
+            xlsa17's image split).
     """
 
     KIND: typing.ClassVar[str] = "awa2"
@@ -175,9 +184,11 @@ class CUBDataConfig(_FilesDataConfig):
 
     Attributes:
         kind: "cub".
-        split_dir: folder with the xlsa17 class lists, if not in root.
+        split_dir: the dataset's xlsa17 folder (xlsa17/data/CUB): with res101.mat and a split file,
+            xlsa17's exact image split; otherwise its class lists, if not in root.
         captions_dir: folder of the per-image captions (`text_c10/`), if not in root.
-        test_seen_fraction: share of each seen class's images held out for the seen test.
+        test_seen_fraction: share of each seen class's images held out for the seen test (without
+            xlsa17's image split).
     """
 
     KIND: typing.ClassVar[str] = "cub"
@@ -255,7 +266,8 @@ class ModelConfig:
     """Backbone family and size.
 
     Attributes:
-        arch: registered backbone name (`niwt.list_models()`): "vgg", "resnet", "tv_vgg16", "tv_resnet101".
+        arch: registered backbone name (`niwt.list_models()`): the small "vgg" and "resnet", torchvision's
+            "vgg11" ... "vgg19_bn" and "resnet18" ... "resnet152" ("tv_vgg16", "tv_resnet101": older names), "mlp".
         width: channels of the first convolution block (shapes backbones).
         hidden: width of fc6/fc7, the penultimate feature size (VGG-like only; unset: the model's default).
         dropout: dropout after fc6/fc7 (VGG-like only; unset: the model's default).
@@ -269,6 +281,7 @@ class ModelConfig:
     weights: str | None = None
 
     def __post_init__(self) -> None:
+        _check("model", self, "arch", choices=tuple(list_models()))
         _positive("model", self, "width", "hidden")
         _check("model", self, "dropout", low=0.0, high=1.0, high_open=True)
 
@@ -285,6 +298,9 @@ class TrainConfig:
         batch_size: images per step.
         weight_decay: AdamW weight decay.
         augment: random flips and shifts during training.
+        head_epochs: finetuned mode: epochs that first train the new classifier alone (trunk frozen),
+            as the authors' code does before it trains every layer; 0: every layer from the start.
+        head_lr: learning rate of those epochs (unset: `lr`).
     """
 
     mode: str = _default(train_classifier, "mode")
@@ -294,11 +310,14 @@ class TrainConfig:
     batch_size: int = _default(train_classifier, "batch_size")
     weight_decay: float = _default(train_classifier, "weight_decay")
     augment: bool = _default(train_classifier, "augment")
+    head_epochs: int = 0
+    head_lr: float | None = None
 
     def __post_init__(self) -> None:
         _check("train", self, "mode", choices=TRAIN_MODES)
-        _positive("train", self, "epochs", "lr", "batch_size")
+        _positive("train", self, "epochs", "lr", "batch_size", "head_lr")
         _check("train", self, "pretrain_epochs", low=0)
+        _check("train", self, "head_epochs", low=0)
 
 
 @dataclass(frozen=True)
@@ -308,10 +327,13 @@ class ImportanceConfig:
     Attributes:
         reduction: "sum" over spatial positions (the authors' code) or "mean" (Grad-CAM).
         batch_size: images per forward/backward pass when extracting importances.
+        layer: the importance layer; empty (the default) for the model's own (the last conv block,
+            as in the paper); an earlier one only for models that support it (``vgg``: ``features.<i>``).
     """
 
     reduction: str = _default(neuron_importance, "reduction")
     batch_size: int = 256
+    layer: str = ""
 
     def __post_init__(self) -> None:
         _check("importance", self, "reduction", choices=REDUCTIONS)
@@ -363,6 +385,7 @@ class TransferConfig:
         patience: stop after this many steps without a relative improvement of `tol`.
         tol: relative loss improvement that resets the patience counter.
         pool: unlabeled images for the transfer: "source", "seen" or "noise".
+        pool_size: use only this many images of the pool, drawn with the run's seed (0: all of them).
         init: start of the unseen rows: "seen_centered", "mean" or "zeros".
         mode: "fast" (cached activations) or "reference" (full network each step); same result.
     """
@@ -377,11 +400,13 @@ class TransferConfig:
     patience: int = _default(UnseenWeightOptimizer, "patience")
     tol: float = _default(UnseenWeightOptimizer, "tol")
     pool: str = "source"
+    pool_size: int = 0
     init: str = _default(UnseenWeightOptimizer, "init")
     mode: str = _default(UnseenWeightOptimizer, "mode")
 
     def __post_init__(self) -> None:
         _check("transfer", self, "pool", choices=POOLS)
+        _check("transfer", self, "pool_size", low=0)
         _check("transfer", self, "init", choices=INITS)
         _check("transfer", self, "mode", choices=MODES)
         _positive("transfer", self, "lr", "batch_size", "max_steps", "patience")
@@ -487,6 +512,25 @@ class CompareConfig:
 
 
 @dataclass(frozen=True)
+class RuntimeConfig:
+    """Where the run computes and in which precision (`niwt.device`); under torchrun, see `niwt.distributed`.
+
+    Attributes:
+        device: "auto" (a CUDA GPU when torch sees one, else the CPU), "cpu" or "cuda" (each torchrun
+            process takes the GPU of its LOCAL_RANK). The device actually used is recorded in metrics.json.
+        precision: "fp32", or "bf16" / "fp16" autocast for training and importance extraction (fp16:
+            CUDA only, with loss scaling).
+    """
+
+    device: str = "auto"
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        _check("runtime", self, "device", choices=DEVICES)
+        _check("runtime", self, "precision", choices=PRECISIONS)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything one NIWT run needs.
 
@@ -505,6 +549,7 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     explain: ExplainConfig = field(default_factory=ExplainConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     def __post_init__(self) -> None:
         # numpy seeds must stay below 2**32; compare adds the seed index, so leave room for it

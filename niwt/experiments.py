@@ -7,7 +7,6 @@ chosen on the seen *val* classes acting as unseen; test images are only used for
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 from dataclasses import replace
@@ -15,27 +14,41 @@ from pathlib import Path
 
 import numpy as np
 
-from niwt.config import METHOD_NAMES, RunConfig, resolve_config
+from niwt.config import METHOD_NAMES, RunConfig, resolve_config, to_dict
 from niwt.data.shapes import ShapesConfig
 from niwt.errors import ConfigError, DataError
 from niwt.models import model_settings
 from niwt.pipeline import (
     build_context,
     class_vectors,
+    final_transfers,
     load_knowledge,
     needs_validation,
     open_dataset,
-    pretrain,
     publish_niwt_outputs,
     run_methods,
+    transfer_grid,
     write_run,
 )
-from niwt.report.plots import plot_lambda_sweep
-from niwt.results import Comparison, Reproduction, ReproductionRow, SeedRun, Sweep, SweepRow
+from niwt.report.plots import plot_lambda_curve, plot_lambda_sweep
+from niwt.results import (
+    Ablation,
+    AblationRow,
+    Arm,
+    Claim,
+    Comparison,
+    LambdaCurve,
+    Reproduction,
+    SeedRun,
+    Sweep,
+    SweepRow,
+    paired_difference,
+)
 from niwt.rundir import StageStore, in_run_dir
 from niwt.training import seed_everything
 
-__all__ = ["compare", "sweep_lambda", "reproduce", "PAPER_H", "check_methods", "quick_config", "DEFAULT_SWEEP"]
+__all__ = ["compare", "sweep_lambda", "reproduce", "ablate", "ABLATIONS", "REPRODUCE_SEEDS", "PAPER_H", "check_methods",
+           "quick_config", "DEFAULT_SWEEP"]
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +136,7 @@ def sweep_lambda(config: RunConfig, out: str | Path, *, force: bool = False, pro
         ctx = build_context(config, data, load_knowledge(config, data), validation=False, progress=progress,
                             images=images)
         setting = ctx.final
-        model = copy.deepcopy(ctx.model(setting))
+        model = ctx.niwt_model(setting)
         optimizers = ctx.transfer(setting, model, [(lam, config.transfer.lr) for lam in lams]).optimizers
         rows = []
         for lam, opt in zip(lams, optimizers):
@@ -154,39 +167,210 @@ def _sweep_finding(rows: list[dict[str, float]], margin: float = 0.01) -> str:
             f"seen accuracy goes from {rows[0]['seen_acc']:.3f} to {rows[-1]['seen_acc']:.3f}")
 
 
-def reproduce(config: RunConfig, out: str | Path, *, force: bool = False, progress: bool = False) -> Reproduction:
-    """The paper's table on the shapes world: {vgg, resnet} x {fixed, finetuned} x {attributes, text}
-    for ALE, DEM and NIWT, with the paper's NIWT H on AWA2 and CUB beside where known."""
+_PAPER_FINDINGS = {
+    "ale": "NIWT H 48.1 % (VGG16, finetuned, AWA2) against ALE's 23.9 % (Xian et al.'s GZSL table)",
+    "dem": "NIWT H 48.1 % (VGG16, finetuned, AWA2) against DEM's 45.1 % (Xian et al.'s GZSL table)",
+    "finetuned": "H {} vs {} % (VGG16, AWA2), {} vs {} % (VGG16, CUB)".format(
+        *(PAPER_H[("vgg", mode, "attributes")][d] for d in ("AWA2", "CUB") for mode in ("finetuned", "fixed"))),
+    "attributes": "H {} vs {} % (VGG16, CUB, attributes vs captions)".format(
+        *(PAPER_H[("vgg", "finetuned", source)]["CUB"] for source in ("attributes", "text"))),
+    "u_rises": "U 33.9 % at Λ = 0, highest (41.3 %) at Λ = 1e-5 (AWA2)",
+    "u_falls": "U falls for Λ > 1e-4: the pull to the seen rows stops the unseen rows from learning (AWA2)",
+    "s_rises": "about 3 points of S traded against U between Λ = 1e-5 and 1e-4 (AWA2)",
+}
+
+
+REPRODUCE_SEEDS = 4
+"""Seeds of ``niwt reproduce`` by default: each trains two backbones and runs NIWT three times, so
+four seeds of the comparison world take about half an hour on a 2-core CPU (``--seeds`` for more)."""
+
+
+def _arm_context(cfg: RunConfig, data, images, store: StageStore, progress: bool, *, base=None, models=None,
+                 methods: tuple[str, ...] = ("niwt",)):
+    knowledge, names = class_vectors(cfg, data)
+    return build_context(cfg, data, knowledge, knowledge_names=names, base=base, models=models,
+                         validation=needs_validation(cfg, methods), progress=progress, store=store, images=images)
+
+
+def _lambda_curve(ctx, selection, final_transfer) -> tuple[tuple[float, ...], list[float], list]:
+    """The Λ values of NIWT's validation grid, the unseen accuracy each gave on the validation
+    classes (read from ``selection``, NIWT's choice on them), and the test report of a final
+    transfer with each (at the chosen learning rate; ``final_transfer`` from
+    :func:`~niwt.pipeline.final_transfers`, shared with NIWT's own final transfer)."""
+    from niwt.evaluate import GZSLReport
+    from niwt.pipeline import _read_json, _stage
+    from niwt.rundir import write_json
+
+    if not selection.grid:
+        raise ConfigError("the Λ curve needs NIWT's validation grid: set transfer.select = true and give "
+                          "transfer.lam_grid at least two values")
+    lams = tuple(sorted({float(p.params["lam"]) for p in selection.grid}))
+    val_u = [max(p.report.unseen_acc for p in selection.grid if p.params["lam"] == lam) for lam in lams]
+    lr = float(selection.params["lr"])
+
+    def compute(_: Path | None) -> list:
+        setting = ctx.final
+        model = ctx.niwt_model(setting)
+        reports = []
+        for lam in lams:
+            (opt,) = final_transfer(lam, lr).output.optimizers
+            opt.apply(model)
+            reports.append(ctx.report(setting, ctx.scores(model, setting), calibration=0.0))
+        return reports
+
+    def save(reports: list, d: Path) -> None:
+        write_json(d / "curve.json", {"lams": list(lams), "lr": lr, "test": [r.as_dict() for r in reports]})
+
+    def load(d: Path) -> list:
+        return [GZSLReport(**r) for r in _read_json(d / "curve.json")["test"]]
+
+    key = ctx.key("lambda_curve", lams=list(lams), lr=lr, importance=to_dict(ctx.config.importance),
+                  mapping=to_dict(ctx.config.mapping), transfer=to_dict(ctx.config.transfer))
+    return lams, val_u, _stage(ctx.store, "lambda_curve", key, compute, save, load)
+
+
+def _world_name(config: RunConfig) -> str:
+    data = config.data
+    if isinstance(data, ShapesConfig):
+        return (f"the shapes world ({data.n_seen} seen, {data.n_unseen} unseen classes; {data.n_trainval_images} "
+                f"training and {data.n_test_seen_images} / {data.n_test_unseen_images} seen / unseen test images "
+                "per class)")
+    return f"the {config.data.kind} dataset"
+
+
+def reproduce(config: RunConfig, out: str | Path, *, force: bool = False, progress: bool = False,
+              seeds: int | None = None, resume: bool = False) -> Reproduction:
+    """The paper's claims tested over seeds, each as a paired difference with a bootstrap interval
+    and a verdict (:class:`~niwt.results.Claim`): NIWT against ALE and DEM, finetuned against
+    fixed, attributes against text, and the Λ trade-off (a validation-chosen small Λ against 0,
+    the largest Λ against it). Hyper-parameters are chosen on validation classes throughout."""
     _check_validation(config)
-    config = resolve_config(config)
-    methods = ("ale", "dem", "niwt")
+    n_seeds = seeds if seeds is not None else REPRODUCE_SEEDS
+    if n_seeds < 1:
+        raise ConfigError(f"`seeds` must be >= 1, got {n_seeds}")
+    config = resolve_config(replace(config, compare=replace(config.compare, seeds=n_seeds)))
+    if not config.transfer.select or len(set(config.transfer.lam_grid)) < 2:
+        raise ConfigError("`niwt reproduce` tests the Λ trade-off on NIWT's validation grid: set transfer.select = "
+                          f"true and give transfer.lam_grid at least two values, got {list(config.transfer.lam_grid)}")
 
     def body(staging: Path) -> Reproduction:
-        seed_everything(config.seed)
         data, images = open_dataset(config)
-        rows = []
-        for arch in ("vgg", "resnet"):
-            arch_cfg = resolve_config(replace(config, model=replace(config.model, arch=arch, hidden=None,
-                                                                    dropout=None)))
-            base = pretrain(arch_cfg, data, images, progress)
-            for mode in ("fixed", "finetuned"):
-                mode_cfg = replace(arch_cfg, train=replace(arch_cfg.train, mode=mode))
-                models = None
-                for source in ("attributes", "text"):
-                    cfg = replace(mode_cfg, knowledge=replace(mode_cfg.knowledge, source=source))
-                    knowledge, names = class_vectors(cfg, data)
-                    ctx = build_context(cfg, data, knowledge, knowledge_names=names, base=base, models=models,
-                                        validation=needs_validation(cfg, methods), progress=progress, images=images)
-                    models = ctx.models  # the backbones do not depend on the knowledge: train them once
-                    results, _ = run_methods(ctx, methods)
-                    for result in results:
-                        paper = PAPER_H.get((arch, mode, source), {}) if result.method == "niwt" else {}
-                        rows.append(ReproductionRow(arch, mode, source, result, paper.get("AWA2"), paper.get("CUB")))
-        reproduction = Reproduction(tuple(rows))
+        names = ("niwt / finetuned / attributes", "ale / finetuned / attributes", "dem / finetuned / attributes",
+                 "niwt / fixed / attributes", "niwt / finetuned / text")
+        arms: dict[str, list] = {name: [] for name in names}
+        val_peaks, reports, lams = [], [], ()
+        for i in range(n_seeds):
+            cfg = replace(config, seed=config.seed + i)
+            seed_everything(cfg.seed)
+            store = StageStore(staging, prefix=f"seed{cfg.seed}.")
+            attrs = replace(cfg, knowledge=replace(cfg.knowledge, source="attributes"))
+            ft = replace(attrs, train=replace(attrs.train, mode="finetuned"))
+            ctx = _arm_context(ft, data, images, store.child("finetuned."), progress, methods=("niwt", "ale", "dem"))
+            shared = final_transfers(ctx, transfer_grid(ft), explain=False)  # NIWT's final and the Λ curve
+            results, _ = run_methods(ctx, ("niwt", "ale", "dem"), final_transfer=shared, explain=False)
+            for name, result in zip(names[:3], results):
+                arms[name].append(result)
+            lams, val_u, test = _lambda_curve(ctx, results[0].selection, shared)
+            val_peaks.append(lams[int(np.argmax(val_u))])
+            reports.append(test)
+            fixed = replace(attrs, train=replace(attrs.train, mode="fixed"))
+            fctx = _arm_context(fixed, data, images, store.child("fixed."), progress, base=ctx.models.base)
+            arms[names[3]].append(run_methods(fctx, ("niwt",), explain=False)[0][0])
+            text = replace(ft, knowledge=replace(ft.knowledge, source="text"))
+            tctx = _arm_context(text, data, images, store.child("text."), progress, models=ctx.models)
+            arms[names[4]].append(run_methods(tctx, ("niwt",), explain=False)[0][0])
+        arm = {name: Arm(name, tuple(results)) for name, results in arms.items()}
+        curve = LambdaCurve(lams, *(np.array([[getattr(r, k) for r in seed] for seed in reports])
+                                    for k in ("seen_acc", "unseen_acc", "H")), tuple(val_peaks))
+        big = [lams[-1]] * n_seeds
+        low = lams[0]  # 0 in the default grid
+        zero = [low] * n_seeds
+
+        def claim(statement, paper, a, b, va, vb, key="H"):
+            return Claim(statement, paper, paired_difference(a, b, va, vb, key))
+
+        niwt = arm[names[0]]
+        claims = (
+            claim("NIWT beats ALE (H)", _PAPER_FINDINGS["ale"], "niwt", "ale", niwt.values(), arm[names[1]].values()),
+            claim("NIWT beats DEM (H)", _PAPER_FINDINGS["dem"], "niwt", "dem", niwt.values(), arm[names[2]].values()),
+            claim("finetuned beats fixed (NIWT H)", _PAPER_FINDINGS["finetuned"], "finetuned", "fixed",
+                  niwt.values(), arm[names[3]].values()),
+            claim("attributes beat text (NIWT H)", _PAPER_FINDINGS["attributes"], "attributes", "text",
+                  niwt.values(), arm[names[4]].values()),
+            claim(f"a small Λ raises U over Λ = {low:g}", _PAPER_FINDINGS["u_rises"], "Λ peak", f"Λ {low:g}",
+                  curve.at("unseen_acc", val_peaks), curve.at("unseen_acc", zero), "unseen_acc"),
+            claim(f"Λ = {lams[-1]:g} lowers U below the peak", _PAPER_FINDINGS["u_falls"], "Λ peak",
+                  f"Λ {lams[-1]:g}", curve.at("unseen_acc", val_peaks), curve.at("unseen_acc", big), "unseen_acc"),
+            claim(f"Λ = {lams[-1]:g} raises S over Λ = {low:g}", _PAPER_FINDINGS["s_rises"], f"Λ {lams[-1]:g}",
+                  f"Λ {low:g}",
+                  curve.at("seen_acc", big), curve.at("seen_acc", zero), "seen_acc"),
+        )
+        reproduction = Reproduction(tuple(config.seed + i for i in range(n_seeds)), tuple(arm.values()), claims,
+                                    curve, _world_name(config))
+        (staging / "plots").mkdir()
+        plot_lambda_curve(curve, staging / "plots" / "lambda_curve.png",
+                          title=f"NIWT: S and U against Λ over {n_seeds} seeds (test images)")
         write_run(staging, config, reproduction.to_dict())
         return reproduction
 
-    return in_run_dir(out, force, body, command="reproduce")
+    return in_run_dir(out, force, body, command="reproduce", resume=resume)
+
+
+ABLATIONS: tuple[tuple[str, str, str, dict[str, dict[str, object]]], ...] = (
+    ("transfer pool", "source images", "seen-class images", {"transfer": {"pool": "seen"}}),
+    ("transfer pool", "source images", "a small pool (64 source images)", {"transfer": {"pool_size": 64}}),
+    ("importance layer", "last conv block", "the block before it", {"importance": {"layer": "features.10"}}),
+    ("importance reduction", "sum", "mean", {"importance": {"reduction": "mean"}}),
+    ("knowledge map", "linear", "MLP", {"mapping": {"model": "mlp"}}),
+    ("unseen-row start", "seen-centred", "zeros", {"transfer": {"init": "zeros"}}),
+)
+"""(factor, the paper's choice, the alternative, config changes) of each ablation of ``niwt ablate``."""
+
+
+def _changed(config: RunConfig, changes: dict[str, dict[str, object]]) -> RunConfig:
+    for section, fields in changes.items():
+        config = replace(config, **{section: replace(getattr(config, section), **fields)})
+    return resolve_config(config)
+
+
+def ablate(config: RunConfig, out: str | Path, *, force: bool = False, progress: bool = False,
+           seeds: int | None = None, resume: bool = False) -> Ablation:
+    """NIWT with one design choice changed at a time (:data:`ABLATIONS`), each against the paper's
+    choice as a paired difference in H over seeds, on the same trained backbones."""
+    _check_validation(config)
+    if config.model.arch != "vgg":
+        raise ConfigError(f"`niwt ablate` runs on model.arch = \"vgg\" (its importance-layer ablation moves "
+                          f"VGG's split), got {config.model.arch!r}")
+    n_seeds = seeds if seeds is not None else config.compare.seeds
+    if n_seeds < 1:
+        raise ConfigError(f"`seeds` must be >= 1, got {n_seeds}")
+    config = resolve_config(replace(config, compare=replace(config.compare, seeds=n_seeds)))
+
+    def body(staging: Path) -> Ablation:
+        data, images = open_dataset(config)
+        names = ["niwt (paper's choices)"] + [f"{factor}: {alt}" for factor, _, alt, _ in ABLATIONS]
+        arms: dict[str, list] = {name: [] for name in names}
+        for i in range(n_seeds):
+            cfg = replace(config, seed=config.seed + i)
+            seed_everything(cfg.seed)
+            store = StageStore(staging, prefix=f"seed{cfg.seed}.")
+            ctx = _arm_context(cfg, data, images, store.child("paper."), progress)
+            arms[names[0]].append(run_methods(ctx, ("niwt",), explain=False)[0][0])
+            for j, (name, (_, _, _, changes)) in enumerate(zip(names[1:], ABLATIONS)):
+                actx = _arm_context(_changed(cfg, changes), data, images, store.child(f"ablation{j}."), progress,
+                                    models=ctx.models)
+                arms[name].append(run_methods(actx, ("niwt",), explain=False)[0][0])
+        arm = {name: Arm(name, tuple(results)) for name, results in arms.items()}
+        paper = arm[names[0]]
+        rows = tuple(AblationRow(factor, default, alt, paired_difference(alt, "paper", arm[name].values(),
+                                                                         paper.values()))
+                     for name, (factor, default, alt, _) in zip(names[1:], ABLATIONS))
+        ablation = Ablation(tuple(config.seed + i for i in range(n_seeds)), tuple(arm.values()), rows,
+                            _world_name(config))
+        write_run(staging, config, ablation.to_dict())
+        return ablation
+
+    return in_run_dir(out, force, body, command="ablate", resume=resume)
 
 
 def quick_config(config: RunConfig) -> RunConfig:

@@ -35,12 +35,14 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from niwt import distributed
 from niwt.baselines import get_baseline
 from niwt.config import RunConfig, resolve_config, save_config, to_dict
 from niwt.data import ZSLData
 from niwt.data.settings import Setting, build_settings, pool_indices
 from niwt.data.shapes import ShapesConfig, make_shapes
-from niwt.data.source import FileImages, ImageSource, take
+from niwt.data.source import FileImages, ImageSource, iter_batches, take
+from niwt.device import autocast, check_precision, resolve_device, runtime_record, to_device
 from niwt.errors import ConfigError, DataError
 from niwt.evaluate import GZSLReport, choose_calibration, evaluate_gzsl
 from niwt.explain.inverse import InverseConfig, InverseMapper
@@ -57,8 +59,9 @@ from niwt.transfer import UnseenWeightOptimizer, balance_unseen
 __all__ = ["NIWTRun", "TrainedModels", "RunContext", "seeded", "load_backbone", "load_dataset", "open_dataset",
            "load_knowledge", "class_vectors", "pretrain", "fit_seen", "train_models", "build_context",
            "needs_validation", "transfer_grid", "niwt_transfer", "gzsl_scores", "score_images", "TransferOutput",
-           "penultimate_features", "select_niwt", "niwt_method", "baseline_method", "run_methods", "run_niwt",
-           "run_to_dir", "demo_config", "save_niwt_outputs", "publish_niwt_outputs", "write_run", "data_key"]
+           "penultimate_features", "select_niwt", "select_niwt_variants", "niwt_method", "niwt_methods", "final_transfers", "FinalTransfer", "baseline_method", "run_methods", "run_niwt",
+           "run_to_dir", "demo_config", "comparison_config", "COMPARISON_WORLD", "save_niwt_outputs", "publish_niwt_outputs", "write_run", "data_key",
+           "run_device"]
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +106,7 @@ def open_dataset(config: RunConfig) -> tuple[ZSLData, torch.Tensor | ImageSource
         raise ConfigError(f"dataset {cfg.root!r} ({cfg.kind}) has features but no image files: run NIWT on the "
                           "features with model.arch = \"mlp\" (feature mode), or give the images' folder "
                           "(data.image_root for xlsa17) to train a CNN")
-    return loaded.data, FileImages(loaded.image_dataset(), size=cfg.crop)
+    return loaded.data, FileImages(loaded.image_dataset(), size=cfg.crop, workers=cfg.workers)
 
 
 def load_dataset(config: RunConfig) -> ZSLData:
@@ -155,8 +158,28 @@ def _array_key(arr: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(arr, dtype=np.float64).tobytes()).hexdigest()[:20]
 
 
+def run_device(config: RunConfig) -> torch.device:
+    """The device a run computes on (``runtime.device`` on this machine, in this process), with
+    ``runtime.precision`` checked against it.
+
+    Raises:
+        ConfigError: for ``"cuda"`` without a CUDA device, or a precision the device cannot run.
+    """
+    device = resolve_device(config.runtime.device)
+    check_precision(config.runtime.precision, device)
+    return device
+
+
+def _on_shards(fn, images: torch.Tensor | ImageSource) -> torch.Tensor:
+    """``fn`` of this process's contiguous shard of ``images``, the shards put back together in
+    order on every process (:mod:`niwt.distributed`); ``fn(images)`` in one process."""
+    n = images.shape[0]
+    lo, hi = distributed.shard_bounds(n)
+    return distributed.gather(fn(images if (lo, hi) == (0, n) else take(images, np.arange(lo, hi))))
+
+
 def _save_model(model: Backbone, directory: Path) -> None:
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(directory / "model.safetensors"))
 
 
@@ -178,6 +201,7 @@ def pretrain(config: RunConfig, data: ZSLData, images: torch.Tensor, progress: b
     n_out = max(len(data.source_classes), 1)
     with seeded(config.seed):
         model = create_model(config.model.arch, n_out, **_model_kwargs(config, _in_features(images)))
+        model.to(run_device(config))  # made on the CPU: the same start on every device
         if len(data.source_idx) and config.train.pretrain_epochs:
             t = config.train
             setting = Setting("source", data.source_classes, np.zeros(0, np.int64), data.source_idx, data.source_idx)
@@ -185,7 +209,8 @@ def pretrain(config: RunConfig, data: ZSLData, images: torch.Tensor, progress: b
             train_classifier(model, take(images, data.source_idx), labels, epochs=t.pretrain_epochs, lr=t.lr,
                              batch_size=t.batch_size, weight_decay=t.weight_decay, mode="finetuned",
                              augment=t.augment, generator=torch.Generator().manual_seed(config.seed),
-                             progress=progress, desc="pre-train", checkpoint=checkpoint)
+                             progress=progress, desc="pre-train", checkpoint=checkpoint,
+                             precision=config.runtime.precision)
     return model
 
 
@@ -193,16 +218,24 @@ def fit_seen(config: RunConfig, base: Backbone, images: torch.Tensor, labels: to
              progress: bool = False, desc: str = "seen", checkpoint: Path | None = None) -> Backbone:
     """A copy of ``base`` with a fresh classifier, trained on seen classes (fixed or finetuned).
 
-    ``labels`` are classifier rows (``Setting.rows``).
+    ``labels`` are classifier rows (``Setting.rows``). In finetuned mode with ``train.head_epochs``,
+    the new classifier first trains alone (``fixed``), then every layer, as the authors' code does.
     """
     model = copy.deepcopy(base)
     t = config.train
     with seeded(config.seed + 1):
         model.reset_classifier(n_classes)
+        if t.mode == "finetuned" and t.head_epochs:
+            train_classifier(model, images, labels, epochs=t.head_epochs, lr=t.head_lr or t.lr,
+                             batch_size=t.batch_size, weight_decay=t.weight_decay, mode="fixed", augment=t.augment,
+                             generator=torch.Generator().manual_seed(config.seed + 2), progress=progress,
+                             desc=f"{desc} (classifier)",
+                             checkpoint=checkpoint.with_name(f"head-{checkpoint.name}") if checkpoint else None,
+                             precision=config.runtime.precision)
         train_classifier(model, images, labels, epochs=t.epochs, lr=t.lr, batch_size=t.batch_size,
                          weight_decay=t.weight_decay, mode=t.mode, augment=t.augment,
                          generator=torch.Generator().manual_seed(config.seed + 1), progress=progress, desc=desc,
-                         checkpoint=checkpoint)
+                         checkpoint=checkpoint, precision=config.runtime.precision)
     return model
 
 
@@ -242,15 +275,41 @@ class TrainedModels:
 
 
 def _stage(store: StageStore | None, name: str, key: str, compute, save, load):
-    """``load(dir)`` of a finished stage, or ``compute(scratch)`` then ``save(value, dir)``."""
+    """``load(dir)`` of a finished stage, or ``compute(scratch)`` then ``save(value, dir)``.
+
+    Under torchrun every process computes the stage (its collectives need them all), but rank 0
+    alone looks for a finished stage, keeps scratch state and saves; a stage rank 0 finds is
+    loaded there and sent to the others.
+    """
     if store is None:
         return compute(None)
+    if distributed.is_distributed():
+        return _shared_stage(store, name, key, compute, save, load)
     found = store.get(name, key)
     if found is not None:
         return load(found)
     value = compute(store.scratch(name, key))
     with store.put(name, key) as directory:
         save(value, directory)
+    return value
+
+
+def _shared_stage(store: StageStore, name: str, key: str, compute, save, load):
+    main = distributed.is_main()
+    found = store.get(name, key) if main else None
+    if distributed.broadcast_object(found is not None):
+        value = load(found) if main else None
+        device = next(value.parameters()).device if isinstance(value, torch.nn.Module) else None
+        # a pickled CUDA tensor would come back on rank 0's GPU: models travel as CPU copies
+        sent = copy.deepcopy(value).cpu() if device is not None and device.type != "cpu" else value
+        sent, on_gpu = distributed.broadcast_object((sent, device is not None and device.type != "cpu"))
+        if main:
+            return value
+        return sent.to(torch.device("cuda", torch.cuda.current_device())) if on_gpu else sent
+    value = compute(store.scratch(name, key) if main else None)
+    if main:
+        with store.put(name, key) as directory:
+            save(value, directory)
     return value
 
 
@@ -266,17 +325,22 @@ def train_models(config: RunConfig, data: ZSLData, images: torch.Tensor, setting
     seconds: dict[str, float] = {}
     t = config.train
     dkey = data_key(data)
-    keys = {"pretrain": stage_key(stage="pretrain", data=dkey, data_config=to_dict(config.data), seed=config.seed,
+    # How many processes decode images changes no number: it stays out of the keys.
+    data_config = {k: v for k, v in to_dict(config.data).items() if k != "workers"}
+    keys = {"pretrain": stage_key(stage="pretrain", data=dkey, data_config=data_config, seed=config.seed,
                                   model=to_dict(config.model),
                                   image_size=config.data.image_size,
-                                  train=[t.pretrain_epochs, t.lr, t.batch_size, t.weight_decay, t.augment])}
+                                  train=[t.pretrain_epochs, t.lr, t.batch_size, t.weight_decay, t.augment],
+                                  **({"precision": config.runtime.precision}
+                                     if config.runtime.precision != "fp32" else {}))}
+    device = run_device(config)
     t0 = time.perf_counter()
     if base is None:
         n_src = max(len(data.source_classes), 1)
         base = _stage(store, "pretrain", keys["pretrain"],
                       lambda d: pretrain(config, data, images, progress, d / "checkpoint.pt" if d else None),
                       _save_model,
-                      lambda d: load_backbone(config, n_src, d / "model.safetensors", _in_features(images)))
+                      lambda d: load_backbone(config, n_src, d / "model.safetensors", _in_features(images)).to(device))
     seconds["pretrain"] = time.perf_counter() - t0
 
     def trained(name: str, setting: Setting, desc: str) -> Backbone:
@@ -293,7 +357,7 @@ def train_models(config: RunConfig, data: ZSLData, images: torch.Tensor, setting
             model = copy.deepcopy(base)
             model.reset_classifier(len(setting.fit_classes))
             model.load_state_dict(load_file(str(d / "model.safetensors")))
-            return model.eval()
+            return model.to(device).eval()
 
         t0 = time.perf_counter()
         model = _stage(store, name, keys[name], compute, _save_model, load)
@@ -351,9 +415,9 @@ class RunContext:
                      else {"resize": None, "crop": None, "normalize": False})
         return {"class_names": list(self.data.class_names), "fit_classes": self.final.fit_classes.tolist(),
                 "new_classes": self.final.new_classes.tolist(), "knowledge_names": list(names),
-                "data_key": data_key(self.data), "dataset": self.data.name,
+                "data_key": data_key(self.data), "dataset": self.data.name, "split_origin": self.data.split_origin,
                 "image_size": int(self.images.shape[-1]), "transform": transform,
-                "importance_layer": self.models.final.importance_layer,
+                "importance_layer": self.config.importance.layer or self.models.final.importance_layer,
                 "in_features": _in_features(self.images)}
 
     def model(self, setting: Setting) -> Backbone:
@@ -400,10 +464,20 @@ class RunContext:
     def pool(self, setting: Setting) -> torch.Tensor:
         """The unlabeled images transfer runs on in ``setting``."""
         idx = pool_indices(self.data, setting, self.config.transfer.pool)
+        size = self.config.transfer.pool_size
         if idx is not None:
+            if 0 < size < len(idx):
+                idx = np.sort(np.random.default_rng(self.config.seed + 11).choice(idx, size, replace=False))
             return take(self.images, idx)
         gen = torch.Generator().manual_seed(self.config.seed + 7)
-        return torch.rand(max(len(self.data.source_idx), 512), *self.images.shape[1:], generator=gen)
+        return torch.rand(size or max(len(self.data.source_idx), 512), *self.images.shape[1:], generator=gen)
+
+    def niwt_model(self, setting: Setting) -> Backbone:
+        """A copy of ``setting``'s backbone to transfer into, with importance at ``importance.layer``."""
+        model = copy.deepcopy(self.model(setting))
+        if self.config.importance.layer:
+            model.set_importance_layer(self.config.importance.layer)
+        return model
 
     def transfer(self, setting: Setting, model: Backbone, grid: list[tuple[float, float]]) -> TransferOutput:
         """:func:`niwt_transfer` of ``setting``'s new classes into ``model``, with its training images."""
@@ -424,6 +498,7 @@ def build_context(config: RunConfig, data: ZSLData, knowledge: np.ndarray, *, va
     (:class:`~niwt.rundir.StageStore`).
     """
     config = resolve_config(config)
+    run_device(config)  # an unusable device or precision is refused before any training
     knowledge = np.asarray(knowledge, dtype=np.float64)
     if knowledge.shape[0] != data.n_classes:
         raise DataError(f"`knowledge` must have one row per class ({data.n_classes}), got shape {knowledge.shape}")
@@ -455,9 +530,13 @@ def niwt_transfer(config: RunConfig, model: Backbone, knowledge: np.ndarray, ima
 
     ``labels`` index ``fit_classes`` (the model's seen rows).
     """
-    with StageProgress("importance", images.shape[0], unit="image", enabled=progress) as bar:
-        alpha = neuron_importance(model, model.importance_layer, images, labels, config.importance.reduction,
-                                  batch_size=config.importance.batch_size, progress=bar.update_to)
+    lo, hi = distributed.shard_bounds(images.shape[0])
+    with StageProgress("importance", hi - lo, unit="image", enabled=progress) as bar, \
+            autocast(run_device(config), config.runtime.precision):
+        alpha = _on_shards(lambda part: neuron_importance(
+            model, model.importance_layer, part, labels[lo:hi], config.importance.reduction,
+            batch_size=config.importance.batch_size, progress=bar.update_to), images)
+    alpha = alpha.float().cpu() if alpha.dtype in (torch.float16, torch.bfloat16) else alpha.cpu()
     m = config.mapping
     mapper = ImportanceMapper(model=m.model, hidden=m.hidden, lr=m.lr, epochs=m.epochs, batch_size=m.batch_size,
                               weight_decay=m.weight_decay,
@@ -465,6 +544,7 @@ def niwt_transfer(config: RunConfig, model: Backbone, knowledge: np.ndarray, ima
                               refit=m.refit, random_state=config.seed)
     mapper.fit(knowledge[fit_classes], alpha.numpy(), labels.numpy())
     targets = mapper.predict(knowledge[new_classes])
+    targets = distributed.broadcast(torch.from_numpy(targets)).numpy()  # every process transfers rank 0's
     t = config.transfer
     optimizers = []
     for lam, lr in grid:
@@ -473,13 +553,14 @@ def niwt_transfer(config: RunConfig, model: Backbone, knowledge: np.ndarray, ima
                                     reduction=config.importance.reduction, random_state=config.seed,
                                     progress=progress)
         optimizers.append(opt.fit(model, pool, targets))
+        opt.weights_ = distributed.broadcast(opt.weights_)  # the rows every process scores with are rank 0's
     return TransferOutput(mapper, targets, tuple(optimizers), alpha, labels)
 
 
 def gzsl_scores(model: Backbone, images: torch.Tensor, seen: np.ndarray, unseen: np.ndarray, n_classes: int,
                 ) -> np.ndarray:
     """Logits of ``model`` (seen rows then unseen rows) spread into global class columns ``[N, C]``."""
-    logits = predict_logits(model, images).double().numpy()
+    logits = _on_shards(lambda part: predict_logits(model, part), images).cpu().double().numpy()
     scores = np.full((logits.shape[0], n_classes), -np.inf)
     scores[:, seen] = logits[:, : len(seen)]
     scores[:, unseen] = logits[:, len(seen) :]
@@ -509,11 +590,15 @@ def penultimate_features(model: Backbone, images: torch.Tensor, batch_size: int 
     """What the baselines are fitted on: the classifier's input features ``[N, D]`` (eval mode), or,
     in feature mode, the dataset's own features (the baselines' published setting)."""
     if isinstance(model, FeatureMLP):
-        return torch.cat([torch.flatten(images[i : i + batch_size], 1)
-                          for i in range(0, images.shape[0], batch_size)]).double().numpy()
+        return torch.cat([torch.flatten(x, 1) for _, x in iter_batches(images, None, batch_size)]).double().numpy()
+    device = model.classifier.weight.device
+
+    def features(part: torch.Tensor | ImageSource) -> torch.Tensor:
+        return torch.cat([model.forward_head(model.forward_features(to_device(x, device)))
+                          for _, x in iter_batches(part, None, batch_size, pin_memory=device.type == "cuda")])
+
     with eval_mode(model):
-        return torch.cat([model.forward_head(model.forward_features(images[i : i + batch_size]))
-                          for i in range(0, images.shape[0], batch_size)]).double().numpy()
+        return _on_shards(features, images).cpu().double().numpy()
 
 
 @dataclass(frozen=True, eq=False)
@@ -548,76 +633,157 @@ NIWT_VARIANTS = ("niwt", "niwt-bal")
 rows balanced against the seen rows (:func:`niwt.transfer.balance_unseen`)."""
 
 
-def select_niwt(ctx: RunContext, grid: list[tuple[float, float]] | None = None, *,
-                variant: str = "niwt") -> Selection:
-    """Choose Λ and the learning rate on the validation setting (the val classes act as unseen)."""
+def select_niwt_variants(ctx: RunContext, grid: list[tuple[float, float]] | None = None,
+                         ) -> dict[str, Selection]:
+    """Choose Λ and the learning rate of every NIWT variant on the validation setting (the val
+    classes act as unseen).
+
+    One transfer per grid point serves every variant: each is scored with the rows as learned
+    (``niwt``), then with the rows balanced (``niwt-bal``), so the variants differ only in what
+    they do after the transfer.
+    """
     grid = grid if grid is not None else transfer_grid(ctx.config)
     if len(grid) == 1 and not ctx.config.eval.calibrate:
-        return Selection({"lam": grid[0][0], "lr": grid[0][1]})
+        return {v: Selection({"lam": grid[0][0], "lr": grid[0][1]}) for v in NIWT_VARIANTS}
 
-    def compute(_: Path | None) -> Selection:
+    def compute(_: Path | None) -> dict[str, Selection]:
         setting = ctx.validation
-        model = copy.deepcopy(ctx.model(setting))
+        model = ctx.niwt_model(setting)
         optimizers = ctx.transfer(setting, model, grid).optimizers
-        points = []
+        points: dict[str, list[GridPoint]] = {v: [] for v in NIWT_VARIANTS}
         for (lam, lr), opt in zip(grid, optimizers):
             opt.apply(model)
-            if variant == "niwt-bal":
-                balance_unseen(model)
-            point = ctx.grid_point({"lam": lam, "lr": lr}, ctx.scores(model, setting))
-            points.append(point)
-            rep = point.report
-            log.info("validation %s Λ=%g lr=%g: S=%.3f U=%.3f H=%.3f", variant, lam, lr, rep.seen_acc,
-                     rep.unseen_acc, rep.H)
-        return Selection.best_of(points)
+            for variant in NIWT_VARIANTS:  # "niwt" first: balancing changes the rows in place
+                if variant == "niwt-bal":
+                    balance_unseen(model)
+                point = ctx.grid_point({"lam": lam, "lr": lr}, ctx.scores(model, setting))
+                points[variant].append(point)
+                rep = point.report
+                log.info("validation %s Λ=%g lr=%g: S=%.3f U=%.3f H=%.3f", variant, lam, lr, rep.seen_acc,
+                         rep.unseen_acc, rep.H)
+        return {v: Selection.best_of(p) for v, p in points.items()}
 
-    name = f"{variant}_select"
-    return _stage(ctx.store, name, ctx.key(name, grid=grid, **_niwt_config(ctx)), compute,
-                  lambda sel, d: write_json(d / "selection.json", sel.to_dict()),
-                  lambda d: Selection.from_dict(_read_json(d / "selection.json")))
+    def save(selections: dict[str, Selection], d: Path) -> None:
+        write_json(d / "selections.json", {v: sel.to_dict() for v, sel in selections.items()})
+
+    def load(d: Path) -> dict[str, Selection]:
+        return {v: Selection.from_dict(sel) for v, sel in _read_json(d / "selections.json").items()}
+
+    name = "niwt_selections"
+    return _stage(ctx.store, name, ctx.key(name, grid=grid, **_niwt_config(ctx)), compute, save, load)
+
+
+def select_niwt(ctx: RunContext, grid: list[tuple[float, float]] | None = None, *,
+                variant: str = "niwt") -> Selection:
+    """The Λ and learning rate of ``variant`` chosen on the validation setting
+    (:func:`select_niwt_variants`)."""
+    if variant not in NIWT_VARIANTS:
+        raise ConfigError(f"`variant` must be one of {list(NIWT_VARIANTS)}, got {variant!r}")
+    return select_niwt_variants(ctx, grid)[variant]
+
+
+@dataclass(frozen=True, eq=False)
+class FinalTransfer:
+    """One transfer of the final setting at a chosen (Λ, lr), with the inverse map fitted on its
+    seen importances (None when explanations are not asked for): what every NIWT variant that
+    chose this point shares."""
+
+    output: TransferOutput
+    inverse: InverseMapper | None
+    seconds: dict[str, float]
+
+
+def _fit_inverse(ctx: RunContext, out: TransferOutput) -> InverseMapper:
+    n_classes = len(np.unique(out.labels.numpy()))
+    explain = replace(ctx.config.explain, n_holdout=min(ctx.config.explain.n_holdout, n_classes - 1))
+    inverse = InverseMapper(InverseConfig(**to_dict(explain), random_state=ctx.config.seed))
+    inverse.fit(out.importances.numpy(), ctx.knowledge[ctx.final.fit_classes], out.labels.numpy())
+    return inverse
+
+
+def final_transfers(ctx: RunContext, grid: list[tuple[float, float]] | None = None, *, explain: bool = True):
+    """``get(lam, lr) -> FinalTransfer``: transfers of the final setting, computed once and shared.
+
+    With ``grid``, the first call transfers at every point of it in one go (one importance
+    extraction and one map for all; each point's rows are the same as alone), so the variants and
+    the Λ curve read them; other points are transferred alone when asked. ``explain=False`` skips
+    the inverse map (only explanations use it).
+    """
+    cache: dict[tuple[float, float], FinalTransfer] = {}
+
+    def transfer(points: list[tuple[float, float]]) -> None:
+        t0 = time.perf_counter()
+        out = ctx.transfer(ctx.final, ctx.niwt_model(ctx.final), points)
+        seconds = {"final": time.perf_counter() - t0}
+        t0 = time.perf_counter()
+        inverse = _fit_inverse(ctx, out) if explain else None
+        if explain:
+            seconds["inverse"] = time.perf_counter() - t0
+        for point, opt in zip(points, out.optimizers):
+            cache[point] = FinalTransfer(replace(out, optimizers=(opt,)), inverse, seconds)
+
+    def get(lam: float, lr: float) -> FinalTransfer:
+        if grid and not cache:
+            transfer([(float(a), float(b)) for a, b in grid])
+        if (lam, lr) not in cache:
+            transfer([(lam, lr)])
+        return cache[(lam, lr)]
+
+    return get
 
 
 def niwt_method(ctx: RunContext, selection: Selection | None = None, *,
-                variant: str = "niwt") -> NIWTRun | MethodResult:
+                variant: str = "niwt", final_transfer=None, select_seconds: float | None = None,
+                explain: bool = True) -> NIWTRun | MethodResult:
     """NIWT on the final model with Λ/lr chosen on validation (or given in ``selection``).
 
     Returns the :class:`NIWTRun` (model, mapper, optimizer and result); when the run context has a
     stage store and the stage had already finished, only its :class:`MethodResult` (the stage's
-    directory holds the model and the rest as files).
+    directory holds the model and the rest as files). ``final_transfer`` (:func:`final_transfers`)
+    lets variants that chose the same point share one transfer (:func:`niwt_methods`);
+    ``explain=False`` skips the inverse map behind explanations.
     """
     if variant not in NIWT_VARIANTS:
         raise ConfigError(f"`variant` must be one of {list(NIWT_VARIANTS)}, got {variant!r}")
     t0 = time.perf_counter()
     selection = selection if selection is not None else select_niwt(ctx, variant=variant)
-    seconds = {"select": time.perf_counter() - t0}
+    seconds = {"select": time.perf_counter() - t0 if select_seconds is None else select_seconds}
+    final_transfer = final_transfer if final_transfer is not None else final_transfers(ctx, explain=explain)
 
     def compute(_: Path | None) -> NIWTRun:
-        t0 = time.perf_counter()
+        shared = final_transfer(selection.params["lam"], selection.params["lr"])
+        out = shared.output
         setting = ctx.final
-        model = copy.deepcopy(ctx.model(setting))
-        out = ctx.transfer(setting, model, [(selection.params["lam"], selection.params["lr"])])
+        model = ctx.niwt_model(setting)
         (opt,) = out.optimizers
         opt.apply(model)
         if variant == "niwt-bal":
             balance_unseen(model)
         report, calibrated = ctx.final_reports(ctx.scores(model, setting), selection)
-        seconds["final"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        n_classes = len(np.unique(out.labels.numpy()))
-        explain = replace(ctx.config.explain, n_holdout=min(ctx.config.explain.n_holdout, n_classes - 1))
-        inverse = InverseMapper(InverseConfig(**to_dict(explain), random_state=ctx.config.seed))
-        inverse.fit(out.importances.numpy(), ctx.knowledge[setting.fit_classes], out.labels.numpy())
-        seconds["inverse"] = time.perf_counter() - t0
-        result = MethodResult(variant, report, selection, {**ctx.models.seconds, **seconds}, calibrated)
-        return NIWTRun(result, model, out.mapper, opt, inverse, ctx.run_info(), ctx.knowledge)
+        result = MethodResult(variant, report, selection, {**ctx.models.seconds, **seconds, **shared.seconds},
+                              calibrated)
+        return NIWTRun(result, model, out.mapper, opt, shared.inverse, ctx.run_info(), ctx.knowledge)
 
     def save(run: NIWTRun, d: Path) -> None:
         save_niwt_outputs(d, ctx.config, run)
         write_json(d / "result.json", run.result.to_dict())
 
-    key = ctx.key(variant, selection=selection.to_dict(), **_niwt_config(ctx))
+    key = ctx.key(variant, selection=selection.to_dict(), **_niwt_config(ctx), **({} if explain else {"inverse_map": False}))
     return _stage(ctx.store, variant, key, compute, save,
                   lambda d: MethodResult.from_dict(_read_json(d / "result.json")))
+
+
+def niwt_methods(ctx: RunContext, variants: tuple[str, ...], *, final_transfer=None,
+                 explain: bool = True) -> list[NIWTRun | MethodResult]:
+    """Several NIWT variants with one validation transfer per grid point, and one final transfer
+    per distinct chosen point (:func:`niwt_method` for each; ``final_transfer`` from
+    :func:`final_transfers` to share them further)."""
+    t0 = time.perf_counter()
+    selections = select_niwt_variants(ctx)
+    select_seconds = time.perf_counter() - t0
+    final_transfer = final_transfer if final_transfer is not None else final_transfers(ctx, explain=explain)
+    return [niwt_method(ctx, selections[variant], variant=variant, final_transfer=final_transfer,
+                        select_seconds=select_seconds, explain=explain) for variant in variants]
 
 
 def baseline_method(ctx: RunContext, name: str) -> MethodResult:
@@ -659,14 +825,20 @@ def _read_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def run_methods(ctx: RunContext, methods: tuple[str, ...]) -> tuple[tuple[MethodResult, ...], NIWTRun | None]:
+def run_methods(ctx: RunContext, methods: tuple[str, ...], *, final_transfer=None,
+                explain: bool = True) -> tuple[tuple[MethodResult, ...], NIWTRun | None]:
     """Each of ``methods`` on ``ctx``, in order; NIWT's full run beside the results when it was
-    computed here (None when it was not run, or reused from the context's stage store)."""
+    computed here (None when it was not run, or reused from the context's stage store). The NIWT
+    variants share their transfers (:func:`niwt_methods`)."""
+    variants = tuple(m for m in methods if m in NIWT_VARIANTS)
+    niwt_runs = (dict(zip(variants, niwt_methods(ctx, variants, final_transfer=final_transfer, explain=explain)))
+                 if variants else {})
     results, niwt_run = [], None
     for method in methods:
         if method in NIWT_VARIANTS:
-            out = niwt_method(ctx, variant=method)
-            niwt_run = out if isinstance(out, NIWTRun) else None
+            out = niwt_runs[method]
+            if method == "niwt" or niwt_run is None:
+                niwt_run = out if isinstance(out, NIWTRun) else niwt_run
             result = out.result if isinstance(out, NIWTRun) else out
         else:
             result = baseline_method(ctx, method)
@@ -698,7 +870,7 @@ def save_niwt_outputs(staging: Path, config: RunConfig, run: NIWTRun) -> None:
     from safetensors.torch import save_file
 
     (staging / "model").mkdir(exist_ok=True)
-    state = {k: v.detach().contiguous() for k, v in run.model.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in run.model.state_dict().items()}
     save_file(state, str(staging / "model" / "niwt.safetensors"), metadata={"arch": config.model.arch})
     mapper_state = {k: v.detach().contiguous() for k, v in run.mapper.net_.state_dict().items()}
     (staging / "mapping").mkdir(exist_ok=True)
@@ -723,15 +895,37 @@ def save_niwt_outputs(staging: Path, config: RunConfig, run: NIWTRun) -> None:
 
 
 def write_run(staging: Path, config: RunConfig, record: dict[str, object]) -> None:
-    """``config.toml``, ``versions.json`` and ``metrics.json`` (``record`` plus the config) of a run."""
+    """``config.toml``, ``versions.json`` and ``metrics.json`` (``record``, the config, and where the
+    run computed: device, precision, processes) of a run."""
     save_config(config, staging / "config.toml")
     write_json(staging / "versions.json", versions())
-    write_json(staging / "metrics.json", {**record, "config": to_dict(config)})
+    runtime = runtime_record(run_device(config), config.runtime.precision)
+    write_json(staging / "metrics.json", {**record, "config": to_dict(config), "runtime": runtime})
 
 
 def demo_config(seed: int = 0) -> RunConfig:
     """The defaults of ``niwt demo``."""
     return replace(RunConfig(), seed=seed)
+
+
+COMPARISON_WORLD = {"n_source_images": 180, "n_trainval_images": 120, "n_test_seen_images": 60,
+                    "n_test_unseen_images": 120}
+"""The comparison world's image counts per class (the demo world's classes; its counts are 60, 40, 15, 30)."""
+
+
+def comparison_config(seed: int = 0) -> RunConfig:
+    """The defaults of ``niwt compare``, ``reproduce`` and ``ablate``: the comparison world.
+
+    The demo's world is small so that it runs in about two minutes, and a single seed's numbers move
+    by several points from test-set sampling alone (15 test images per seen class). The comparison
+    world has the demo's classes with three times the training images, so that no method is held
+    back by data starvation, and four times the test images, so that the sampling noise of S and U
+    (about 0.01 and 0.015 per seed) is well below the differences being claimed; each epoch sees
+    three times the images, so fewer epochs are run.
+    """
+    base = RunConfig()
+    return replace(base, seed=seed, data=replace(base.data, **COMPARISON_WORLD),
+                   train=replace(base.train, pretrain_epochs=6, epochs=8))
 
 
 def publish_niwt_outputs(store: StageStore, staging: Path) -> None:

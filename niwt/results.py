@@ -15,7 +15,9 @@ from niwt.errors import DataError
 from niwt.evaluate import GZSLReport
 
 __all__ = ["METRICS", "GridPoint", "Selection", "MethodResult", "SeedRun", "Comparison", "SweepRow", "Sweep",
-           "ReproductionRow", "Reproduction", "format_table", "format_sweep", "format_reproduction", "PUBLISHED_GZSL", "PairedDifference", "format_paired"]
+           "Arm", "Claim", "LambdaCurve", "Reproduction", "AblationRow", "Ablation", "verdict", "paired_difference",
+           "format_table", "format_sweep", "format_reproduction", "format_ablation", "PUBLISHED_GZSL",
+           "PairedDifference", "format_paired"]
 
 METRICS = (("seen_acc", "S"), ("unseen_acc", "U"), ("H", "H"), ("zsl_acc", "ZSL"), ("ausuc", "AUSUC"))
 """The reported metrics: key in :class:`~niwt.evaluate.GZSLReport` and column title."""
@@ -159,6 +161,20 @@ class PairedDifference:
                 "calibrated": self.calibrated, "verdict": self.verdict}
 
 
+def paired_difference(a: str, b: str, values_a: np.ndarray, values_b: np.ndarray, key: str = "H", *,
+                      calibrated: bool = False, n_boot: int = 10_000, seed: int = 0) -> PairedDifference:
+    """``values_a - values_b`` paired by seed: the mean and its percentile bootstrap 95 % interval
+    (seeds resampled with replacement, ``n_boot`` times, from a generator seeded by ``seed``)."""
+    d = np.asarray(values_a, dtype=np.float64) - np.asarray(values_b, dtype=np.float64)
+    if d.ndim != 1 or not d.size:
+        raise DataError(f"paired values must be two equal-length 1-d arrays, got {np.shape(values_a)} and "
+                        f"{np.shape(values_b)}")
+    picks = np.random.default_rng(seed).integers(0, d.size, size=(n_boot, d.size))
+    lo, hi = np.percentile(d[picks].mean(1), [2.5, 97.5])
+    return PairedDifference(a, b, key, float(d.mean()), float(lo), float(hi), int((d > 0).sum()), int(d.size),
+                            calibrated)
+
+
 @dataclass(frozen=True)
 class Comparison:
     """Methods side by side over seeds: per-seed values and their mean and (population) std."""
@@ -185,19 +201,10 @@ class Comparison:
                seed: int = 0) -> tuple[PairedDifference, ...]:
         """For every pair of methods, the mean paired difference of ``key`` over seeds with a
         percentile bootstrap 95 % interval (seeds resampled with replacement)."""
-        rng = np.random.default_rng(seed)
-        n = len(self.runs)
-        picks = rng.integers(0, n, size=(n_boot, n))
-        out = []
         methods = self.methods
-        for a_i, a in enumerate(methods):
-            for b in methods[a_i + 1 :]:
-                d = self.values(a, key, calibrated) - self.values(b, key, calibrated)
-                boot = d[picks].mean(1)
-                lo, hi = np.percentile(boot, [2.5, 97.5])
-                out.append(PairedDifference(a, b, key, float(d.mean()), float(lo), float(hi),
-                                            int((d > 0).sum()), n, calibrated))
-        return tuple(out)
+        return tuple(paired_difference(a, b, self.values(a, key, calibrated), self.values(b, key, calibrated), key,
+                                       calibrated=calibrated, n_boot=n_boot, seed=seed)
+                     for a_i, a in enumerate(methods) for b in methods[a_i + 1 :])
 
     def summary(self, calibrated: bool = False) -> dict[str, dict[str, float]]:
         """``{method: {key: mean, key_std: std}}`` over seeds."""
@@ -258,30 +265,125 @@ class Sweep:
 
 
 @dataclass(frozen=True)
-class ReproductionRow:
-    """One cell of the paper's grid: backbone x training mode x knowledge x method."""
+class Arm:
+    """One configuration run on every seed (e.g. NIWT, finetuned, attributes), its result per seed."""
 
-    arch: str
-    mode: str
-    knowledge: str
-    result: MethodResult
-    paper_h_awa2: float | None = None
-    paper_h_cub: float | None = None
+    name: str
+    results: tuple[MethodResult, ...]
+
+    def values(self, key: str = "H", calibrated: bool = False) -> np.ndarray:
+        return np.array([r.metrics(calibrated)[key] for r in self.results])
 
     def to_dict(self) -> dict[str, Any]:
-        return {"arch": self.arch, "mode": self.mode, "knowledge": self.knowledge, "method": self.result.method,
-                **self.result.metrics(), "paper_H_AWA2": self.paper_h_awa2, "paper_H_CUB": self.paper_h_cub}
+        h = self.values()
+        return {"arm": self.name, "H_mean": float(h.mean()), "H_std": float(h.std()),
+                "per_seed": [r.to_dict() for r in self.results]}
+
+
+def verdict(difference: PairedDifference) -> str:
+    """``holds`` when the 95 % interval of ``a - b`` lies above 0, ``does not hold`` when it lies
+    below, ``inconclusive`` otherwise (and always with fewer than two seeds)."""
+    if difference.seeds < 2:
+        return "inconclusive"
+    if difference.low > 0:
+        return "holds"
+    if difference.high < 0:
+        return "does not hold"
+    return "inconclusive"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One of the paper's claims, as a paired difference over seeds that it says is positive."""
+
+    statement: str
+    paper: str
+    difference: PairedDifference
+
+    @property
+    def verdict(self) -> str:
+        return verdict(self.difference)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.difference.to_dict()
+        d.pop("verdict")
+        return {"claim": self.statement, "paper": self.paper, "verdict": self.verdict, **d}
+
+
+@dataclass(frozen=True)
+class LambdaCurve:
+    """S, U and H on the test images against Λ for every seed (an analysis, as the paper's figure),
+    and per seed the Λ of highest unseen accuracy on the *validation* classes."""
+
+    lams: tuple[float, ...]
+    seen: np.ndarray  # [seeds, lams]
+    unseen: np.ndarray
+    harmonic: np.ndarray
+    validation_peak: tuple[float, ...]
+
+    def at(self, key: str, lams: list[float] | tuple[float, ...]) -> np.ndarray:
+        """``key`` ("seen_acc", "unseen_acc", "H") on each seed at that seed's Λ."""
+        table = {"seen_acc": self.seen, "unseen_acc": self.unseen, "H": self.harmonic}[key]
+        return np.array([table[i, self.lams.index(lam)] for i, lam in enumerate(lams)])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"lams": list(self.lams), "seen_acc": self.seen.tolist(), "unseen_acc": self.unseen.tolist(),
+                "H": self.harmonic.tolist(), "validation_peak_lam": list(self.validation_peak),
+                "note": "test-set analysis of Λ; the peak Λ of each seed is chosen on validation classes"}
 
 
 @dataclass(frozen=True)
 class Reproduction:
-    """The paper's table on the shapes world, with the paper's NIWT H beside where known."""
+    """The paper's claims tested on one world over seeds: each claim's paired difference, its
+    bootstrap interval and verdict; the arms behind them; and the Λ curve."""
 
-    rows: tuple[ReproductionRow, ...]
-    paper_reference: str = "NIWT H (%) from the paper as quoted by the seed review; shapes-world numbers are fractions"
+    seeds: tuple[int, ...]
+    arms: tuple[Arm, ...]
+    claims: tuple[Claim, ...]
+    curve: LambdaCurve
+    world: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"table": [r.to_dict() for r in self.rows], "paper_reference": self.paper_reference}
+        return {"world": self.world, "seeds": list(self.seeds), "claims": [c.to_dict() for c in self.claims],
+                "arms": [a.to_dict() for a in self.arms], "lambda_curve": self.curve.to_dict(),
+                "protocol": "hyper-parameters chosen on validation classes; verdicts from a percentile bootstrap "
+                            "95 % interval of the paired difference over seeds"}
+
+
+@dataclass(frozen=True)
+class AblationRow:
+    """One alternative to a design choice of NIWT: the alternative minus the paper's choice, in H."""
+
+    factor: str
+    default: str
+    alternative: str
+    difference: PairedDifference
+
+    @property
+    def verdict(self) -> str:
+        v = verdict(self.difference)
+        return {"holds": "the alternative is better", "does not hold": "the paper's choice is better"}.get(
+            v, "no difference these seeds can show")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.difference.to_dict()
+        d.pop("verdict")
+        return {"factor": self.factor, "default": self.default, "alternative": self.alternative,
+                "verdict": self.verdict, **d}
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """NIWT with one design choice changed at a time, on the same trained backbones and seeds."""
+
+    seeds: tuple[int, ...]
+    arms: tuple[Arm, ...]
+    rows: tuple[AblationRow, ...]
+    world: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"world": self.world, "seeds": list(self.seeds), "ablations": [r.to_dict() for r in self.rows],
+                "arms": [a.to_dict() for a in self.arms]}
 
 
 PUBLISHED_GZSL: dict[str, dict[str, tuple[float, float, float]]] = {
@@ -358,14 +460,48 @@ def format_sweep(sweep: Sweep) -> str:
     return "\n".join(lines)
 
 
+def _difference_line(label: str, d: PairedDifference, verdict_text: str, width: int) -> str:
+    return (f"{label:<{width}}{d.mean:>+8.3f}{f'[{d.low:+.3f}, {d.high:+.3f}]':>20}{f'{d.wins}/{d.seeds}':>7}  "
+            f"{verdict_text}")
+
+
+def _arm_lines(arms: tuple[Arm, ...]) -> list[str]:
+    width = max(len(a.name) for a in arms) + 2
+    lines = [f"{'arm':<{width}}{'S':>16}{'U':>16}{'H':>16}"]
+    for a in arms:
+        cells = [f"{v.mean():>9.3f} ±{v.std():.3f}" for v in (a.values(k) for k in ("seen_acc", "unseen_acc", "H"))]
+        lines.append(f"{a.name:<{width}}" + "".join(cells))
+    return lines
+
+
 def format_reproduction(rep: Reproduction) -> str:
-    """The paper's table layout with the paper's NIWT H beside."""
-    head = (f"{'backbone':<9}{'mode':<10}{'knowledge':<11}{'method':<7}{'S':>7}{'U':>7}{'H':>7}"
-            f"{'paper H AWA2':>14}{'paper H CUB':>13}")
-    lines = [head, "-" * len(head)]
-    for r in rep.rows:
-        paper = [f"{v:>.1f}%" if v is not None else "-" for v in (r.paper_h_awa2, r.paper_h_cub)]
-        m = r.result.metrics()
-        lines.append(f"{r.arch:<9}{r.mode:<10}{r.knowledge:<11}{r.result.method:<7}{m['seen_acc']:>7.3f}"
-                     f"{m['unseen_acc']:>7.3f}{m['H']:>7.3f}{paper[0]:>14}{paper[1]:>13}")
+    """The claims table (difference, interval, seeds ahead, verdict), the paper's findings, the
+    arms' H and the Λ curve's means."""
+    width = max(len(c.statement) for c in rep.claims) + 2
+    head = f"{'claim':<{width}}{'mean':>8}{'95% CI':>20}{'ahead':>7}  verdict"
+    lines = [f"claims on {rep.world or 'this world'}, {len(rep.seeds)} seeds (paired over seeds, bootstrap 95% CI):",
+             head, "-" * len(head)]
+    lines += [_difference_line(c.statement, c.difference, c.verdict, width) for c in rep.claims]
+    lines += ["", "the paper's findings beside them:"]
+    lines += [f"  {c.statement}: {c.paper}" for c in rep.claims]
+    lines += ["", *_arm_lines(rep.arms)]
+    c = rep.curve
+    lines += ["", "Λ curve on the test images (mean over seeds; an analysis, as the paper's figure):",
+              f"{'Λ':>8}{'S':>8}{'U':>8}{'H':>8}"]
+    lines += [f"{lam:>8g}{c.seen[:, j].mean():>8.3f}{c.unseen[:, j].mean():>8.3f}{c.harmonic[:, j].mean():>8.3f}"
+              for j, lam in enumerate(c.lams)]
+    lines.append("Λ of highest validation U per seed: " + ", ".join(f"{v:g}" for v in c.validation_peak))
+    return "\n".join(lines)
+
+
+def format_ablation(ablation: Ablation) -> str:
+    """Each alternative minus the paper's choice in NIWT's H, with its interval and verdict."""
+    labels = [f"{r.factor}: {r.alternative} vs {r.default}" for r in ablation.rows]
+    title = "ablation (alternative - paper)"
+    width = max(len(title), *(len(label) for label in labels)) + 2
+    head = f"{title:<{width}}{'mean':>8}{'95% CI':>20}{'ahead':>7}  verdict"
+    lines = [f"NIWT ablations on {ablation.world or 'this world'}, {len(ablation.seeds)} seeds (H, paired over seeds):",
+             head, "-" * len(head)]
+    lines += [_difference_line(label, r.difference, r.verdict, width) for label, r in zip(labels, ablation.rows)]
+    lines += ["", *_arm_lines(ablation.arms)]
     return "\n".join(lines)

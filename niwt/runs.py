@@ -135,9 +135,12 @@ def _load_model(config: RunConfig, info: dict[str, Any], weights: Path) -> Backb
     from niwt.pipeline import load_backbone
 
     try:
-        return load_backbone(config, int(info["n_seen"]), weights, info.get("in_features"))
+        model = load_backbone(config, int(info["n_seen"]), weights, info.get("in_features"))
     except (RuntimeError, OSError, KeyError) as err:
         raise RunFormatError(f"{weights} does not fit a {config.model.arch!r} model: {err}") from err
+    if config.importance.layer:
+        model.set_importance_layer(config.importance.layer)
+    return model
 
 
 def _load_mapper(config: RunConfig, path: Path) -> ImportanceMapper:

@@ -109,7 +109,7 @@ def test_force_replaces_and_same_seed_gives_same_numbers(tiny_run, tiny_toml, tm
     ("extra", "message"),
     [
         (["--set", "transfer.lamda=1"], "unknown setting `transfer.lamda`"),
-        (["--set", "model.arch=alexnet"], "unknown model 'alexnet'; available models: mlp, resnet, tv_resnet101"),
+        (["--set", "model.arch=alexnet"], "`model.arch` must be one of ['mlp', 'resnet', 'resnet101', "),
     ],
 )
 def test_cli_reports_bad_input_without_a_traceback(tiny_toml, tmp_path, capsys, extra, message):

@@ -67,7 +67,7 @@ def setup(tmp_path_factory):
 @pytest.mark.parametrize("point", [
     "epoch:pre-train:2",          # during pre-training, after its second epoch
     "epoch:train (seen):2",       # during seen training
-    "stage:seed1.niwt_select",    # during transfer: Λ chosen, the final transfer not yet run
+    "stage:seed1.niwt_selections",  # during transfer: Λ chosen, the final transfer not yet run
     "write:before-manifest",      # while writing the run directory
     "write:between-renames",      # while moving it into place over an older run
 ])
@@ -100,4 +100,4 @@ def test_resume_recomputes_only_changed_stages(setup, tmp_path):
     after = json.loads((out / "manifest.json").read_text())["stages"]
     for stage in ("seed1.pretrain", "seed1.train_val", "seed1.train_final"):
         assert after[stage] == before[stage]  # training reused
-    assert after["seed1.niwt"] != before["seed1.niwt"] and after["seed1.niwt_select"] != before["seed1.niwt_select"]
+    assert after["seed1.niwt"] != before["seed1.niwt"] and after["seed1.niwt_selections"] != before["seed1.niwt_selections"]

@@ -8,6 +8,12 @@ from pathlib import Path
 __all__ = ["plot_lambda_sweep"]
 
 
+def _lambda_axis(lams: Sequence[float]) -> tuple[list[float], float, list[float]]:
+    positive = sorted(v for v in lams if v > 0)
+    zero_at = positive[0] / 10 if positive else 1e-6
+    return [v if v > 0 else zero_at for v in lams], zero_at, positive
+
+
 def plot_lambda_sweep(rows: Sequence[dict[str, float]], path: str | Path, title: str = "") -> None:
     """Seen, unseen accuracy and H against Λ (log axis; Λ = 0 drawn at the left edge).
 
@@ -15,17 +21,34 @@ def plot_lambda_sweep(rows: Sequence[dict[str, float]], path: str | Path, title:
         rows: dicts with ``lam``, ``seen_acc``, ``unseen_acc``, ``H``.
         path: PNG file to write.
     """
+    import numpy as np
+
+    columns = {k: np.array([[r[k] for r in rows]]) for k in ("seen_acc", "unseen_acc", "H")}
+    plot_lambda_curve_arrays([r["lam"] for r in rows], columns, path, title)
+
+
+def plot_lambda_curve(curve, path: str | Path, title: str = "") -> None:
+    """A :class:`~niwt.results.LambdaCurve`: mean S, U and H over seeds against Λ, with a band of
+    ± one standard deviation."""
+    plot_lambda_curve_arrays(curve.lams, {"seen_acc": curve.seen, "unseen_acc": curve.unseen, "H": curve.harmonic},
+                             path, title)
+
+
+def plot_lambda_curve_arrays(lams: Sequence[float], columns: dict, path: str | Path, title: str = "") -> None:
+    """``columns[key]`` is ``[seeds, len(lams)]`` for key in seen_acc, unseen_acc, H."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    positive = sorted(r["lam"] for r in rows if r["lam"] > 0)
-    zero_at = positive[0] / 10 if positive else 1e-6
-    xs = [r["lam"] if r["lam"] > 0 else zero_at for r in rows]
+    xs, zero_at, positive = _lambda_axis(lams)
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     for key, label, style in (("seen_acc", "seen (S)", "o-"), ("unseen_acc", "unseen (U)", "s-"), ("H", "H", "^--")):
-        ax.plot(xs, [r[key] for r in rows], style, label=label)
+        values = columns[key]
+        mean = values.mean(0)
+        (line,) = ax.plot(xs, mean, style, label=label)
+        if values.shape[0] > 1:
+            ax.fill_between(xs, mean - values.std(0), mean + values.std(0), color=line.get_color(), alpha=0.15)
     ax.set_xscale("log")
     ticks = [zero_at, *positive]
     ax.set_xticks(ticks)

@@ -1,0 +1,88 @@
+"""NIWT's variants and ablation knobs: shared transfers, the importance layer, the pool size."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from niwt.config import RunConfig, resolve_config
+from niwt.data.shapes import make_shapes
+from niwt.errors import ConfigError
+from niwt.experiments import quick_config
+from niwt.importance import neuron_importance
+from niwt.models import create_model
+from niwt.models.contract import check_backbone
+from niwt.pipeline import build_context, class_vectors, niwt_method, run_methods, select_niwt
+
+
+@pytest.fixture(scope="module")
+def tiny_context():
+    config = resolve_config(replace(quick_config(RunConfig()), seed=2))
+    data = make_shapes(config.data)
+    knowledge, names = class_vectors(config, data)
+    return build_context(config, data, knowledge, knowledge_names=names)
+
+
+def test_niwt_and_niwt_bal_share_their_transfers(tiny_context, monkeypatch):
+    import niwt.pipeline
+
+    calls = []
+    original = niwt.pipeline.niwt_transfer
+
+    def counting(config, model, knowledge, images, labels, fit, new, pool, grid, progress=False):
+        calls.append(len(grid))
+        return original(config, model, knowledge, images, labels, fit, new, pool, grid, progress)
+
+    monkeypatch.setattr(niwt.pipeline, "niwt_transfer", counting)
+    results, _ = run_methods(tiny_context, ("niwt", "niwt-bal"))
+    grid = len(tiny_context.config.transfer.lam_grid)
+    chosen = {tuple(r.selection.params.items()) for r in results}
+    # One validation transfer over the grid, then one final transfer per distinct chosen point.
+    assert calls == [grid] + [1] * len(chosen)
+    # Sharing changes no number: each variant alone gives the same report.
+    calls.clear()
+    for result in results:
+        alone = niwt_method(tiny_context, select_niwt(tiny_context, variant=result.method), variant=result.method)
+        assert alone.result.report == result.report
+        assert alone.result.selection.params == result.selection.params
+
+
+def test_vgg_importance_at_an_earlier_layer_keeps_the_logits_and_the_contract():
+    torch.manual_seed(0)
+    model = create_model("vgg", 5, width=4, hidden=16).double().eval()
+    x = torch.rand(6, 3, 32, 32, dtype=torch.float64)
+    reference = model(x)
+    default_importance = neuron_importance(model, "features.10", x, torch.arange(6) % 5, "sum")
+    assert model.importance_layers() == ("features.2", "features.6", "features.10", "features")
+    model.set_importance_layer("features.10")
+    assert model.importance_layer == "features.10"
+    torch.testing.assert_close(model(x), reference, rtol=0, atol=1e-12)
+    assert model.forward_features(x).shape == (6, 16, 8, 8)  # the third block: 4 * width channels at 8 x 8
+    # The fast transfer path's gradient is the importance at the new layer.
+    check_backbone(model, x, rtol=1e-8, atol=1e-10)
+    torch.testing.assert_close(neuron_importance(model, model.importance_layer, x, torch.arange(6) % 5, "sum"),
+                               default_importance)
+    with pytest.raises(ConfigError, match=r"importance.layer` must be one of \['features.2'"):
+        model.set_importance_layer("fc.0")
+    resnet = create_model("resnet", 5, width=4)
+    with pytest.raises(ConfigError, match="takes importance only at 'stage3.0'"):
+        resnet.set_importance_layer("stage2.0")
+
+
+def test_transfer_pool_size_draws_a_fixed_subset(tiny_context):
+    ctx = tiny_context
+    full = ctx.pool(ctx.final)
+    small_config = replace(ctx.config, transfer=replace(ctx.config.transfer, pool_size=5))
+    small = replace(ctx, config=small_config)
+    pool = small.pool(small.final)
+    assert pool.shape == (5, *full.shape[1:])
+    # Every image of the small pool is one of the full pool's, and the draw repeats.
+    matches = [int(((full - img).abs().flatten(1).sum(1) == 0).sum()) for img in pool]
+    assert all(m >= 1 for m in matches)
+    torch.testing.assert_close(small.pool(small.final), pool)
+    assert np.isfinite(pool.numpy()).all()
+    with pytest.raises(ConfigError, match="pool_size"):
+        replace(ctx.config.transfer, pool_size=-1)

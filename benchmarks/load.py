@@ -24,7 +24,7 @@ import torch
 from niwt import create_model, evaluate_gzsl, make_shapes, neuron_importance, seed_everything
 from niwt.data.settings import build_settings
 from niwt.data.source import ShapesStream
-from niwt.pipeline import score_images
+from niwt.scores import score_images
 from niwt.progress import StageProgress
 
 

@@ -34,7 +34,7 @@ from _common import PeakMemory, emit, environment, fmt_table, log
 from niwt.config import RunConfig, from_dict, resolve_config
 from niwt.data.shapes import make_shapes
 from niwt.models import create_model
-from niwt.pipeline import build_context, class_vectors, niwt_method
+from niwt.run import build_context, class_vectors, fit_niwt
 from niwt.training import seed_everything
 
 
@@ -95,7 +95,7 @@ def main() -> None:
     knowledge, names = class_vectors(config, data)
     ctx = measure("train", lambda: build_context(config, data, knowledge, validation=False, base=base,
                                                 knowledge_names=names))
-    run = measure("niwt", lambda: niwt_method(ctx))
+    run = measure("niwt", lambda: fit_niwt(ctx))
     recorded = {k: round(v, 2) for k, v in run.result.seconds.items()}
     rows = [[name, s["seconds"], s["seconds"] / reference, s["peak_extra_mib"], s["peak_mib"]]
             for name, s in stages.items()]

@@ -8,7 +8,6 @@ The stages, each usable on its own:
 * :func:`evaluate_gzsl` — seen / unseen per-class accuracy, harmonic mean, ZSL accuracy, AUSUC.
 """
 
-__version__ = "0.1.0"
 
 from niwt.config import RunConfig, load_config
 from niwt.data import ZSLData
@@ -26,9 +25,11 @@ from niwt.importance import neuron_importance
 from niwt.knowledge import knowledge_vectors
 from niwt.mapping import ImportanceMapper
 from niwt.models import create_model, list_models
-from niwt.pipeline import RunContext, build_context, niwt_method, run_niwt, score_images, select_niwt
+from niwt.run import RunContext, build_context, fit_niwt, niwt_method, run_niwt, select_niwt
+from niwt.scores import score_images
 from niwt.training import seed_everything, train_classifier
 from niwt.transfer import UnseenWeightOptimizer
+from niwt.version import __version__
 
 __all__ = [
     "__version__",
@@ -56,6 +57,7 @@ __all__ = [
     "build_context",
     "build_settings",
     "niwt_method",
+    "fit_niwt",
     "score_images",
     "select_niwt",
     "seed_everything",

@@ -1,4 +1,4 @@
-"""The ``niwt`` command line: argument parsing only; the work is in :mod:`niwt.pipeline`."""
+"""The ``niwt`` command line: argument parsing only; the work is in :mod:`niwt.run` and :mod:`niwt.experiments`."""
 
 from __future__ import annotations
 
@@ -216,8 +216,7 @@ def _parse_floats(text: str, name: str) -> tuple[float, ...]:
 
 def _load(args: argparse.Namespace):
     from niwt.config import RunConfig, apply_overrides, load_config
-    from niwt.experiments import quick_config
-    from niwt.pipeline import comparison_config, demo_config
+    from niwt.run.presets import comparison_config, demo_config, quick_config
 
     if args.config is not None:
         config = load_config(args.config, RunConfig)
@@ -247,7 +246,7 @@ def _process_group(args: argparse.Namespace):
     if distributed.env_world_size() <= 1 or not hasattr(args, "out") or not hasattr(args, "force"):
         return contextlib.nullcontext()
     from niwt.device import resolve_device
-    from niwt.pipeline import demo_config
+    from niwt.run.presets import demo_config
 
     config = _with_device(demo_config(), args) if args.command == "demo" else _load(args)
     return distributed.process_group(resolve_device(config.runtime.device))
@@ -256,8 +255,9 @@ def _process_group(args: argparse.Namespace):
 def _run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from niwt import experiments, pipeline
+    from niwt import experiments
     from niwt.config import describe_config
+    from niwt.run import commands, presets
 
     if args.command == "config":
         sys.stdout.write(describe_config(_load(args)))
@@ -265,7 +265,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command in ("explain", "names", "report"):
         return _explain_commands(args)
     if args.command == "export-features":
-        from niwt.data.export import export_main
+        from niwt.run.export import export_main
 
         sys.stdout.write(export_main(args.run, args.out) + "\n")
         return 0
@@ -286,11 +286,11 @@ def _run(args: argparse.Namespace) -> int:
     resume = getattr(args, "resume", False)
     start = time.perf_counter()
     if args.command == "demo":
-        config = _with_device(replace(pipeline.demo_config(), seed=args.seed), args)
+        config = _with_device(replace(presets.demo_config(), seed=args.seed), args)
         result = experiments.compare(config, args.out, force=args.force, progress=progress, seeds=1,
                                      command="demo", resume=resume)
     elif args.command == "run":
-        result = pipeline.run_to_dir(_load(args), args.out, force=args.force, progress=progress, resume=resume)
+        result = commands.run_to_dir(_load(args), args.out, force=args.force, progress=progress, resume=resume)
     elif args.command == "compare":
         methods = tuple(m.strip() for m in args.methods.split(",")) if args.methods else None
         if methods is not None:

@@ -29,12 +29,13 @@ from niwt.explain.inverse import INVERSE_LOSSES, InverseConfig
 from niwt.importance import REDUCTIONS, neuron_importance
 from niwt.knowledge import NORMALIZATIONS, SOURCES, TEXT_ENCODERS
 from niwt.mapping import MAPPING_MODELS, ImportanceMapper
-from niwt.models import list_models
+from niwt.models import list_models, model_defaults, model_settings
 from niwt.training import TRAIN_MODES, train_classifier
 from niwt.transfer import INITS, MODES, UnseenWeightOptimizer
 
 __all__ = [
     "KnowledgeConfig",
+    "model_options",
     "ModelConfig",
     "TrainConfig",
     "ImportanceConfig",
@@ -558,14 +559,18 @@ class RunConfig:
 
 def _model_defaults(arch: str) -> dict[str, Any]:
     """The settings the backbone ``arch`` accepts, with its defaults."""
-    import inspect
+    return model_defaults(arch)
 
-    from niwt.models.backbones import _REGISTRY
 
-    if arch not in _REGISTRY:
-        raise ConfigError(f"unknown model {arch!r}; available models: {', '.join(sorted(_REGISTRY))}")
-    params = inspect.signature(_REGISTRY[arch]).parameters
-    return {n: p.default for n, p in params.items() if p.default is not inspect.Parameter.empty}
+def model_options(config: RunConfig, in_features: int | None = None) -> dict[str, object]:
+    """The settings of ``config`` that its architecture uses (the config refuses the others), as
+    keyword arguments of :func:`niwt.models.create_model`; ``in_features`` is the width of a
+    features dataset (for the ``mlp`` model)."""
+    m = config.model
+    kwargs = {"width": m.width, "hidden": m.hidden, "dropout": m.dropout, "image_size": config.data.image_size,
+              "in_features": in_features, "weights": m.weights}
+    accepted = model_settings(m.arch)
+    return {k: v for k, v in kwargs.items() if v is not None and k in accepted}
 
 
 def resolve_config(config: RunConfig) -> RunConfig:

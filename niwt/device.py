@@ -26,7 +26,7 @@ import torch
 
 from niwt.errors import ConfigError
 
-__all__ = ["DEVICES", "PRECISIONS", "resolve_device", "check_precision", "autocast", "grad_scaler", "to_device",
+__all__ = ["DEVICES", "PRECISIONS", "run_device", "resolve_device", "check_precision", "autocast", "grad_scaler", "to_device",
            "runtime_record"]
 
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
@@ -36,6 +36,18 @@ PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
 """Values of ``runtime.precision``."""
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def run_device(device: str, precision: str) -> torch.device:
+    """The device a run computes on (``runtime.device`` on this machine, in this process), with
+    ``runtime.precision`` checked against it.
+
+    Raises:
+        ConfigError: for ``"cuda"`` without a CUDA device, or a precision the device cannot run.
+    """
+    resolved = resolve_device(device)
+    check_precision(precision, resolved)
+    return resolved
 
 
 def resolve_device(name: str = "auto") -> torch.device:

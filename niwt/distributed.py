@@ -25,12 +25,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
+from niwt.data.source import take
 from niwt.errors import ConfigError
 
 __all__ = ["env_rank", "env_world_size", "is_distributed", "rank", "world_size", "local_rank", "is_main", "process_group",
@@ -172,6 +174,15 @@ def gather(local: torch.Tensor) -> torch.Tensor:
     parts = [torch.empty_like(payload) for _ in range(world_size())]
     dist.all_gather(parts, payload)
     return torch.cat([p[:c] for p, c in zip(parts, counts, strict=True)], 0).to(local.device)
+
+
+def on_shards(fn: Callable[[Any], torch.Tensor], images: Any) -> torch.Tensor:
+    """``fn`` of this process's contiguous shard of ``images`` (a tensor or an image source), the
+    shards put back together in order on every process (:func:`gather`); ``fn(images)`` in one
+    process."""
+    n = images.shape[0]
+    lo, hi = shard_bounds(n)
+    return gather(fn(images if (lo, hi) == (0, n) else take(images, np.arange(lo, hi))))
 
 
 def broadcast(tensor: torch.Tensor, src: int = 0) -> torch.Tensor:

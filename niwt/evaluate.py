@@ -115,7 +115,7 @@ class GZSLReport:
     ausuc: float
     calibration: float
 
-    def as_dict(self) -> dict[str, float]:
+    def to_dict(self) -> dict[str, float]:
         """Return the metrics as a dict of plain Python floats (JSON-ready)."""
         return {key: float(value) for key, value in asdict(self).items()}
 

@@ -9,27 +9,16 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from niwt.config import METHOD_NAMES, RunConfig, resolve_config, to_dict
 from niwt.data.shapes import ShapesConfig
 from niwt.errors import ConfigError, DataError
-from niwt.models import model_settings
-from niwt.pipeline import (
-    build_context,
-    class_vectors,
-    final_transfers,
-    load_knowledge,
-    needs_validation,
-    open_dataset,
-    publish_niwt_outputs,
-    run_methods,
-    transfer_grid,
-    write_run,
-)
+from niwt.evaluate import GZSLReport
 from niwt.report.plots import plot_lambda_curve, plot_lambda_sweep
 from niwt.results import (
     Ablation,
@@ -44,11 +33,25 @@ from niwt.results import (
     SweepRow,
     paired_difference,
 )
+from niwt.run import (
+    build_context,
+    class_vectors,
+    final_transfers,
+    load_knowledge,
+    needs_validation,
+    open_dataset,
+    publish_niwt_outputs,
+    run_methods,
+    transfer_grid,
+    write_run,
+)
+from niwt.run.niwt import transfer_setting
+from niwt.run.stage import record_stage
 from niwt.rundir import StageStore, in_run_dir
 from niwt.training import seed_everything
 
 __all__ = ["compare", "sweep_lambda", "reproduce", "ablate", "ABLATIONS", "REPRODUCE_SEEDS", "PAPER_H", "check_methods",
-           "quick_config", "DEFAULT_SWEEP"]
+           "DEFAULT_SWEEP"]
 
 log = logging.getLogger(__name__)
 
@@ -104,12 +107,12 @@ def compare(config: RunConfig, out: str | Path, *, force: bool = False, progress
             knowledge, names = class_vectors(cfg, data)
             ctx = build_context(cfg, data, knowledge, knowledge_names=names, validation=needs_validation(cfg, methods),
                                 progress=progress, store=store, images=images)
-            results, _ = run_methods(ctx, methods)
+            results = run_methods(ctx, methods)
             runs.append(SeedRun(cfg.seed, results))
             if i == 0 and "niwt" in methods:
                 publish_niwt_outputs(store, staging)
         comparison = Comparison(tuple(runs), dataset=data.name if config.model.arch == "mlp" else "")
-        write_run(staging, config, comparison.to_dict())
+        write_run(staging, config, comparison)
         return comparison
 
     return in_run_dir(out, force, body, command=command, resume=resume)
@@ -137,7 +140,7 @@ def sweep_lambda(config: RunConfig, out: str | Path, *, force: bool = False, pro
                             images=images)
         setting = ctx.final
         model = ctx.niwt_model(setting)
-        optimizers = ctx.transfer(setting, model, [(lam, config.transfer.lr) for lam in lams]).optimizers
+        optimizers = transfer_setting(ctx, setting, model, [(lam, config.transfer.lr) for lam in lams]).optimizers
         rows = []
         for lam, opt in zip(lams, optimizers):
             opt.apply(model)
@@ -148,7 +151,7 @@ def sweep_lambda(config: RunConfig, out: str | Path, *, force: bool = False, pro
         plot_lambda_sweep([r.to_dict() for r in rows], staging / "plots" / "lambda_sweep.png",
                           title=f"NIWT on shapes ({config.model.arch}, {config.train.mode}): accuracy vs Λ")
         sweep = Sweep(tuple(rows), _sweep_finding([r.to_dict() for r in rows]))
-        write_run(staging, config, sweep.to_dict())
+        write_run(staging, config, sweep)
         return sweep
 
     return in_run_dir(out, force, body, command="sweep-lambda")
@@ -192,15 +195,27 @@ def _arm_context(cfg: RunConfig, data, images, store: StageStore, progress: bool
                          validation=needs_validation(cfg, methods), progress=progress, store=store, images=images)
 
 
+@dataclass(frozen=True)
+class CurveReports:
+    """The test reports of NIWT's final transfer at each Λ of its validation grid (the Λ curve's stage)."""
+
+    lams: tuple[float, ...]
+    lr: float
+    test: tuple[GZSLReport, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"lams": list(self.lams), "lr": self.lr, "test": [r.to_dict() for r in self.test]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CurveReports:
+        return cls(tuple(d["lams"]), float(d["lr"]), tuple(GZSLReport(**r) for r in d["test"]))
+
+
 def _lambda_curve(ctx, selection, final_transfer) -> tuple[tuple[float, ...], list[float], list]:
     """The Λ values of NIWT's validation grid, the unseen accuracy each gave on the validation
     classes (read from ``selection``, NIWT's choice on them), and the test report of a final
     transfer with each (at the chosen learning rate; ``final_transfer`` from
-    :func:`~niwt.pipeline.final_transfers`, shared with NIWT's own final transfer)."""
-    from niwt.evaluate import GZSLReport
-    from niwt.pipeline import _read_json, _stage
-    from niwt.rundir import write_json
-
+    :func:`~niwt.run.niwt.final_transfers`, shared with NIWT's own final transfer)."""
     if not selection.grid:
         raise ConfigError("the Λ curve needs NIWT's validation grid: set transfer.select = true and give "
                           "transfer.lam_grid at least two values")
@@ -208,7 +223,7 @@ def _lambda_curve(ctx, selection, final_transfer) -> tuple[tuple[float, ...], li
     val_u = [max(p.report.unseen_acc for p in selection.grid if p.params["lam"] == lam) for lam in lams]
     lr = float(selection.params["lr"])
 
-    def compute(_: Path | None) -> list:
+    def compute() -> tuple[CurveReports, None]:
         setting = ctx.final
         model = ctx.niwt_model(setting)
         reports = []
@@ -216,17 +231,11 @@ def _lambda_curve(ctx, selection, final_transfer) -> tuple[tuple[float, ...], li
             (opt,) = final_transfer(lam, lr).output.optimizers
             opt.apply(model)
             reports.append(ctx.report(setting, ctx.scores(model, setting), calibration=0.0))
-        return reports
-
-    def save(reports: list, d: Path) -> None:
-        write_json(d / "curve.json", {"lams": list(lams), "lr": lr, "test": [r.as_dict() for r in reports]})
-
-    def load(d: Path) -> list:
-        return [GZSLReport(**r) for r in _read_json(d / "curve.json")["test"]]
+        return CurveReports(lams, lr, tuple(reports)), None
 
     key = ctx.key("lambda_curve", lams=list(lams), lr=lr, importance=to_dict(ctx.config.importance),
                   mapping=to_dict(ctx.config.mapping), transfer=to_dict(ctx.config.transfer))
-    return lams, val_u, _stage(ctx.store, "lambda_curve", key, compute, save, load)
+    return lams, val_u, list(record_stage(ctx.store, "lambda_curve", key, compute, CurveReports).test)
 
 
 def _world_name(config: RunConfig) -> str:
@@ -267,7 +276,7 @@ def reproduce(config: RunConfig, out: str | Path, *, force: bool = False, progre
             ft = replace(attrs, train=replace(attrs.train, mode="finetuned"))
             ctx = _arm_context(ft, data, images, store.child("finetuned."), progress, methods=("niwt", "ale", "dem"))
             shared = final_transfers(ctx, transfer_grid(ft), explain=False)  # NIWT's final and the Λ curve
-            results, _ = run_methods(ctx, ("niwt", "ale", "dem"), final_transfer=shared, explain=False)
+            results = run_methods(ctx, ("niwt", "ale", "dem"), final_transfer=shared, explain=False)
             for name, result in zip(names[:3], results):
                 arms[name].append(result)
             lams, val_u, test = _lambda_curve(ctx, results[0].selection, shared)
@@ -275,10 +284,10 @@ def reproduce(config: RunConfig, out: str | Path, *, force: bool = False, progre
             reports.append(test)
             fixed = replace(attrs, train=replace(attrs.train, mode="fixed"))
             fctx = _arm_context(fixed, data, images, store.child("fixed."), progress, base=ctx.models.base)
-            arms[names[3]].append(run_methods(fctx, ("niwt",), explain=False)[0][0])
+            arms[names[3]].append(run_methods(fctx, ("niwt",), explain=False)[0])
             text = replace(ft, knowledge=replace(ft.knowledge, source="text"))
             tctx = _arm_context(text, data, images, store.child("text."), progress, models=ctx.models)
-            arms[names[4]].append(run_methods(tctx, ("niwt",), explain=False)[0][0])
+            arms[names[4]].append(run_methods(tctx, ("niwt",), explain=False)[0])
         arm = {name: Arm(name, tuple(results)) for name, results in arms.items()}
         curve = LambdaCurve(lams, *(np.array([[getattr(r, k) for r in seed] for seed in reports])
                                     for k in ("seen_acc", "unseen_acc", "H")), tuple(val_peaks))
@@ -310,7 +319,7 @@ def reproduce(config: RunConfig, out: str | Path, *, force: bool = False, progre
         (staging / "plots").mkdir()
         plot_lambda_curve(curve, staging / "plots" / "lambda_curve.png",
                           title=f"NIWT: S and U against Λ over {n_seeds} seeds (test images)")
-        write_run(staging, config, reproduction.to_dict())
+        write_run(staging, config, reproduction)
         return reproduction
 
     return in_run_dir(out, force, body, command="reproduce", resume=resume)
@@ -355,11 +364,11 @@ def ablate(config: RunConfig, out: str | Path, *, force: bool = False, progress:
             seed_everything(cfg.seed)
             store = StageStore(staging, prefix=f"seed{cfg.seed}.")
             ctx = _arm_context(cfg, data, images, store.child("paper."), progress)
-            arms[names[0]].append(run_methods(ctx, ("niwt",), explain=False)[0][0])
+            arms[names[0]].append(run_methods(ctx, ("niwt",), explain=False)[0])
             for j, (name, (_, _, _, changes)) in enumerate(zip(names[1:], ABLATIONS)):
                 actx = _arm_context(_changed(cfg, changes), data, images, store.child(f"ablation{j}."), progress,
                                     models=ctx.models)
-                arms[name].append(run_methods(actx, ("niwt",), explain=False)[0][0])
+                arms[name].append(run_methods(actx, ("niwt",), explain=False)[0])
         arm = {name: Arm(name, tuple(results)) for name, results in arms.items()}
         paper = arm[names[0]]
         rows = tuple(AblationRow(factor, default, alt, paired_difference(alt, "paper", arm[name].values(),
@@ -367,22 +376,7 @@ def ablate(config: RunConfig, out: str | Path, *, force: bool = False, progress:
                      for name, (factor, default, alt, _) in zip(names[1:], ABLATIONS))
         ablation = Ablation(tuple(config.seed + i for i in range(n_seeds)), tuple(arm.values()), rows,
                             _world_name(config))
-        write_run(staging, config, ablation.to_dict())
+        write_run(staging, config, ablation)
         return ablation
 
     return in_run_dir(out, force, body, command="ablate", resume=resume)
-
-
-def quick_config(config: RunConfig) -> RunConfig:
-    """A tiny variant of ``config`` for smoke runs and tests (seconds, not minutes): a tiny shapes
-    world, or the config's own dataset (its size is the files'), with tiny models and short training."""
-    data = config.data
-    if isinstance(data, ShapesConfig):
-        data = replace(data, n_source=4, n_seen=6, n_unseen=3, n_val=2, n_source_images=8, n_trainval_images=8,
-                       n_test_seen_images=4, n_test_unseen_images=4)
-    model = replace(config.model, width=4, hidden=16 if "hidden" in model_settings(config.model.arch) else None)
-    return replace(config, data=data, model=model,
-                   train=replace(config.train, pretrain_epochs=1, epochs=1),
-                   mapping=replace(config.mapping, epochs=3, n_holdout=1),
-                   transfer=replace(config.transfer, lam_grid=(0.0, 1e-2), max_steps=5, batch_size=8),
-                   compare=replace(config.compare, seeds=2, ale_epochs=2, dem_epochs=2))

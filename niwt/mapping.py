@@ -26,7 +26,7 @@ from niwt.checks import as_labels, as_matrix
 from niwt.errors import ConfigError, DataError, NotFittedError
 from niwt.training import EpochEnd, OptimizeResult, batches, optimize
 
-__all__ = ["MAPPING_MODELS", "ImportanceMapper", "class_mean_importance", "mean_spearman"]
+__all__ = ["MAPPING_MODELS", "ImportanceMapper", "build_map", "class_mean_importance", "mean_spearman"]
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,8 @@ def mean_spearman(predicted: np.ndarray, observed: np.ndarray) -> float:
     return float(corr.mean())
 
 
-def _build(kind: str, d_in: int, d_out: int, hidden: int) -> nn.Module:
+def build_map(kind: str, d_in: int, d_out: int, hidden: int) -> nn.Module:
+    """A freshly initialised map ``d_in -> d_out`` of ``kind`` (drawn from torch's global generator)."""
     if kind == "linear":
         return nn.Linear(d_in, d_out)
     if kind == "mlp":
@@ -146,7 +147,7 @@ class ImportanceMapper:
                desc: str, on_epoch: Callable[[nn.Module, EpochEnd], None] | None = None,
                ) -> tuple[nn.Module, OptimizeResult]:
         """A fresh map trained for ``epochs`` epochs; ``on_epoch(net, end)`` after each of them."""
-        net = _build(self.model, k.shape[1], targets.shape[1], self.hidden)
+        net = build_map(self.model, k.shape[1], targets.shape[1], self.hidden)
         params = list(net.parameters())
         opt = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
 

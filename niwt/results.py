@@ -14,7 +14,7 @@ import numpy as np
 from niwt.errors import DataError
 from niwt.evaluate import GZSLReport
 
-__all__ = ["METRICS", "GridPoint", "Selection", "MethodResult", "SeedRun", "Comparison", "SweepRow", "Sweep",
+__all__ = ["METRICS", "GridPoint", "Selection", "MethodResult", "SeedRun", "RunMetrics", "Comparison", "SweepRow", "Sweep",
            "Arm", "Claim", "LambdaCurve", "Reproduction", "AblationRow", "Ablation", "verdict", "paired_difference",
            "format_table", "format_sweep", "format_reproduction", "format_ablation", "PUBLISHED_GZSL",
            "PairedDifference", "format_paired"]
@@ -26,7 +26,7 @@ _KEYS = tuple(k for k, _ in METRICS)
 
 
 def _metrics(report: GZSLReport) -> dict[str, float]:
-    d = report.as_dict()
+    d = report.to_dict()
     return {k: d[k] for k in _KEYS}
 
 
@@ -41,7 +41,7 @@ class GridPoint:
     def to_dict(self) -> dict[str, Any]:
         r = self.report
         return {**self.params, "seen_acc": r.seen_acc, "unseen_acc": r.unseen_acc, "H": r.H,
-                "calibration": r.calibration, "calibrated_gamma": self.calibrated_gamma, "report": r.as_dict()}
+                "calibration": r.calibration, "calibrated_gamma": self.calibrated_gamma, "report": r.to_dict()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GridPoint:
@@ -108,8 +108,8 @@ class MethodResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, **self.metrics(), "selection": self.selection.to_dict(),
-                "seconds": dict(self.seconds), "report": self.report.as_dict(),
-                "calibrated": None if self.calibrated is None else self.calibrated.as_dict()}
+                "seconds": dict(self.seconds), "report": self.report.to_dict(),
+                "calibrated": None if self.calibrated is None else self.calibrated.to_dict()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> MethodResult:
@@ -128,6 +128,10 @@ class SeedRun:
 
     def to_dict(self) -> dict[str, Any]:
         return {"seed": self.seed, "methods": {r.method: r.to_dict() for r in self.results}}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SeedRun:
+        return cls(int(d["seed"]), tuple(MethodResult.from_dict(r) for r in d["methods"].values()))
 
 
 @dataclass(frozen=True)
@@ -223,7 +227,7 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         out = {"methods": self.summary(), "per_seed": [run.to_dict() for run in self.runs],
-               "protocol": self.protocol,
+               "protocol": self.protocol, "dataset": self.dataset,
                "paired_H": [p.to_dict() for p in self.paired()] if len(self.runs) > 1 else []}
         if self.has_calibrated:
             out["methods_calibrated"] = self.summary(calibrated=True)
@@ -234,6 +238,13 @@ class Comparison:
             out["published_quoted"] = {"source": "Xian et al., TPAMI 2018, GZSL on xlsa17 ResNet-101 features (%)",
                                        **{m: dict(zip(("U", "S", "H"), v)) for m, v in known.items()}}
         return out
+
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Comparison:
+        """The comparison :meth:`to_dict` wrote (its per-seed records; the rest is computed from them)."""
+        return cls(tuple(SeedRun.from_dict(r) for r in d["per_seed"]), dataset=d.get("dataset", ""),
+                   protocol=d["protocol"])
 
 
 @dataclass(frozen=True)
@@ -505,3 +516,28 @@ def format_ablation(ablation: Ablation) -> str:
     lines += [_difference_line(label, r.difference, r.verdict, width) for label, r in zip(labels, ablation.rows)]
     lines += ["", *_arm_lines(ablation.arms)]
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class RunMetrics:
+    """What a run's ``metrics.json`` holds: the command's result record, the resolved config as a
+    dictionary, and where the run computed (device, precision, processes)."""
+
+    result: Comparison | Sweep | Reproduction | Ablation
+    config: dict[str, Any]
+    runtime: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.result.to_dict(), "config": self.config, "runtime": self.runtime}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunMetrics:
+        """The metrics of a run that compared methods (``run``, ``demo``, ``compare``).
+
+        Raises:
+            DataError: for the metrics of another command (a sweep, claims or ablations).
+        """
+        if "per_seed" not in d:
+            raise DataError("metrics.json holds no per-seed comparison (it was written by `niwt sweep-lambda`, "
+                            "`reproduce` or `ablate`); read a run of `niwt run`, `demo` or `compare`")
+        return cls(Comparison.from_dict(d), dict(d["config"]), dict(d["runtime"]))

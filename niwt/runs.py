@@ -8,19 +8,20 @@ fingerprint the run recorded, so a changed dataset is never silently mistaken fo
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from safetensors.torch import load_file
 
-from niwt.config import RunConfig, load_config
+from niwt.config import RunConfig, load_config, model_options
 from niwt.errors import DataError, NIWTError
 from niwt.explain.inverse import InverseMapper
-from niwt.mapping import ImportanceMapper, _build
-from niwt.models import Backbone
-from niwt.rundir import FORMAT_VERSION, read_manifest
+from niwt.mapping import ImportanceMapper, build_map
+from niwt.models import Backbone, load_model
+from niwt.results import RunMetrics
+from niwt.rundir import FORMAT_VERSION, RunInfo, read_manifest
 
 __all__ = ["RunFormatError", "LoadedRun", "load_run"]
 
@@ -36,18 +37,18 @@ class LoadedRun:
     Attributes:
         path: the run directory.
         config: its resolved config.
-        metrics: its ``metrics.json``.
+        metrics: its ``metrics.json`` (:class:`~niwt.results.RunMetrics`).
         model: the extended model (seen rows, then unseen rows), in eval mode.
         class_names: every class of the dataset; a class id is a position here.
         fit_classes, new_classes: class ids of the model's seen rows and of its unseen rows, in order.
         knowledge: ``[C, d]`` class vectors the run used; knowledge_names: their d names.
         mapper: the forward map knowledge -> importance; inverse: the inverse map (None if absent).
-        info: the rest of ``model/run.json`` (dataset fingerprint, image transform, layer).
+        info: its ``model/run.json`` (:class:`~niwt.rundir.RunInfo`: dataset fingerprint, image transform, layer).
     """
 
     path: Path
     config: RunConfig
-    metrics: dict[str, Any]
+    metrics: RunMetrics
     model: Backbone
     class_names: tuple[str, ...]
     fit_classes: np.ndarray
@@ -56,7 +57,7 @@ class LoadedRun:
     knowledge_names: tuple[str, ...]
     mapper: ImportanceMapper
     inverse: InverseMapper | None
-    info: dict[str, Any] = field(default_factory=dict)
+    info: RunInfo
 
     @property
     def classes(self) -> np.ndarray:
@@ -82,10 +83,10 @@ class LoadedRun:
 
     def dataset(self):  # -> tuple[ZSLData, torch.Tensor | ImageSource]
         """The run's dataset and images, opened from its config and checked against its fingerprint."""
-        from niwt.pipeline import data_key, open_dataset
+        from niwt.run.dataset import data_key, open_dataset
 
         data, images = open_dataset(self.config)
-        if data_key(data) != self.info.get("data_key"):
+        if data_key(data) != self.info.data_key:
             raise DataError(f"the dataset opened from {self.path / 'config.toml'} is not the one this run was made "
                             "from (its fingerprint differs); point data.root at the run's dataset")
         return data, images
@@ -120,22 +121,23 @@ def load_run(path: str | Path) -> LoadedRun:
                              f"model/run.json); it was written by `niwt {manifest.command}`. Use a run of "
                              "`niwt run`, `niwt demo` or `niwt compare` with NIWT among its methods")
     config = load_config(path / "config.toml")
-    info = _read_json(info_path)
+    try:
+        info = RunInfo.from_dict(_read_json(info_path), source=str(info_path))
+        metrics = RunMetrics.from_dict(_read_json(path / "metrics.json"))
+    except (NIWTError, KeyError, TypeError, ValueError) as err:
+        raise RunFormatError(f"{str(path)!r}: {err}") from err
     model = _load_model(config, info, weights)
     mapper = _load_mapper(config, path / "mapping" / "mapper.safetensors")
     inverse_path = path / "mapping" / "inverse.safetensors"
     inverse = InverseMapper.load(inverse_path) if inverse_path.exists() else None
     knowledge = _knowledge(config, info, path)
-    return LoadedRun(path, config, _read_json(path / "metrics.json"), model, tuple(info["class_names"]),
-                     np.asarray(info["fit_classes"], np.int64), np.asarray(info["new_classes"], np.int64),
-                     knowledge, tuple(info["knowledge_names"]), mapper, inverse, info)
+    return LoadedRun(path, config, metrics, model, info.class_names, np.asarray(info.fit_classes, np.int64),
+                     np.asarray(info.new_classes, np.int64), knowledge, info.knowledge_names, mapper, inverse, info)
 
 
-def _load_model(config: RunConfig, info: dict[str, Any], weights: Path) -> Backbone:
-    from niwt.pipeline import load_backbone
-
+def _load_model(config: RunConfig, info: RunInfo, weights: Path) -> Backbone:
     try:
-        model = load_backbone(config, int(info["n_seen"]), weights, info.get("in_features"))
+        model = load_model(config.model.arch, info.n_seen, weights, **model_options(config, info.in_features))
     except (RuntimeError, OSError, KeyError) as err:
         raise RunFormatError(f"{weights} does not fit a {config.model.arch!r} model: {err}") from err
     if config.importance.layer:
@@ -149,14 +151,14 @@ def _load_mapper(config: RunConfig, path: Path) -> ImportanceMapper:
     weight_key = "weight" if "weight" in state else "2.weight"
     first_key = "weight" if "weight" in state else "0.weight"
     mapper = ImportanceMapper(model=m.model, hidden=m.hidden)
-    net = _build(m.model, state[first_key].shape[1], state[weight_key].shape[0], m.hidden)
+    net = build_map(m.model, state[first_key].shape[1], state[weight_key].shape[0], m.hidden)
     net.load_state_dict(state)
     mapper.net_ = net.eval()
     mapper.n_features_in_ = int(state[first_key].shape[1])
     return mapper
 
 
-def _knowledge(config: RunConfig, info: dict[str, Any], path: Path) -> np.ndarray:
+def _knowledge(config: RunConfig, info: RunInfo, path: Path) -> np.ndarray:
     file = path / "model" / "knowledge.safetensors"
     if file.exists():
         return load_file(str(file))["knowledge"].double().numpy()

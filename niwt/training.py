@@ -17,7 +17,6 @@ import logging
 import math
 import os
 import pickle
-import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,7 +24,6 @@ from numbers import Integral
 from pathlib import Path
 from typing import TypeVar
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -37,6 +35,7 @@ from niwt.errors import ConfigError, DataError
 from niwt.faults import failpoint
 from niwt.models.backbones import Backbone
 from niwt.progress import StageProgress
+from niwt.seeding import seed_everything
 
 __all__ = ["TRAIN_MODES", "STOP_REASONS", "seed_everything", "EarlyStopping", "StepEnd", "EpochEnd",
            "OptimizeResult", "optimize", "batches", "train_classifier", "predict_logits"]
@@ -47,15 +46,6 @@ TRAIN_MODES = ("finetuned", "fixed")
 STOP_REASONS = ("early_stopping", "on_step", "on_epoch")
 
 BatchT = TypeVar("BatchT")
-
-
-def seed_everything(seed: int, *, deterministic: bool = False) -> None:
-    """Seed Python, NumPy and torch; optionally ask torch for deterministic algorithms."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    if deterministic:
-        torch.use_deterministic_algorithms(True)
 
 
 class EarlyStopping:

@@ -232,14 +232,14 @@ def test_evaluation_with_a_seen_class_without_test_images():
     with pytest.warns(UserWarning, match=r"1 of 2 seen class\(es\) have no test image \(\[1\]\): seen_acc"):
         report = evaluate_gzsl(scores, labels, [0, 1], [2, 3])
     assert (report.seen_acc, report.unseen_acc, report.zsl_acc) == (0.5, 0.75, 1.0)
-    assert all(np.isfinite(v) for v in report.as_dict().values())
+    assert all(np.isfinite(v) for v in report.to_dict().values())
 
 
 def test_evaluation_with_an_unseen_class_without_test_images():
     labels = np.array([0, 1, 2, 2])
     with pytest.warns(UserWarning, match=r"1 of 2 unseen class\(es\) have no test image \(\[3\]\): unseen_acc"):
         report = evaluate_gzsl(_scores(4, 4), labels, [0, 1], [2, 3])
-    assert all(np.isfinite(v) for v in report.as_dict().values())
+    assert all(np.isfinite(v) for v in report.to_dict().values())
     assert np.isfinite(choose_calibration(_scores(4, 4), labels, [0, 1], [2, 3]))
 
 

@@ -85,7 +85,7 @@ def test_evaluate_gzsl_plain_stacking() -> None:
     assert report.H == pytest.approx(5 / 8)
     assert report.zsl_acc == pytest.approx(3 / 4)
     assert report.calibration == 0.0
-    d = report.as_dict()
+    d = report.to_dict()
     assert set(d) == {"seen_acc", "unseen_acc", "H", "zsl_acc", "ausuc", "calibration"}
     assert all(type(v) is float for v in d.values())
 

@@ -125,7 +125,7 @@ def test_claim_verdicts_worked_by_hand():
 
 def test_compare_and_reproduce_default_to_the_comparison_world():
     from niwt.cli import _load, get_args_parser
-    from niwt.pipeline import COMPARISON_WORLD
+    from niwt.run.presets import COMPARISON_WORLD
 
     for command in ("compare", "reproduce"):
         config = _load(get_args_parser().parse_args([command]))
@@ -146,10 +146,10 @@ def test_compare_and_reproduce_default_to_the_comparison_world():
     ],
 )
 def test_bad_input_fails_before_training(argv, message, tmp_path, capsys, monkeypatch):
-    import niwt.pipeline
+    import niwt.run.training
 
     trained = []
-    monkeypatch.setattr(niwt.pipeline, "train_classifier", lambda *a, **k: trained.append(k.get("desc")))
+    monkeypatch.setattr(niwt.run.training, "train_classifier", lambda *a, **k: trained.append(k.get("desc")))
     out = tmp_path / "never"
     assert main([*argv, "--out", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err

@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import niwt.experiments
-import niwt.pipeline
+import niwt.run.commands
 from niwt.cli import main
 from niwt.config import RunConfig, apply_overrides, load_config, to_dict
 from niwt.errors import ConfigError, NIWTError
@@ -303,7 +303,7 @@ def datasets(tmp_path_factory) -> dict[str, Path]:
 
 def _stub_training(monkeypatch) -> None:
     """Stop every command right after its dataset is opened (file datasets are really opened)."""
-    real_open = niwt.pipeline.open_dataset
+    real_open = niwt.run.commands.open_dataset
 
     def open_then_stop(config):
         if getattr(config.data, "kind", "shapes") != "shapes":
@@ -313,7 +313,7 @@ def _stub_training(monkeypatch) -> None:
     def stop(*args, **kwargs):
         raise _StoppedBeforeTraining("stopped before training")
 
-    for module in (niwt.pipeline, niwt.experiments):
+    for module in (niwt.run.commands, niwt.experiments):
         monkeypatch.setattr(module, "open_dataset", open_then_stop, raising=False)
     monkeypatch.setattr(niwt.experiments, "pretrain", stop, raising=False)
 

@@ -11,11 +11,11 @@ import torch
 from niwt.config import RunConfig, resolve_config
 from niwt.data.shapes import make_shapes
 from niwt.errors import ConfigError
-from niwt.experiments import quick_config
+from niwt.run.presets import quick_config
 from niwt.importance import neuron_importance
 from niwt.models import create_model
 from niwt.models.contract import check_backbone
-from niwt.pipeline import build_context, class_vectors, niwt_method, run_methods, select_niwt
+from niwt.run import build_context, class_vectors, niwt_method, run_methods, select_niwt
 
 
 @pytest.fixture(scope="module")
@@ -27,17 +27,17 @@ def tiny_context():
 
 
 def test_niwt_and_niwt_bal_share_their_transfers(tiny_context, monkeypatch):
-    import niwt.pipeline
+    import niwt.run.niwt
 
     calls = []
-    original = niwt.pipeline.niwt_transfer
+    original = niwt.run.niwt.niwt_transfer
 
     def counting(config, model, knowledge, images, labels, fit, new, pool, grid, progress=False):
         calls.append(len(grid))
         return original(config, model, knowledge, images, labels, fit, new, pool, grid, progress)
 
-    monkeypatch.setattr(niwt.pipeline, "niwt_transfer", counting)
-    results, _ = run_methods(tiny_context, ("niwt", "niwt-bal"))
+    monkeypatch.setattr(niwt.run.niwt, "niwt_transfer", counting)
+    results = run_methods(tiny_context, ("niwt", "niwt-bal"))
     grid = len(tiny_context.config.transfer.lam_grid)
     chosen = {tuple(r.selection.params.items()) for r in results}
     # One validation transfer over the grid, then one final transfer per distinct chosen point.
@@ -46,8 +46,8 @@ def test_niwt_and_niwt_bal_share_their_transfers(tiny_context, monkeypatch):
     calls.clear()
     for result in results:
         alone = niwt_method(tiny_context, select_niwt(tiny_context, variant=result.method), variant=result.method)
-        assert alone.result.report == result.report
-        assert alone.result.selection.params == result.selection.params
+        assert alone.report == result.report
+        assert alone.selection.params == result.selection.params
 
 
 def test_vgg_importance_at_an_earlier_layer_keeps_the_logits_and_the_contract():

@@ -15,14 +15,16 @@ from niwt.models.backbones import (
     VGGLike,
     create_model,
     list_models,
+    model_defaults,
     model_settings,
     register_model,
 )
 from niwt.models.contract import CONTRACT_CLAUSES, BackboneContractError, check_backbone
+from niwt.models.files import load_model, save_weights
 from niwt.models.head import ExtendableLinear
 
 __all__ = ["FeatureMLP", "Backbone", "PooledLinearHead", "VGGLike", "ResNetLike", "TorchvisionVGG", "TorchvisionResNet",
            "TorchvisionVGG16", "TorchvisionResNet101", "TorchvisionStaged", "GraphSplit", "VGG_ARCHS", "RESNET_ARCHS",
            "adapt",
-           "ExtendableLinear", "create_model", "list_models", "model_settings", "register_model",
+           "ExtendableLinear", "create_model", "list_models", "model_defaults", "model_settings", "load_model", "save_weights", "register_model",
            "BackboneContractError", "CONTRACT_CLAUSES", "check_backbone"]

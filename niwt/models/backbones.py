@@ -494,6 +494,16 @@ def model_settings(name: str) -> tuple[str, ...]:
     return _builder_settings(name, _builder(name))
 
 
+def model_defaults(name: str) -> dict[str, object]:
+    """The settings model ``name`` accepts that have a default, with it.
+
+    Raises:
+        ConfigError: for an unknown model name.
+    """
+    params = inspect.signature(_builder(name)).parameters
+    return {n: p.default for n, p in params.items() if p.default is not inspect.Parameter.empty}
+
+
 def create_model(name: str, num_classes: int, **kwargs: object) -> Backbone:
     """Build the backbone ``name`` with ``num_classes`` seen rows (random weights, no download).
 

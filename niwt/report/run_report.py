@@ -45,8 +45,8 @@ class ExplainedImage:
 def _transform(run: LoadedRun):
     from niwt.data.imagefiles import ImageTransform
 
-    t = dict(run.info.get("transform") or {})
-    size = int(run.info.get("image_size", 32))
+    t = dict(run.info.transform)
+    size = run.info.image_size
     if t.get("resize") is None and t.get("crop") is None:  # the shapes world: its images are size x size
         t.update(resize=size, crop=size, normalize=False)
     return ImageTransform.from_dict(t)
@@ -205,7 +205,7 @@ def _fidelity(run: LoadedRun, data, images, names: list[NeuronName], n: int = 24
 
 def _gzsl_rows(run: LoadedRun) -> list[dict[str, object]]:
     rows = []
-    for method, m in run.metrics.get("methods", {}).items():
+    for method, m in run.metrics.result.summary().items():
         row: dict[str, object] = {"method": method}
         for key, title in (("seen_acc", "S"), ("unseen_acc", "U"), ("H", "H"), ("zsl_acc", "ZSL"), ("ausuc", "AUSUC")):
             value = m.get(key)
@@ -242,7 +242,7 @@ def write_report(run: LoadedRun, *, n_gallery: int = 12) -> Path:
     names = neuron_names(run) if run.inverse is not None else []
     plots = sorted((run.path / "plots").glob("*.png")) if (run.path / "plots").is_dir() else []
     path = run.path / "report.html"
-    write_html_report(path, title=f"NIWT on {run.info.get('dataset', 'the dataset')}",
+    write_html_report(path, title=f"NIWT on {run.info.dataset or 'the dataset'}",
                       subtitle=f"{run.config.model.arch}, {run.config.train.mode}, seed {run.config.seed}; "
                       f"{len(run.fit_classes)} seen and {len(run.new_classes)} unseen classes",
                       gzsl_rows=_gzsl_rows(run), plots=plots, gallery=gallery,

@@ -1,0 +1,54 @@
+"""The baselines' runs on a run context: their grid searched on validation, the best point refitted on every seen class."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+from niwt.baselines import get_baseline
+from niwt.config import RunConfig
+from niwt.data.source import take
+from niwt.results import MethodResult, Selection
+from niwt.run.context import RunContext
+from niwt.run.stage import record_stage
+from niwt.scores import penultimate_features
+
+__all__ = ['baseline_points', 'baseline_method']
+
+
+def baseline_points(config: RunConfig, name: str) -> list[dict[str, float]]:
+    grid = config.compare.grid(name)
+    return [dict(zip(grid, values)) for values in itertools.product(*grid.values())] or [{}]
+
+
+def baseline_method(ctx: RunContext, name: str) -> MethodResult:
+    """A baseline on the penultimate features, its hyper-parameters chosen on the validation setting.
+
+    The grid is searched with the validation model's features, the best point refitted on every
+    seen class with the final model's features.
+    """
+
+    def compute() -> tuple[MethodResult, None]:
+        t0 = time.perf_counter()
+        d, k = ctx.data, ctx.knowledge
+        points = baseline_points(ctx.config, name)
+        seed = {"random_state": ctx.config.seed} if "random_state" in get_baseline(name).get_params() else {}
+        if len(points) > 1 or ctx.config.eval.calibrate:
+            val, model = ctx.validation, ctx.model(ctx.validation)
+            f_fit = penultimate_features(model, take(ctx.images, val.train_idx))
+            f_eval = penultimate_features(model, take(ctx.images, val.test_idx))
+            grid = []
+            for params in points:
+                est = get_baseline(name, **params, **seed).fit(f_fit, d.labels[val.train_idx], k)
+                grid.append(ctx.grid_point(params, est.decision_function(f_eval, k)))
+            selection = Selection.best_of(grid)
+        else:
+            selection = Selection(points[0])
+        final, model = ctx.final, ctx.model(ctx.final)
+        f_train = penultimate_features(model, take(ctx.images, final.train_idx))
+        f_test = penultimate_features(model, take(ctx.images, final.test_idx))
+        est = get_baseline(name, **selection.params, **seed).fit(f_train, d.labels[final.train_idx], k)
+        report, calibrated = ctx.final_reports(est.decision_function(f_test, k), selection)
+        return MethodResult(name, report, selection, {"fit": time.perf_counter() - t0}, calibrated), None
+
+    return record_stage(ctx.store, name, ctx.key(name, grid=ctx.config.compare.grid(name)), compute, MethodResult)

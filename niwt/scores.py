@@ -1,0 +1,62 @@
+"""What a trained model says about a dataset's images: GZSL scores over every class, and the
+penultimate features the baselines are fitted on. Sharded over processes under torchrun."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from niwt import distributed
+from niwt.data.settings import Setting
+from niwt.data.source import ImageSource, iter_batches
+from niwt.device import to_device
+from niwt.errors import DataError
+from niwt.importance import eval_mode
+from niwt.models import Backbone, FeatureMLP
+from niwt.training import predict_logits
+
+__all__ = ["gzsl_scores", "score_images", "penultimate_features"]
+
+
+def gzsl_scores(model: Backbone, images: torch.Tensor | ImageSource, seen: np.ndarray, unseen: np.ndarray,
+                n_classes: int) -> np.ndarray:
+    """Logits of ``model`` (seen rows then unseen rows) spread into global class columns ``[N, C]``."""
+    logits = distributed.on_shards(lambda part: predict_logits(model, part), images).cpu().double().numpy()
+    scores = np.full((logits.shape[0], n_classes), -np.inf)
+    scores[:, seen] = logits[:, : len(seen)]
+    scores[:, unseen] = logits[:, len(seen) :]
+    return scores
+
+
+def score_images(model: Backbone, images: torch.Tensor | ImageSource, setting: Setting,
+                 n_classes: int | None = None) -> np.ndarray:
+    """GZSL scores ``[N, n_classes]`` of ``images``: column c is global class c.
+
+    The model's rows are ``setting.fit_classes`` then ``setting.new_classes`` (as trained and
+    transferred); columns of classes outside the setting are ``-inf``. ``n_classes`` defaults to
+    the largest class id of the setting + 1.
+    """
+    n_classes = n_classes if n_classes is not None else int(setting.classes.max()) + 1
+    n_rows = model.classifier.n_seen + model.classifier.n_unseen
+    if n_rows != setting.classes.size:
+        raise DataError(f"`model` has {n_rows} classifier rows ({model.classifier.n_seen} seen, "
+                        f"{model.classifier.n_unseen} unseen) but the {setting.name} setting has "
+                        f"{len(setting.fit_classes)} + {len(setting.new_classes)} classes; transfer the new "
+                        "classes first")
+    return gzsl_scores(model, images, setting.fit_classes, setting.new_classes, n_classes)
+
+
+@torch.no_grad()
+def penultimate_features(model: Backbone, images: torch.Tensor | ImageSource, batch_size: int = 512) -> np.ndarray:
+    """What the baselines are fitted on: the classifier's input features ``[N, D]`` (eval mode), or,
+    in feature mode, the dataset's own features (the baselines' published setting)."""
+    if isinstance(model, FeatureMLP):
+        return torch.cat([torch.flatten(x, 1) for _, x in iter_batches(images, None, batch_size)]).double().numpy()
+    device = model.classifier.weight.device
+
+    def features(part: torch.Tensor | ImageSource) -> torch.Tensor:
+        return torch.cat([model.forward_head(model.forward_features(to_device(x, device)))
+                          for _, x in iter_batches(part, None, batch_size, pin_memory=device.type == "cuda")])
+
+    with eval_mode(model):
+        return distributed.on_shards(features, images).cpu().double().numpy()

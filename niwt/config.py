@@ -25,7 +25,7 @@ from niwt.data.settings import POOLS
 from niwt.data.shapes import ShapesConfig
 from niwt.device import DEVICES, PRECISIONS
 from niwt.errors import ConfigError
-from niwt.explain.inverse import INVERSE_LOSSES, InverseConfig
+from niwt.explain.inverse import InverseSettings
 from niwt.importance import REDUCTIONS, neuron_importance
 from niwt.knowledge import NORMALIZATIONS, SOURCES, TEXT_ENCODERS
 from niwt.mapping import MAPPING_MODELS, ImportanceMapper
@@ -416,39 +416,12 @@ class TransferConfig:
 
 
 @dataclass(frozen=True)
-class ExplainConfig:
-    """The inverse map importance -> knowledge behind textual explanations and neuron names.
+class ExplainConfig(InverseSettings):
+    """The inverse map importance -> knowledge behind textual explanations and neuron names; its
+    settings, defaults and checks are the inverse map's own (:class:`~niwt.explain.inverse.InverseSettings`)."""
 
-    Attributes:
-        model: "linear" or "mlp".
-        hidden: hidden width of the MLP.
-        lr: Adam learning rate.
-        epochs: maximum epochs; the best by held-out rank correlation is kept.
-        batch_size: images per step.
-        weight_decay: Adam weight decay.
-        n_holdout: seen classes held out to choose the epoch (capped at the number of classes - 1).
-        refit: retrain on every seen class for the chosen number of epochs.
-        loss: "cosine" or "mse".
-        normalize: L2-normalise each importance vector before the map (one-hot vectors are then valid inputs).
-    """
-
-    model: str = _default(InverseConfig, "model")
-    hidden: int = _default(InverseConfig, "hidden")
-    lr: float = _default(InverseConfig, "lr")
-    epochs: int = _default(InverseConfig, "epochs")
-    batch_size: int = _default(InverseConfig, "batch_size")
-    weight_decay: float = _default(InverseConfig, "weight_decay")
-    n_holdout: int = _default(InverseConfig, "n_holdout")
-    refit: bool = _default(InverseConfig, "refit")
-    loss: str = _default(InverseConfig, "loss")
-    normalize: bool = _default(InverseConfig, "normalize")
-
-    def __post_init__(self) -> None:
-        _check("explain", self, "model", choices=MAPPING_MODELS)
-        _check("explain", self, "loss", choices=INVERSE_LOSSES)
-        _positive("explain", self, "hidden", "lr", "epochs", "batch_size")
-        _check("explain", self, "n_holdout", low=0)
-        _check("explain", self, "weight_decay", low=0)
+    def _where(self, name: str) -> str:
+        return f"`explain.{name}`"
 
 
 @dataclass(frozen=True)

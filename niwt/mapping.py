@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -24,9 +25,10 @@ from torch import nn
 
 from niwt.checks import as_labels, as_matrix
 from niwt.errors import ConfigError, DataError, NotFittedError
-from niwt.training import EpochEnd, OptimizeResult, batches, optimize
+from niwt.seeding import seeded
+from niwt.training import EpochEnd, batches, optimize
 
-__all__ = ["MAPPING_MODELS", "ImportanceMapper", "build_map", "class_mean_importance", "mean_spearman"]
+__all__ = ["MAPPING_MODELS", "ImportanceMapper", "HeldOutFit", "fit_held_out", "build_map", "class_mean_importance", "mean_spearman"]
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +110,86 @@ def build_map(kind: str, d_in: int, d_out: int, hidden: int) -> nn.Module:
     raise ConfigError(f"`model` must be one of {list(MAPPING_MODELS)}, got {kind!r}")
 
 
+@dataclass(frozen=True, eq=False)
+class HeldOutFit:
+    """What :func:`fit_held_out` made: the map, the chosen epoch count, its held-out mean Spearman
+    correlation (NaN without hold-out), ``(train loss, held-out Spearman)`` per epoch, and the
+    held-out classes."""
+
+    net: nn.Module
+    best_epoch: int
+    val_spearman: float
+    history: list[tuple[float, float]]
+    holdout_classes: np.ndarray
+
+
+def fit_held_out(build: Callable[[], nn.Module], batch_loss: Callable[[nn.Module, torch.Tensor], torch.Tensor],
+                 labels: np.ndarray, held_out_score: Callable[[np.ndarray], Callable[[nn.Module], float]], *,
+                 n_holdout: int, epochs: int, lr: float, weight_decay: float, batch_size: int, refit: bool,
+                 random_state: int, progress: bool = False, desc: str = "map") -> HeldOutFit:
+    """The one fitting routine of both maps (knowledge -> importance and its inverse).
+
+    ``n_holdout`` seen classes (drawn with ``random_state``) are held out; a map trained on the
+    others is scored after every epoch by ``held_out_score(hold)(net)`` (a mean Spearman rank
+    correlation), and the best epoch is kept; with ``refit`` a fresh map is then trained on every
+    class for that many epochs. Every map starts from ``build()`` run on torch's global generator
+    seeded by ``random_state`` (its state is restored afterwards); batches are drawn from one
+    generator seeded by ``random_state`` that the hold-out draw starts.
+
+    Args:
+        build: a freshly initialised map.
+        batch_loss: the loss of ``net`` on the examples at the given positions.
+        labels: ``[N]`` class of every example.
+        held_out_score: for the held-out classes, a function scoring a map on them.
+
+    Raises:
+        DataError: when ``n_holdout`` leaves no class to train on.
+    """
+    classes = np.unique(labels)
+    if n_holdout and n_holdout >= classes.size:
+        raise DataError(f"`n_holdout`={n_holdout} leaves no class to train on ({classes.size} classes)")
+    gen = torch.Generator().manual_seed(random_state)
+    history: list[tuple[float, float]] = []
+
+    def train(rows: np.ndarray, n_epochs: int, stage: str,
+              on_epoch: Callable[[nn.Module, EpochEnd], None] | None) -> nn.Module:
+        with seeded(random_state):
+            net = build()
+        params = list(net.parameters())
+        opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+        positions = torch.from_numpy(rows)
+        if n_epochs:
+            optimize(params, lambda idx: batch_loss(net, positions[idx]),
+                     lambda: batches(rows.size, batch_size, gen), opt, epochs=n_epochs,
+                     on_epoch=None if on_epoch is None else lambda end: on_epoch(net, end),
+                     progress=progress, desc=stage)
+        return net
+
+    every = np.arange(labels.size)
+    if not n_holdout:
+        net = train(every, epochs, desc, lambda _net, end: history.append((end.loss, float("nan"))))
+        return HeldOutFit(net.eval(), epochs, float("nan"), history, np.zeros(0, np.int64))
+    perm = torch.randperm(classes.size, generator=gen).numpy()
+    hold = np.sort(classes[perm[:n_holdout]])
+    score_of = held_out_score(hold)
+    best: dict[str, object] = {"score": -np.inf, "epoch": 0, "state": None}
+
+    def on_epoch(net: nn.Module, end: EpochEnd) -> None:
+        with torch.no_grad():
+            score = score_of(net)
+        history.append((end.loss, score))
+        if score > best["score"]:
+            best.update(score=score, epoch=end.epoch + 1, state={n: v.clone() for n, v in net.state_dict().items()})
+
+    net = train(np.flatnonzero(~np.isin(labels, hold)), epochs, f"{desc} (hold-out)", on_epoch)
+    best_epoch = int(best["epoch"])
+    if refit:
+        net = train(every, best_epoch, f"{desc} (refit)", None)
+    elif best["state"] is not None:
+        net.load_state_dict(best["state"])
+    return HeldOutFit(net.eval(), best_epoch, float(best["score"]), history, hold)
+
+
 class ImportanceMapper:
     """Fit ``knowledge -> importance`` (scikit-learn conventions: ``fit`` returns self).
 
@@ -143,23 +225,6 @@ class ImportanceMapper:
         self.random_state = random_state
         self.progress = progress
 
-    def _train(self, k: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor, epochs: int, gen: torch.Generator,
-               desc: str, on_epoch: Callable[[nn.Module, EpochEnd], None] | None = None,
-               ) -> tuple[nn.Module, OptimizeResult]:
-        """A fresh map trained for ``epochs`` epochs; ``on_epoch(net, end)`` after each of them."""
-        net = build_map(self.model, k.shape[1], targets.shape[1], self.hidden)
-        params = list(net.parameters())
-        opt = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
-
-        def batch_loss(idx: torch.Tensor) -> torch.Tensor:
-            pred = net(k[labels[idx]])
-            return (1 - nn.functional.cosine_similarity(pred, targets[idx], dim=1, eps=1e-8)).mean()
-
-        result = optimize(params, batch_loss, lambda: batches(targets.shape[0], self.batch_size, gen), opt,
-                          epochs=epochs, on_epoch=None if on_epoch is None else lambda end: on_epoch(net, end),
-                          progress=self.progress, desc=desc)
-        return net, result
-
     def fit(self, knowledge: np.ndarray, importances: np.ndarray, labels: np.ndarray) -> ImportanceMapper:
         """Fit the map.
 
@@ -191,45 +256,25 @@ class ImportanceMapper:
             if not np.isfinite(arr).all():
                 raise DataError(f"`{name}` holds NaN or infinite values")
         importances, labels = _drop_zero_importances(importances, labels)
-        classes = np.unique(labels)
-        if self.n_holdout and self.n_holdout >= classes.size:
-            raise DataError(f"`n_holdout`={self.n_holdout} leaves no class to train on ({classes.size} classes)")
-        gen = torch.Generator().manual_seed(self.random_state)
-        torch.manual_seed(self.random_state)  # nn.Linear init draws from the global generator
         k = torch.from_numpy(knowledge)
         t = torch.from_numpy(importances)
         y = torch.from_numpy(labels)
-        self.history_: list[tuple[float, float]] = []
-        if self.n_holdout:
-            perm = torch.randperm(classes.size, generator=gen).numpy()
-            hold = np.sort(classes[perm[: self.n_holdout]])
-            self.holdout_classes_ = hold
+
+        def batch_loss(net: nn.Module, idx: torch.Tensor) -> torch.Tensor:
+            pred = net(k[y[idx]])
+            return (1 - nn.functional.cosine_similarity(pred, t[idx], dim=1, eps=1e-8)).mean()
+
+        def held_out_score(hold: np.ndarray) -> Callable[[nn.Module], float]:
             observed = class_mean_importance(importances, labels, hold)
-            fit_mask = torch.from_numpy(~np.isin(labels, hold))
-            best = {"score": -np.inf, "epoch": 0, "state": None}
+            return lambda net: mean_spearman(net(k[torch.from_numpy(hold)]).numpy(), observed)
 
-            def on_epoch(net: nn.Module, end: EpochEnd) -> None:
-                with torch.no_grad():
-                    score = mean_spearman(net(k[torch.from_numpy(hold)]).numpy(), observed)
-                self.history_.append((end.loss, score))
-                if score > best["score"]:
-                    best.update(score=score, epoch=end.epoch + 1,
-                                state={n: v.clone() for n, v in net.state_dict().items()})
-
-            net, _ = self._train(k, t[fit_mask], y[fit_mask], self.epochs, gen, "mapping (hold-out)", on_epoch)
-            self.best_epoch_ = int(best["epoch"])
-            self.val_spearman_ = float(best["score"])
-            if self.refit:
-                torch.manual_seed(self.random_state)
-                net, _ = self._train(k, t, y, self.best_epoch_, gen, "mapping (refit)")
-            else:
-                net.load_state_dict(best["state"])
-        else:
-            self.holdout_classes_ = np.zeros(0, np.int64)
-            net, result = self._train(k, t, y, self.epochs, gen, "mapping")
-            self.history_ = [(loss, float("nan")) for loss in result.epoch_losses]
-            self.best_epoch_ = self.epochs
-            self.val_spearman_ = float("nan")
+        fit = fit_held_out(lambda: build_map(self.model, k.shape[1], t.shape[1], self.hidden), batch_loss, labels,
+                           held_out_score, n_holdout=self.n_holdout, epochs=self.epochs, lr=self.lr,
+                           weight_decay=self.weight_decay, batch_size=self.batch_size, refit=self.refit,
+                           random_state=self.random_state, progress=self.progress, desc="mapping")
+        net = fit.net
+        self.history_ = fit.history
+        self.best_epoch_, self.val_spearman_, self.holdout_classes_ = fit.best_epoch, fit.val_spearman, fit.holdout_classes
         net.eval()
         self.net_ = net
         self.n_features_in_ = knowledge.shape[1]

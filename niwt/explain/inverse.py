@@ -9,8 +9,8 @@ target the knowledge vector :math:`k_{c_i}` of its class. With the cosine loss
 The epoch is chosen by the mean Spearman rank correlation, over ``n_holdout`` held-out seen
 classes, between :math:`g` of the class's observed importance (the mean of its L2-normalised
 per-image importances) and the class's knowledge vector (:func:`niwt.mapping.mean_spearman`); with
-``refit`` the map is then retrained on every class for that many epochs. The loop is
-:func:`niwt.training.optimize`.
+``refit`` the map is then retrained on every class for that many epochs: the routine both maps
+share (:func:`niwt.mapping.fit_held_out`).
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from torch import nn
 
 from niwt.checks import as_labels, as_matrix
 from niwt.errors import ConfigError, DataError, NotFittedError
-from niwt.mapping import MAPPING_MODELS, class_mean_importance, mean_spearman
-from niwt.training import EpochEnd, batches, optimize
+from niwt.mapping import MAPPING_MODELS, build_map, class_mean_importance, fit_held_out, mean_spearman
+from niwt.seeding import seeded
 
-__all__ = ["INVERSE_LOSSES", "InverseConfig", "InverseMapper"]
+__all__ = ["INVERSE_LOSSES", "InverseSettings", "InverseConfig", "InverseMapper"]
 
 log = logging.getLogger(__name__)
 
@@ -43,22 +43,24 @@ _FLOATS = {"lr": False, "weight_decay": True}  # name -> zero allowed
 
 
 @dataclass(frozen=True)
-class InverseConfig:
-    """Hyper-parameters of :class:`InverseMapper` (checked at construction).
+class InverseSettings:
+    """The settings of the inverse map importance -> knowledge, declared once: the run config's
+    ``[explain]`` section is this record (:class:`niwt.config.ExplainConfig`), and
+    :class:`InverseConfig` adds the seed. Checked at construction.
 
     Attributes:
-        model: ``"linear"`` or ``"mlp"`` (one hidden ReLU layer).
+        model: "linear" or "mlp" (one hidden ReLU layer).
         hidden: hidden width of the MLP.
         lr: Adam learning rate.
-        epochs: maximum number of epochs.
+        epochs: maximum epochs; the best by held-out rank correlation is kept.
         batch_size: images per step.
         weight_decay: Adam weight decay.
-        n_holdout: seen classes held out to choose the epoch (0 disables selection).
+        n_holdout: seen classes held out to choose the epoch (0 disables selection; a run caps it at
+            the number of classes - 1).
         refit: retrain on every class for the chosen number of epochs.
-        loss: ``"cosine"`` or ``"mse"``.
-        normalize: L2-normalise every input importance vector (then the spatial reduction and the
-            scale of the importances do not matter, and one-hot vectors are valid inputs).
-        random_state: seed of the class split, the initialisation and the batch order.
+        loss: "cosine" or "mse".
+        normalize: L2-normalise every input importance vector before the map (then the spatial
+            reduction and the scale of the importances do not matter, and one-hot vectors are valid inputs).
     """
 
     model: str = "linear"
@@ -71,26 +73,39 @@ class InverseConfig:
     refit: bool = True
     loss: str = "cosine"
     normalize: bool = True
-    random_state: int = 0
+
+    def _where(self, name: str) -> str:
+        return f"{type(self).__name__}.{name}"
 
     def __post_init__(self) -> None:
         if self.model not in MAPPING_MODELS:
-            raise ConfigError(f"InverseConfig.model must be one of {list(MAPPING_MODELS)}, got {self.model!r}")
+            raise ConfigError(f"{self._where('model')} must be one of {list(MAPPING_MODELS)}, got {self.model!r}")
         if self.loss not in INVERSE_LOSSES:
-            raise ConfigError(f"InverseConfig.loss must be one of {list(INVERSE_LOSSES)}, got {self.loss!r}")
+            raise ConfigError(f"{self._where('loss')} must be one of {list(INVERSE_LOSSES)}, got {self.loss!r}")
         for name, minimum in _INTS.items():
-            value = getattr(self, name)
+            value = getattr(self, name, 0)
             if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-                raise ConfigError(f"InverseConfig.{name} must be an integer >= {minimum}, got {value!r}")
+                raise ConfigError(f"{self._where(name)} must be an integer >= {minimum}, got {value!r}")
         for name, zero_ok in _FLOATS.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, Real) or not np.isfinite(value) or value < 0 \
                     or (value == 0 and not zero_ok):
-                raise ConfigError(f"InverseConfig.{name} must be a finite number {'>=' if zero_ok else '>'} 0, "
+                raise ConfigError(f"{self._where(name)} must be a finite number {'>=' if zero_ok else '>'} 0, "
                                   f"got {value!r}")
         for name in ("refit", "normalize"):
             if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"InverseConfig.{name} must be a bool, got {getattr(self, name)!r}")
+                raise ConfigError(f"{self._where(name)} must be a bool, got {getattr(self, name)!r}")
+
+
+@dataclass(frozen=True)
+class InverseConfig(InverseSettings):
+    """Hyper-parameters of :class:`InverseMapper`: :class:`InverseSettings` and the seed.
+
+    Attributes:
+        random_state: seed of the class split, the initialisation and the batch order.
+    """
+
+    random_state: int = 0
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -107,11 +122,8 @@ class InverseConfig:
 
 def _build(config: InverseConfig, d_in: int, d_out: int) -> nn.Module:
     """A freshly initialised map, seeded by ``config.random_state`` without touching the global generator."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.random_state)
-        if config.model == "linear":
-            return nn.Linear(d_in, d_out)
-        return nn.Sequential(nn.Linear(d_in, config.hidden), nn.ReLU(), nn.Linear(config.hidden, d_out))
+    with seeded(config.random_state):
+        return build_map(config.model, d_in, d_out, config.hidden)
 
 
 def _loss(kind: str, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -149,22 +161,6 @@ class InverseMapper:
             return importances
         return importances / np.maximum(np.linalg.norm(importances, axis=1, keepdims=True), 1e-12)
 
-    def _train(self, x: torch.Tensor, k: torch.Tensor, labels: torch.Tensor, epochs: int, gen: torch.Generator,
-               desc: str, on_epoch: Callable[[nn.Module, EpochEnd], None] | None = None) -> nn.Module:
-        cfg = self.config
-        net = _build(cfg, x.shape[1], k.shape[1])
-        params = list(net.parameters())
-        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-        def batch_loss(idx: torch.Tensor) -> torch.Tensor:
-            return _loss(cfg.loss, net(x[idx]), k[labels[idx]])
-
-        if epochs:
-            optimize(params, batch_loss, lambda: batches(x.shape[0], cfg.batch_size, gen), opt, epochs=epochs,
-                     on_epoch=None if on_epoch is None else lambda end: on_epoch(net, end),
-                     progress=self.progress, desc=desc)
-        return net
-
     def fit(self, importances: object, knowledge: object, labels: object) -> InverseMapper:
         """Fit the map.
 
@@ -187,41 +183,25 @@ class InverseMapper:
         if cfg.n_holdout and cfg.n_holdout >= classes.size:
             raise DataError(f"InverseConfig.n_holdout={cfg.n_holdout} leaves no class to train on: the labels "
                             f"name {classes.size} classes")
-        gen = torch.Generator().manual_seed(cfg.random_state)
         x = torch.from_numpy(self._inputs(importances).astype(np.float32))
         k = torch.from_numpy(knowledge)
         y = torch.from_numpy(labels)
-        self.history_: list[tuple[float, float]] = []
-        if cfg.n_holdout:
-            perm = torch.randperm(classes.size, generator=gen).numpy()
-            hold = np.sort(classes[perm[: cfg.n_holdout]])
-            observed = torch.from_numpy(self._inputs(class_mean_importance(importances, labels, hold)).astype(np.float32))
-            truth = knowledge[hold]
-            fit_mask = torch.from_numpy(~np.isin(labels, hold))
-            best: dict[str, object] = {"score": -np.inf, "epoch": 0, "state": None}
 
-            def on_epoch(net: nn.Module, end: EpochEnd) -> None:
-                with torch.no_grad():
-                    score = mean_spearman(net(observed).numpy(), truth)
-                self.history_.append((end.loss, score))
-                if score > best["score"]:
-                    best.update(score=score, epoch=end.epoch + 1,
-                                state={n: v.clone() for n, v in net.state_dict().items()})
+        def batch_loss(net: nn.Module, idx: torch.Tensor) -> torch.Tensor:
+            return _loss(cfg.loss, net(x[idx]), k[y[idx]])
 
-            net = self._train(x[fit_mask], k, y[fit_mask], cfg.epochs, gen, "inverse map (hold-out)", on_epoch)
-            self.holdout_classes_ = hold
-            self.best_epoch_ = int(best["epoch"])
-            self.val_spearman_ = float(best["score"])
-            if cfg.refit:
-                net = self._train(x, k, y, self.best_epoch_, gen, "inverse map (refit)")
-            elif best["state"] is not None:
-                net.load_state_dict(best["state"])
-        else:
-            self.holdout_classes_ = np.zeros(0, np.int64)
-            net = self._train(x, k, y, cfg.epochs, gen, "inverse map",
-                              lambda _net, end: self.history_.append((end.loss, float("nan"))))
-            self.best_epoch_ = cfg.epochs
-            self.val_spearman_ = float("nan")
+        def held_out_score(hold: np.ndarray) -> Callable[[nn.Module], float]:
+            observed = torch.from_numpy(self._inputs(class_mean_importance(importances, labels, hold))
+                                        .astype(np.float32))
+            return lambda net: mean_spearman(net(observed).numpy(), knowledge[hold])
+
+        fit = fit_held_out(lambda: _build(cfg, x.shape[1], k.shape[1]), batch_loss, labels, held_out_score,
+                           n_holdout=cfg.n_holdout, epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                           batch_size=cfg.batch_size, refit=cfg.refit, random_state=cfg.random_state,
+                           progress=self.progress, desc="inverse map")
+        net = fit.net
+        self.history_ = fit.history
+        self.best_epoch_, self.val_spearman_, self.holdout_classes_ = fit.best_epoch, fit.val_spearman, fit.holdout_classes
         net.eval()
         self.net_ = net
         self.n_features_in_ = importances.shape[1]

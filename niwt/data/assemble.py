@@ -19,8 +19,8 @@ from niwt.data.imagefiles import ImageTransform, screen_images
 from niwt.data.loaded import LoadedDataset
 from niwt.data.record import ZSLData
 from niwt.data.splits import ClassSplit, ImageSplit, split_seen_images
-from niwt.data.textfiles import quote_names
 from niwt.errors import DataError
+from niwt.messages import quote_names
 
 __all__ = ["assemble_image_dataset"]
 

@@ -38,9 +38,10 @@ from niwt.data.splits import (
     draw_val_classes,
     resolve_class_split,
 )
-from niwt.data.textfiles import is_dir, is_file, quote_names, read_id_names, read_matrix, read_name_list
+from niwt.data.textfiles import is_dir, is_file, read_id_names, read_matrix, read_name_list
 from niwt.data.xlsa17 import FEATURES_FILE, no_image_split_note, xlsa17_image_split
 from niwt.errors import ConfigError, DataError
+from niwt.messages import quote_names
 
 logger = logging.getLogger(__name__)
 

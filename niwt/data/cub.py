@@ -40,8 +40,6 @@ from niwt.data.textfiles import (
     check_relative_path,
     is_dir,
     is_file,
-    quote,
-    quote_names,
     read_id_names,
     read_id_pairs,
     read_lines,
@@ -49,6 +47,7 @@ from niwt.data.textfiles import (
 )
 from niwt.data.xlsa17 import FEATURES_FILE, no_image_split_note, xlsa17_image_split
 from niwt.errors import ConfigError, DataError
+from niwt.messages import quote, quote_names
 
 __all__ = [
     "CUB_FOLDER",

@@ -39,6 +39,7 @@ import numpy as np
 
 from niwt.data.xlsa17 import FEATURES_FILE
 from niwt.errors import DataError, RunDirectoryError
+from niwt.messages import first_names
 
 __all__ = [
     "SPLITS_FILE",
@@ -94,8 +95,7 @@ def _partial_name(name: str) -> str:
 
 
 def _describe(names: list[str]) -> str:
-    shown = ", ".join(repr(n) for n in names[:_SHOWN])
-    return shown + (f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else "")
+    return first_names(names, _SHOWN, show=repr, more=" and {} more")
 
 
 def check_export_dir(out_dir: str | Path) -> Path:

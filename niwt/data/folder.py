@@ -33,8 +33,9 @@ from niwt.data.splits import (
     check_seed,
     draw_val_classes,
 )
-from niwt.data.textfiles import check_relative_path, is_dir, is_file, quote, quote_names, read_text
+from niwt.data.textfiles import check_relative_path, is_dir, is_file, read_text
 from niwt.errors import DataError
+from niwt.messages import quote, quote_names
 
 __all__ = ["CSV_NAME", "SPLIT_VALUES", "ClassTable", "find_class_csv", "read_class_table", "folder_image_list",
            "load_folder"]

@@ -24,8 +24,9 @@ from niwt.data.splits import (
     draw_val_classes,
     split_seen_images,
 )
-from niwt.data.textfiles import QUOTE_LIMIT, is_dir, quote
+from niwt.data.textfiles import is_dir
 from niwt.errors import DataError
+from niwt.messages import first_names, quote, short_name
 
 __all__ = ["InspectReport", "inspect_dataset"]
 
@@ -121,8 +122,7 @@ class _Survey:
 
 
 def _first(names: Sequence[str], k: int = 5) -> str:
-    shown = ", ".join(n if len(n) <= QUOTE_LIMIT else quote(n) for n in names[:k])
-    return shown + (f", ... ({len(names) - k} more)" if len(names) > k else "")
+    return first_names(names, k, show=short_name)
 
 
 def _set_split(s: _Survey, split: ClassSplit) -> None:

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from niwt.data.textfiles import QUOTE_LIMIT, quote, quote_names, read_name_list
+from niwt.data.textfiles import read_name_list
 from niwt.errors import ConfigError, DataError
+from niwt.messages import first_names, quote, quote_names, short_name
 
 __all__ = [
     "DEFAULT_TEST_SEEN_FRACTION",
@@ -183,9 +184,7 @@ class ImageSplit:
 
 def _names(indices: np.ndarray, class_names: Sequence[str], k: int = 8) -> str:
     """The first ``k`` class names of ``indices`` (a name too long for a message is cut), and how many more."""
-    names = [class_names[i] for i in indices]
-    shown = ", ".join(n if len(n) <= QUOTE_LIMIT else quote(n) for n in names[:k])
-    return shown + (f", ... ({len(names) - k} more)" if len(names) > k else "")
+    return first_names([class_names[i] for i in indices], k, show=short_name)
 
 
 def resolve_class_split(

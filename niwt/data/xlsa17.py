@@ -41,13 +41,12 @@ from niwt.data.splits import (
 from niwt.data.textfiles import (
     check_relative_path,
     is_file,
-    quote,
-    quote_names,
     read_id_names,
     read_lines,
     read_name_list,
 )
 from niwt.errors import ConfigError, DataError
+from niwt.messages import quote, quote_names
 
 __all__ = [
     "SPLIT_FILES",

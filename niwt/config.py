@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 import tomli_w
 
 from niwt.baselines import BASELINES
+from niwt.checks import check_positive as _positive
+from niwt.checks import check_value as _check
 from niwt.data.settings import POOLS
 from niwt.data.shapes import ShapesConfig
 from niwt.device import DEVICES, PRECISIONS
@@ -68,39 +70,9 @@ METHOD_NAMES = ("niwt", "niwt-bal", *BASELINES)
 registered baseline."""
 
 
-def _check(section: str, obj: object, name: str, *, choices: tuple[str, ...] | None = None,
-           low: float | None = None, low_open: bool = False, high: float | None = None,
-           high_open: bool = False) -> None:
-    """The one validator of config values: a choice list, or bounds (``None`` values are skipped).
-
-    Each element of a tuple value is checked alike.
-    """
-    value = getattr(obj, name)
-    for v in value if isinstance(value, tuple) else (value,):
-        if v is None:
-            continue
-        where = f"`{section}.{name}`" + (" values" if isinstance(value, tuple) else "")
-        if choices is not None and v not in choices:
-            raise ConfigError(f"{where} must be one of {list(choices)}, got {v!r}")
-        too_low = low is not None and (v <= low if low_open else v < low)
-        too_high = high is not None and (v >= high if high_open else v > high)
-        if (too_low or too_high) and low is not None and high is not None:
-            interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-            raise ConfigError(f"{where} must lie in {interval}, got {v!r}")
-        if too_low:
-            raise ConfigError(f"{where} must be {'>' if low_open else '>='} {low:g}, got {v!r}")
-        if too_high:
-            raise ConfigError(f"{where} must be {'<' if high_open else '<='} {high:g}, got {v!r}")
-
-
 def _default(func: Any, name: str) -> Any:
     """The default of parameter ``name`` of ``func``: the stage's own default is the one source."""
     return inspect.signature(func).parameters[name].default
-
-
-def _positive(section: str, obj: object, *names: str) -> None:
-    for name in names:
-        _check(section, obj, name, low=0, low_open=True)
 
 
 @dataclass(frozen=True)

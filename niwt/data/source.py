@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from niwt.checks import LazyImages
 from niwt.data.record import ZSLData
 from niwt.errors import ConfigError, DataError, NIWTError
 
@@ -48,7 +49,7 @@ def _positions(index: object, n: int) -> np.ndarray:
     return arr % n if arr.size else arr.astype(np.int64)
 
 
-class ImageSource:
+class ImageSource(LazyImages):
     """Base class: ``len``, ``shape`` and batch access by slice or index array.
 
     ``workers`` is how many DataLoader worker processes :func:`iter_batches` reads this source

@@ -115,8 +115,8 @@ class _FilesDataConfig:
         _check(section, self, "seed", low=0)
         _check(section, self, "workers", low=0)
 
-    def transform(self):  # -> niwt.data.imagefiles.ImageTransform
-        from niwt.data.imagefiles import ImageTransform
+    def transform(self):  # -> niwt.data.files.images.ImageTransform
+        from niwt.data.files.images import ImageTransform
 
         return ImageTransform(resize=self.resize, crop=self.crop, normalize=self.normalize)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from niwt.data.imagefiles import ImageTransform, screen_images
+from niwt.data.files.images import ImageTransform, screen_images
 from niwt.data.loaded import LoadedDataset
 from niwt.data.record import ZSLData
 from niwt.data.splits import ClassSplit, ImageSplit, split_seen_images

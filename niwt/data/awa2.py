@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from niwt.data.assemble import assemble_image_dataset
-from niwt.data.imagefiles import ImageTransform, list_image_files
+from niwt.data.files.images import ImageTransform, list_image_files
+from niwt.data.files.text import is_dir, is_file, read_id_names, read_matrix, read_name_list
 from niwt.data.loaded import LoadedDataset
 from niwt.data.splits import (
     DEFAULT_TEST_SEEN_FRACTION,
@@ -38,7 +39,6 @@ from niwt.data.splits import (
     draw_val_classes,
     resolve_class_split,
 )
-from niwt.data.textfiles import is_dir, is_file, read_id_names, read_matrix, read_name_list
 from niwt.data.xlsa17 import FEATURES_FILE, no_image_split_note, xlsa17_image_split
 from niwt.errors import ConfigError, DataError
 from niwt.messages import quote_names
@@ -228,7 +228,7 @@ def load_awa2(
             the exact image split).
         seed: seed of the draws.
         transform: image preprocessing (``ImageTransform()`` when ``None``).
-        check_images: open every image first (see :func:`~niwt.data.imagefiles.screen_images`).
+        check_images: open every image first (see :func:`~niwt.data.files.images.screen_images`).
 
     Raises:
         DataError: for malformed or missing files (named, with the fix), or an image of xlsa17's

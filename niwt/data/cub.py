@@ -26,7 +26,16 @@ from pathlib import Path
 import numpy as np
 
 from niwt.data.assemble import assemble_image_dataset
-from niwt.data.imagefiles import ImageTransform
+from niwt.data.files.images import ImageTransform
+from niwt.data.files.text import (
+    check_relative_path,
+    is_dir,
+    is_file,
+    read_id_names,
+    read_id_pairs,
+    read_lines,
+    read_matrix,
+)
 from niwt.data.loaded import LoadedDataset
 from niwt.data.splits import (
     DEFAULT_TEST_SEEN_FRACTION,
@@ -35,15 +44,6 @@ from niwt.data.splits import (
     check_fraction,
     check_seed,
     resolve_class_split,
-)
-from niwt.data.textfiles import (
-    check_relative_path,
-    is_dir,
-    is_file,
-    read_id_names,
-    read_id_pairs,
-    read_lines,
-    read_matrix,
 )
 from niwt.data.xlsa17 import FEATURES_FILE, no_image_split_note, xlsa17_image_split
 from niwt.errors import ConfigError, DataError
@@ -253,7 +253,7 @@ def load_cub(
             the exact image split).
         seed: seed of the draws.
         transform: image preprocessing (``ImageTransform()`` when ``None``).
-        check_images: open every image first (see :func:`~niwt.data.imagefiles.screen_images`).
+        check_images: open every image first (see :func:`~niwt.data.files.images.screen_images`).
 
     Raises:
         DataError: for malformed or missing files (named, with the fix), or an image of xlsa17's

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from niwt.data.assemble import assemble_image_dataset
-from niwt.data.imagefiles import ImageTransform, list_image_files
+from niwt.data.files.images import ImageTransform, list_image_files
+from niwt.data.files.text import check_relative_path, is_dir, is_file, read_text
 from niwt.data.loaded import LoadedDataset
 from niwt.data.splits import (
     DEFAULT_TEST_SEEN_FRACTION,
@@ -33,7 +34,6 @@ from niwt.data.splits import (
     check_seed,
     draw_val_classes,
 )
-from niwt.data.textfiles import check_relative_path, is_dir, is_file, read_text
 from niwt.errors import DataError
 from niwt.messages import quote, quote_names
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from niwt.data.imagefiles import check_images as _check_images
-from niwt.data.imagefiles import list_image_files
+from niwt.data.files.images import check_images as _check_images
+from niwt.data.files.images import list_image_files
+from niwt.data.files.text import is_dir
 from niwt.data.registry import detect_format
 from niwt.data.splits import (
     DEFAULT_TEST_SEEN_FRACTION,
@@ -24,7 +25,6 @@ from niwt.data.splits import (
     draw_val_classes,
     split_seen_images,
 )
-from niwt.data.textfiles import is_dir
 from niwt.errors import DataError
 from niwt.messages import first_names, quote, short_name
 
@@ -236,7 +236,7 @@ def _xlsa17_labels(s: _Survey, split, labels: np.ndarray, lists: dict[str, np.nd
 
 def _survey_awa2(s: _Survey, path: Path, check: bool, split_dir: Path | None) -> None:
     from niwt.data import awa2
-    from niwt.data.textfiles import read_id_names
+    from niwt.data.files.text import read_id_names
 
     root = awa2.find_awa2_root(path)
     classes = s.attempt(read_id_names, root / "classes.txt", what="class")
@@ -280,7 +280,7 @@ def _class_folder_images(root: Path, classes: Sequence[str]) -> tuple[list[str],
 
 def _survey_cub(s: _Survey, path: Path, check: bool, split_dir: Path | None) -> None:
     from niwt.data import cub
-    from niwt.data.textfiles import read_id_names
+    from niwt.data.files.text import read_id_names
 
     root = cub.find_cub_root(path)
     classes = s.attempt(read_id_names, root / "classes.txt", what="class name")

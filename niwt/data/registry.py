@@ -10,8 +10,8 @@ import inspect
 from collections.abc import Callable
 from pathlib import Path
 
+from niwt.data.files.text import is_dir, is_file
 from niwt.data.loaded import LoadedDataset
-from niwt.data.textfiles import is_dir, is_file
 from niwt.errors import ConfigError, DataError
 
 __all__ = ["FORMATS", "detect_format", "format_loader", "load_dataset"]

@@ -118,7 +118,8 @@ class FileImages(ImageSource):
     over ``workers`` DataLoader processes.
 
     Args:
-        dataset: e.g. :class:`niwt.data.images.ImageFileDataset` with a transform to a fixed size.
+        dataset: e.g. :class:`niwt.data.files.image_dataset.ImageFileDataset` with a transform to a
+            fixed size.
         size: the side the transform gives (for ``shape``); read from the first image when None.
         workers: DataLoader worker processes (0: decode in the calling process); ``None``:
             :func:`default_workers`.

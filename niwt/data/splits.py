@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from niwt.data.textfiles import read_name_list
+from niwt.data.files.text import read_name_list
 from niwt.errors import ConfigError, DataError
 from niwt.messages import first_names, quote, quote_names, short_name
 

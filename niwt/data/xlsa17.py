@@ -26,7 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
-from niwt.data.imagefiles import ImageTransform, screen_images
+from niwt.data.files.images import ImageTransform, screen_images
+from niwt.data.files.text import (
+    check_relative_path,
+    is_file,
+    read_id_names,
+    read_lines,
+    read_name_list,
+)
 from niwt.data.loaded import LoadedDataset
 from niwt.data.record import ZSLData
 from niwt.data.splits import (
@@ -37,13 +44,6 @@ from niwt.data.splits import (
     check_seed,
     class_list_split,
     draw_val_classes,
-)
-from niwt.data.textfiles import (
-    check_relative_path,
-    is_file,
-    read_id_names,
-    read_lines,
-    read_name_list,
 )
 from niwt.errors import ConfigError, DataError
 from niwt.messages import quote, quote_names

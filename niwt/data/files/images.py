@@ -1,7 +1,7 @@
 """Image files on disk without torch: the transform record, decoding to RGB, checking many files.
 
-:mod:`niwt.data.images` adds the torch ``Dataset`` on top; the loaders and ``inspect`` use only
-this module, so reading a dataset's metadata does not import torch.
+:mod:`niwt.data.files.image_dataset` adds the torch ``Dataset`` on top; the loaders and ``inspect``
+use only this module, so reading a dataset's metadata does not import torch.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from niwt.data.textfiles import is_file
+from niwt.data.files.text import is_file
 from niwt.errors import ConfigError, DataError
 from niwt.messages import first_names, short_name
 

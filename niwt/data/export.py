@@ -2,7 +2,7 @@
 
 The features are the run model's penultimate features (the input of its classifier), one column per
 image of the run's dataset, so any GZSL code that reads the xlsa17 "proposed split" files (and
-:func:`niwt.data.xlsa17.load_xlsa17`) can be run on what the model learned::
+:func:`niwt.data.formats.xlsa17.load_xlsa17`) can be run on what the model learned::
 
     res101.mat       features [D x N] float32 (columns are images), labels [N x 1] 1-based rows of
                      allclasses_names, image_files [N x 1] cell of image names
@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from niwt.data.xlsa17 import FEATURES_FILE
+from niwt.data.formats.xlsa17 import FEATURES_FILE
 from niwt.errors import DataError, RunDirectoryError
 from niwt.messages import first_names
 

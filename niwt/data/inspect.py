@@ -16,8 +16,7 @@ import numpy as np
 from niwt.data.files.images import check_images as _check_images
 from niwt.data.files.images import list_image_files
 from niwt.data.files.text import is_dir
-from niwt.data.registry import detect_format
-from niwt.data.splits import (
+from niwt.data.formats.splits import (
     DEFAULT_TEST_SEEN_FRACTION,
     DEFAULT_VAL_FRACTION,
     ClassSplit,
@@ -25,6 +24,7 @@ from niwt.data.splits import (
     draw_val_classes,
     split_seen_images,
 )
+from niwt.data.registry import detect_format
 from niwt.errors import DataError
 from niwt.messages import first_names, quote, short_name
 
@@ -163,7 +163,7 @@ def _survey_image_files(
 
 
 def _survey_xlsa17(s: _Survey, path: Path, check: bool, split_dir: Path | None) -> None:
-    from niwt.data import xlsa17 as x
+    from niwt.data.formats import xlsa17 as x
 
     split = s.attempt(lambda: x.read_split_file(x.find_split_file(path)))
     if split is None:
@@ -235,8 +235,8 @@ def _xlsa17_labels(s: _Survey, split, labels: np.ndarray, lists: dict[str, np.nd
 
 
 def _survey_awa2(s: _Survey, path: Path, check: bool, split_dir: Path | None) -> None:
-    from niwt.data import awa2
     from niwt.data.files.text import read_id_names
+    from niwt.data.formats import awa2
 
     root = awa2.find_awa2_root(path)
     classes = s.attempt(read_id_names, root / "classes.txt", what="class")
@@ -279,8 +279,8 @@ def _class_folder_images(root: Path, classes: Sequence[str]) -> tuple[list[str],
 
 
 def _survey_cub(s: _Survey, path: Path, check: bool, split_dir: Path | None) -> None:
-    from niwt.data import cub
     from niwt.data.files.text import read_id_names
+    from niwt.data.formats import cub
 
     root = cub.find_cub_root(path)
     classes = s.attempt(read_id_names, root / "classes.txt", what="class name")
@@ -307,7 +307,7 @@ def _survey_cub(s: _Survey, path: Path, check: bool, split_dir: Path | None) -> 
 
 
 def _survey_folder(s: _Survey, path: Path, check: bool, split_dir: Path | None) -> None:
-    from niwt.data import folder as fmt
+    from niwt.data.formats import folder as fmt
 
     table = s.attempt(lambda: fmt.read_class_table(fmt.find_class_csv(path)))
     if table is None:

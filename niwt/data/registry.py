@@ -27,13 +27,13 @@ def format_loader(format: str) -> Callable[..., LoadedDataset]:
         ConfigError: for an unknown format name.
     """
     if format == "xlsa17":
-        from niwt.data.xlsa17 import load_xlsa17 as loader
+        from niwt.data.formats.xlsa17 import load_xlsa17 as loader
     elif format == "awa2":
-        from niwt.data.awa2 import load_awa2 as loader
+        from niwt.data.formats.awa2 import load_awa2 as loader
     elif format == "cub":
-        from niwt.data.cub import load_cub as loader
+        from niwt.data.formats.cub import load_cub as loader
     elif format == "folder":
-        from niwt.data.folder import load_folder as loader
+        from niwt.data.formats.folder import load_folder as loader
     else:
         raise ConfigError(f"unknown dataset format {format!r}; valid: {list(FORMATS)}")
     return loader
@@ -50,9 +50,9 @@ def detect_format(path: Path | str) -> str:
     Raises:
         DataError: if the path does not exist or matches no format.
     """
-    from niwt.data.awa2 import AWA2_FOLDER
-    from niwt.data.cub import CUB_FOLDER
-    from niwt.data.xlsa17 import SPLIT_FILES
+    from niwt.data.formats.awa2 import AWA2_FOLDER
+    from niwt.data.formats.cub import CUB_FOLDER
+    from niwt.data.formats.xlsa17 import SPLIT_FILES
 
     path = Path(path)
     if not (is_file(path) or is_dir(path)):

@@ -22,11 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from niwt.data.assemble import assemble_image_dataset
 from niwt.data.files.images import ImageTransform, list_image_files
 from niwt.data.files.text import check_relative_path, is_dir, is_file, read_text
-from niwt.data.loaded import LoadedDataset
-from niwt.data.splits import (
+from niwt.data.formats.assemble import assemble_image_dataset
+from niwt.data.formats.splits import (
     DEFAULT_TEST_SEEN_FRACTION,
     DEFAULT_VAL_FRACTION,
     ClassSplit,
@@ -34,6 +33,7 @@ from niwt.data.splits import (
     check_seed,
     draw_val_classes,
 )
+from niwt.data.loaded import LoadedDataset
 from niwt.errors import DataError
 from niwt.messages import quote, quote_names
 

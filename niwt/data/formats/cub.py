@@ -12,7 +12,7 @@ Layout (all ids 1-based, space-separated)::
 
 The GZSL split is xlsa17's: with ``split_dir`` the xlsa17 folder of CUB holding ``res101.mat`` and a
 split file, the images of trainval / test_seen / test_unseen are exactly xlsa17's (see
-:func:`~niwt.data.xlsa17.xlsa17_image_split`); otherwise the classes come from the xlsa17 CUB class
+:func:`~niwt.data.formats.xlsa17.xlsa17_image_split`); otherwise the classes come from the xlsa17 CUB class
 lists (``trainvalclasses.txt`` / ``testclasses.txt``) in ``split_dir`` or the dataset folder, or
 from ``unseen_classes``, and test_seen images are drawn with a seed.
 """
@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 
-from niwt.data.assemble import assemble_image_dataset
 from niwt.data.files.images import ImageTransform
 from niwt.data.files.text import (
     check_relative_path,
@@ -36,8 +35,8 @@ from niwt.data.files.text import (
     read_lines,
     read_matrix,
 )
-from niwt.data.loaded import LoadedDataset
-from niwt.data.splits import (
+from niwt.data.formats.assemble import assemble_image_dataset
+from niwt.data.formats.splits import (
     DEFAULT_TEST_SEEN_FRACTION,
     DEFAULT_VAL_FRACTION,
     ClassSplit,
@@ -45,7 +44,8 @@ from niwt.data.splits import (
     check_seed,
     resolve_class_split,
 )
-from niwt.data.xlsa17 import FEATURES_FILE, no_image_split_note, xlsa17_image_split
+from niwt.data.formats.xlsa17 import FEATURES_FILE, no_image_split_note, xlsa17_image_split
+from niwt.data.loaded import LoadedDataset
 from niwt.errors import ConfigError, DataError
 from niwt.messages import quote, quote_names
 

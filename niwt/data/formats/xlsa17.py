@@ -34,9 +34,7 @@ from niwt.data.files.text import (
     read_lines,
     read_name_list,
 )
-from niwt.data.loaded import LoadedDataset
-from niwt.data.record import ZSLData
-from niwt.data.splits import (
+from niwt.data.formats.splits import (
     DEFAULT_VAL_FRACTION,
     ClassSplit,
     ImageSplit,
@@ -45,6 +43,8 @@ from niwt.data.splits import (
     class_list_split,
     draw_val_classes,
 )
+from niwt.data.loaded import LoadedDataset
+from niwt.data.record import ZSLData
 from niwt.errors import ConfigError, DataError
 from niwt.messages import quote, quote_names
 

@@ -3,7 +3,7 @@
 Shared by the formats whose images are files (AwA2 release, CUB-200-2011, a folder of one's own
 classes): unreadable images are left out with a warning; each seen class's images are divided into
 ``trainval`` / ``test_seen`` with a seed, unless a published image split (xlsa17's, read by
-:func:`niwt.data.xlsa17.xlsa17_image_split`) is given; every decision lands in the notes and the
+:func:`niwt.data.formats.xlsa17.xlsa17_image_split`) is given; every decision lands in the notes and the
 split's origin in the record.
 """
 
@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from niwt.data.files.images import ImageTransform, screen_images
+from niwt.data.formats.splits import ClassSplit, ImageSplit, split_seen_images
 from niwt.data.loaded import LoadedDataset
 from niwt.data.record import ZSLData
-from niwt.data.splits import ClassSplit, ImageSplit, split_seen_images
 from niwt.errors import DataError
 from niwt.messages import quote_names
 

@@ -10,7 +10,7 @@ Layout::
 
 The GZSL split is the proposed split of xlsa17. With ``split_dir`` the xlsa17 folder of AWA2
 holding ``res101.mat`` and ``att_splits.mat``, the images of trainval / test_seen / test_unseen are
-exactly xlsa17's (see :func:`~niwt.data.xlsa17.xlsa17_image_split`). Otherwise the classes come
+exactly xlsa17's (see :func:`~niwt.data.formats.xlsa17.xlsa17_image_split`). Otherwise the classes come
 from ``trainvalclasses.txt`` / ``testclasses.txt`` (and ``trainclasses1.txt`` / ``valclasses1.txt``)
 in ``split_dir`` or the release folder, else the published list of the ten proposed-split unseen
 classes, and test_seen images are drawn with a seed. The release's own ``trainclasses.txt`` /
@@ -25,11 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from niwt.data.assemble import assemble_image_dataset
 from niwt.data.files.images import ImageTransform, list_image_files
 from niwt.data.files.text import is_dir, is_file, read_id_names, read_matrix, read_name_list
-from niwt.data.loaded import LoadedDataset
-from niwt.data.splits import (
+from niwt.data.formats.assemble import assemble_image_dataset
+from niwt.data.formats.splits import (
     DEFAULT_TEST_SEEN_FRACTION,
     DEFAULT_VAL_FRACTION,
     ClassSplit,
@@ -39,7 +38,8 @@ from niwt.data.splits import (
     draw_val_classes,
     resolve_class_split,
 )
-from niwt.data.xlsa17 import FEATURES_FILE, no_image_split_note, xlsa17_image_split
+from niwt.data.formats.xlsa17 import FEATURES_FILE, no_image_split_note, xlsa17_image_split
+from niwt.data.loaded import LoadedDataset
 from niwt.errors import ConfigError, DataError
 from niwt.messages import quote_names
 

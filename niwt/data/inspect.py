@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from niwt.data.files.folders import read_class_folders
 from niwt.data.files.images import check_images as _check_images
-from niwt.data.files.images import list_image_files
 from niwt.data.files.text import is_dir
 from niwt.data.formats.splits import (
     DEFAULT_TEST_SEEN_FRACTION,
@@ -260,22 +260,12 @@ def _survey_awa2(s: _Survey, path: Path, check: bool, split_dir: Path | None) ->
     if not is_dir(images):
         s.problems.append(f"missing images: no JPEGImages folder in {root}")
         return
-    no_folder = [c for c in classes if not is_dir(images / c)]
-    if no_folder:
-        s.problems.append(f"classes without an image folder in {images}: {len(no_folder)} ({_first(no_folder)})")
-    paths, labels = _class_folder_images(images, classes)
-    _survey_image_files(s, images, classes, paths, labels, split, check, "the JPEGImages class folders")
-
-
-def _class_folder_images(root: Path, classes: Sequence[str]) -> tuple[list[str], np.ndarray]:
-    paths: list[str] = []
-    labels: list[int] = []
-    for c, name in enumerate(classes):
-        if is_dir(root / name):
-            files = list_image_files(root / name)
-            paths.extend(f"{name}/{f.name}" for f in files)
-            labels.extend([c] * len(files))
-    return paths, np.asarray(labels, dtype=np.int64)
+    found = read_class_folders(images, classes, skip_hidden=False)
+    if found.missing:
+        s.problems.append(f"classes without an image folder in {images}: {len(found.missing)} "
+                          f"({_first(found.missing)})")
+    _survey_image_files(s, images, classes, list(found.paths), found.labels, split, check,
+                        "the JPEGImages class folders")
 
 
 def _survey_cub(s: _Survey, path: Path, check: bool, split_dir: Path | None) -> None:
@@ -320,15 +310,13 @@ def _survey_folder(s: _Survey, path: Path, check: bool, split_dir: Path | None) 
         f"validation classes as the loader draws them by default (seed 0, fraction {DEFAULT_VAL_FRACTION})",)))
     if table.descriptions is not None:
         s.notes.append(f"{sum(bool(t) for t in table.descriptions)} class(es) have a description")
+    found = read_class_folders(path, table.class_names)
     for name, line in zip(table.class_names, table.lines):
-        if not is_dir(path / name):
+        if name in found.missing:
             s.problems.append(f"{table.path}, line {line}: class {quote(name)} has no image folder")
-    known = set(table.class_names)
-    extra = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in known)
-    if extra:
-        s.problems.append(f"folders without a row in {table.path.name}: {len(extra)} ({_first(extra)})")
-    paths, labels = _class_folder_images(path, table.class_names)
-    _survey_image_files(s, path, table.class_names, paths, labels,
+    if found.extra:
+        s.problems.append(f"folders without a row in {table.path.name}: {len(found.extra)} ({_first(found.extra)})")
+    _survey_image_files(s, path, table.class_names, list(found.paths), found.labels,
                         ClassSplit(seen, unseen, train, val), check, "the class folders")
 
 

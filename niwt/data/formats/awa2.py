@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from niwt.data.files.images import ImageTransform, list_image_files
+from niwt.data.files.folders import read_class_folders
+from niwt.data.files.images import ImageTransform
 from niwt.data.files.text import is_dir, is_file, read_id_names, read_matrix, read_name_list
 from niwt.data.formats.assemble import assemble_image_dataset
 from niwt.data.formats.splits import (
@@ -38,7 +39,7 @@ from niwt.data.formats.splits import (
     draw_val_classes,
     resolve_class_split,
 )
-from niwt.data.formats.xlsa17 import FEATURES_FILE, no_image_split_note, xlsa17_image_split
+from niwt.data.formats.xlsa17 import FEATURES_FILE, image_or_class_split
 from niwt.data.loaded import LoadedDataset
 from niwt.errors import ConfigError, DataError
 from niwt.messages import quote_names
@@ -137,22 +138,14 @@ def awa2_image_list(root: Path, class_names: tuple[str, ...]) -> tuple[list[str]
     images = root / "JPEGImages"
     if not is_dir(images):
         raise DataError(f"no JPEGImages folder in {root}; unpack the images of AwA2-data.zip there")
-    missing = [c for c in class_names if not is_dir(images / c)]
-    if missing:
+    found = read_class_folders(images, class_names, skip_hidden=False)
+    if found.missing:
         raise DataError(
-            f"{len(missing)} class(es) of {root / 'classes.txt'} have no image folder in {images}: "
-            f"{quote_names(missing)}; "
+            f"{len(found.missing)} class(es) of {root / 'classes.txt'} have no image folder in {images}: "
+            f"{quote_names(found.missing)}; "
             f"the images must be in JPEGImages/<class name>/"
         )
-    paths: list[str] = []
-    labels: list[int] = []
-    for c, name in enumerate(class_names):
-        files = list_image_files(images / name)
-        paths.extend(f"{name}/{f.name}" for f in files)
-        labels.extend([c] * len(files))
-    known = set(class_names)
-    extra = sorted(p.name for p in images.iterdir() if p.is_dir() and p.name not in known)
-    return paths, np.asarray(labels, dtype=np.int64), extra
+    return list(found.paths), found.labels, list(found.extra)
 
 
 def awa2_class_split(
@@ -256,21 +249,16 @@ def load_awa2(
     paths, labels, extra = awa2_image_list(root, meta.class_names)
     if extra:
         notes.append(f"image folders that are not classes were skipped: {quote_names(extra)}")
-    image_split = None
-    if split_dir is not None and split == "proposed":
-        image_split = xlsa17_image_split(split_dir, meta.class_names, paths, labels, image_root=root / "JPEGImages",
-                                         val_split=val_split, val_fraction=val_fraction, seed=seed)
-        if image_split is None:
-            notes.append(no_image_split_note(Path(split_dir), seed))
-        elif unseen_classes is not None:
-            raise ConfigError(f"`unseen_classes` cannot be combined with xlsa17's image split ({FEATURES_FILE} in "
-                              f"split_dir {split_dir}), which fixes the unseen classes; give one of the two")
-    elif split_dir is not None and is_file(Path(split_dir) / FEATURES_FILE):
+    if split != "proposed" and split_dir is not None and is_file(Path(split_dir) / FEATURES_FILE):
         notes.append(f"split='standard': xlsa17's image split in {split_dir} (the proposed split) is not used")
         logger.info("%s", notes[-1])
-    class_split = image_split.classes if image_split is not None else awa2_class_split(
-        meta, split=split, split_dir=None if split_dir is None else Path(split_dir), unseen_classes=unseen_classes,
-        val_split=val_split, val_fraction=val_fraction, seed=seed)
+    class_split, image_split, split_notes = image_or_class_split(
+        split_dir if split == "proposed" else None, meta.class_names, paths, labels, image_root=root / "JPEGImages",
+        class_split=lambda: awa2_class_split(
+            meta, split=split, split_dir=None if split_dir is None else Path(split_dir),
+            unseen_classes=unseen_classes, val_split=val_split, val_fraction=val_fraction, seed=seed),
+        unseen_classes=unseen_classes, val_split=val_split, val_fraction=val_fraction, seed=seed)
+    notes.extend(split_notes)
     return assemble_image_dataset(
         name="AWA2", format="awa2", root=root / "JPEGImages", paths=paths, labels=labels,
         class_names=meta.class_names, knowledge=values, knowledge_names=meta.attribute_names, split=class_split,

@@ -44,9 +44,9 @@ from niwt.data.formats.splits import (
     check_seed,
     resolve_class_split,
 )
-from niwt.data.formats.xlsa17 import FEATURES_FILE, no_image_split_note, xlsa17_image_split
+from niwt.data.formats.xlsa17 import image_or_class_split
 from niwt.data.loaded import LoadedDataset
-from niwt.errors import ConfigError, DataError
+from niwt.errors import DataError
 from niwt.messages import quote, quote_names
 
 __all__ = [
@@ -266,19 +266,13 @@ def load_cub(
     root = find_cub_root(path)
     meta = read_cub_meta(root)
     notes = list(meta.notes)
-    image_split = None
-    if split_dir is not None:
-        image_split = xlsa17_image_split(split_dir, meta.class_names, meta.image_paths, meta.labels,
-                                         image_root=root / "images", val_split=val_split, val_fraction=val_fraction,
-                                         seed=seed)
-        if image_split is None:
-            notes.append(no_image_split_note(Path(split_dir), seed))
-        elif unseen_classes is not None:
-            raise ConfigError(f"`unseen_classes` cannot be combined with xlsa17's image split ({FEATURES_FILE} in "
-                              f"split_dir {split_dir}), which fixes the unseen classes; give one of the two")
-    class_split = image_split.classes if image_split is not None else cub_class_split(
-        meta, split_dir=None if split_dir is None else Path(split_dir), unseen_classes=unseen_classes,
-        val_split=val_split, val_fraction=val_fraction, seed=seed)
+    class_split, image_split, split_notes = image_or_class_split(
+        split_dir, meta.class_names, meta.image_paths, meta.labels, image_root=root / "images",
+        class_split=lambda: cub_class_split(
+            meta, split_dir=None if split_dir is None else Path(split_dir), unseen_classes=unseen_classes,
+            val_split=val_split, val_fraction=val_fraction, seed=seed),
+        unseen_classes=unseen_classes, val_split=val_split, val_fraction=val_fraction, seed=seed)
+    notes.extend(split_notes)
     text_root = Path(captions_dir) if captions_dir is not None else next(
         (p for p in (root / "text_c10", root.parent / "text_c10") if is_dir(p)), None)
     descriptions: tuple[tuple[str, ...], ...] = ()

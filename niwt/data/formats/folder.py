@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from niwt.data.files.images import ImageTransform, list_image_files
+from niwt.data.files.folders import read_class_folders
+from niwt.data.files.images import ImageTransform
 from niwt.data.files.text import check_relative_path, is_dir, is_file, read_text
 from niwt.data.formats.assemble import assemble_image_dataset
 from niwt.data.formats.splits import (
@@ -197,22 +198,15 @@ def folder_image_list(root: Path, table: ClassTable) -> tuple[list[str], np.ndar
         DataError: for a CSV class without a folder, or a folder without a CSV row.
     """
     root = Path(root)
+    found = read_class_folders(root, table.class_names)
     for name, line in zip(table.class_names, table.lines):
-        if not is_dir(root / name):
+        if name in found.missing:
             raise DataError(f"{table.path}, line {line}: class {quote(name)} has no image folder in {root}; "
                             f"create it with the class's images or remove the row")
-    known = set(table.class_names)
-    extra = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in known)
-    if extra:
-        raise DataError(f"folder(s) {quote_names(extra)} in {root} have no row in {table.path.name}; add a row per "
-                        f"class (class, split, attributes) or move the folder out")
-    paths: list[str] = []
-    labels: list[int] = []
-    for c, name in enumerate(table.class_names):
-        files = list_image_files(root / name)
-        paths.extend(f"{name}/{f.name}" for f in files)
-        labels.extend([c] * len(files))
-    return paths, np.asarray(labels, dtype=np.int64)
+    if found.extra:
+        raise DataError(f"folder(s) {quote_names(found.extra)} in {root} have no row in {table.path.name}; add a "
+                        f"row per class (class, split, attributes) or move the folder out")
+    return list(found.paths), found.labels
 
 
 def load_folder(

@@ -20,7 +20,7 @@ header first and checked against each other before the large arrays are loaded.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +63,7 @@ __all__ = [
     "missing_features_message",
     "xlsa17_image_split",
     "no_image_split_note",
+    "image_or_class_split",
 ]
 
 logger = logging.getLogger(__name__)
@@ -558,6 +559,51 @@ def xlsa17_image_split(
     loc = (lambda name: np.sort(rows[split.locs[name]]))
     return ImageSplit(classes, loc("trainval_loc"), loc("test_seen_loc"), loc("test_unseen_loc"), origin,
                       tuple(notes))
+
+
+def image_or_class_split(
+    split_dir: Path | str | None,
+    class_names: Sequence[str],
+    paths: Sequence[str],
+    labels: np.ndarray,
+    *,
+    image_root: Path,
+    class_split: Callable[[], ClassSplit],
+    unseen_classes: Sequence[str] | None = None,
+    val_split: int = 1,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    seed: int = 0,
+) -> tuple[ClassSplit, ImageSplit | None, tuple[str, ...]]:
+    """The split rule of the image-folder formats (AwA2, CUB), for the loaders and ``inspect`` alike.
+
+    xlsa17's exact image split (:func:`xlsa17_image_split`) when ``split_dir`` holds ``res101.mat``;
+    else the class split ``class_split()`` gives, with test_seen images drawn later.
+
+    Args:
+        split_dir: the dataset's xlsa17 folder, or ``None`` for the class split.
+        class_names, paths, labels, image_root: the dataset's image list (see :func:`xlsa17_image_split`).
+        class_split: the format's class split, called only when the image split is not used.
+        unseen_classes: the loader's ``unseen_classes`` argument (refused with the image split).
+        val_split, val_fraction, seed: as in :func:`load_xlsa17`.
+
+    Returns:
+        ``(class split, image split or None, notes)``: the note says when ``split_dir`` has no ``res101.mat``.
+
+    Raises:
+        ConfigError: for ``unseen_classes`` with the image split, which fixes the unseen classes.
+        DataError: from :func:`xlsa17_image_split` or ``class_split``.
+    """
+    notes: tuple[str, ...] = ()
+    if split_dir is not None:
+        image_split = xlsa17_image_split(split_dir, class_names, paths, labels, image_root=image_root,
+                                         val_split=val_split, val_fraction=val_fraction, seed=seed)
+        if image_split is not None:
+            if unseen_classes is not None:
+                raise ConfigError(f"`unseen_classes` cannot be combined with xlsa17's image split ({FEATURES_FILE} "
+                                  f"in split_dir {split_dir}), which fixes the unseen classes; give one of the two")
+            return image_split.classes, image_split, notes
+        notes = (no_image_split_note(Path(split_dir), seed),)
+    return class_split(), None, notes
 
 
 def load_xlsa17(

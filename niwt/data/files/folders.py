@@ -1,8 +1,9 @@
-"""Folders of class images: the images of ``root/<class>/`` for every class, and the folders that are no class.
+"""Dataset folders: the images of ``root/<class>/`` for every class, the folders that are no class, marker files.
 
 The AwA2 release (``JPEGImages/<class>/``), a folder of one's own classes and ``inspect`` list their
 images here, so a folder is read one way wherever it is read. What a missing class folder or an
 extra folder means (an error, a note, a problem of a report) is the caller's decision.
+:func:`marked_folder` finds a release folder by the files it must hold (here or one level down).
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from niwt.data.files.images import list_image_files
-from niwt.data.files.text import is_dir
+from niwt.data.files.text import is_dir, is_file
 
-__all__ = ["ClassFolders", "read_class_folders"]
+__all__ = ["ClassFolders", "read_class_folders", "marked_folder"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,3 +64,16 @@ def read_class_folders(root: Path | str, class_names: Sequence[str], *, skip_hid
     extra = sorted(p.name for p in root.iterdir()
                    if p.is_dir() and not (skip_hidden and p.name.startswith(".")) and p.name not in known)
     return ClassFolders(tuple(paths), np.asarray(labels, dtype=np.int64), tuple(missing), tuple(extra))
+
+
+def marked_folder(path: Path | str, markers: Sequence[str], *, inside: str) -> Path | None:
+    """``path`` or ``path / inside``, the first that holds every file of ``markers``; ``None`` when neither does.
+
+    A release unpacks into a folder of its own (``Animals_with_Attributes2/``): either it or its parent
+    may be given.
+    """
+    path = Path(path)
+    for candidate in (path, path / inside):
+        if all(is_file(candidate / f) for f in markers):
+            return candidate
+    return None

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from niwt.data.files.folders import read_class_folders
+from niwt.data.files.folders import marked_folder, read_class_folders
 from niwt.data.files.images import ImageTransform
 from niwt.data.files.text import is_dir, is_file, read_id_names, read_matrix, read_name_list
 from niwt.data.formats.assemble import assemble_image_dataset
@@ -53,6 +53,7 @@ __all__ = [
     "AWA2_KNOWLEDGE",
     "AwA2Meta",
     "find_awa2_root",
+    "is_awa2",
     "read_awa2_meta",
     "awa2_image_list",
     "awa2_class_split",
@@ -76,14 +77,18 @@ def find_awa2_root(path: Path | str) -> Path:
     Raises:
         DataError: if neither holds ``classes.txt`` and ``predicate-matrix-continuous.txt``.
     """
-    path = Path(path)
-    for candidate in (path, path / AWA2_FOLDER):
-        if all(is_file(candidate / f) for f in _MARKER_FILES):
-            return candidate
+    root = marked_folder(path, _MARKER_FILES, inside=AWA2_FOLDER)
+    if root is not None:
+        return root
     raise DataError(
         f"{path} is not an AwA2 release folder: it needs {' and '.join(_MARKER_FILES)} (unpack AwA2-data.zip and "
         f"point at {AWA2_FOLDER}/)"
     )
+
+
+def is_awa2(path: Path | str) -> bool:
+    """Whether ``path`` (or its ``Animals_with_Attributes2`` sub-folder) is an AwA2 release folder."""
+    return marked_folder(path, _MARKER_FILES, inside=AWA2_FOLDER) is not None
 
 
 @dataclass(frozen=True, eq=False)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from niwt.data.files.folders import marked_folder
 from niwt.data.files.images import ImageTransform
 from niwt.data.files.text import (
     check_relative_path,
@@ -53,6 +54,7 @@ __all__ = [
     "CUB_FOLDER",
     "CubMeta",
     "find_cub_root",
+    "is_cub",
     "find_attribute_names",
     "read_cub_image_list",
     "read_cub_attributes",
@@ -75,12 +77,16 @@ def find_cub_root(path: Path | str) -> Path:
     Raises:
         DataError: if neither holds ``images.txt``, ``image_class_labels.txt`` and ``classes.txt``.
     """
-    path = Path(path)
-    for candidate in (path, path / CUB_FOLDER):
-        if all(is_file(candidate / f) for f in _MARKER_FILES):
-            return candidate
+    root = marked_folder(path, _MARKER_FILES, inside=CUB_FOLDER)
+    if root is not None:
+        return root
     raise DataError(f"{path} is not a CUB-200-2011 folder: it needs {', '.join(_MARKER_FILES)} "
                     f"(unpack CUB_200_2011.tgz and point at {CUB_FOLDER}/)")
+
+
+def is_cub(path: Path | str) -> bool:
+    """Whether ``path`` (or its ``CUB_200_2011`` sub-folder) is a CUB-200-2011 folder."""
+    return marked_folder(path, _MARKER_FILES, inside=CUB_FOLDER) is not None
 
 
 def find_attribute_names(root: Path) -> Path | None:

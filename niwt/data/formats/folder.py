@@ -38,7 +38,7 @@ from niwt.data.loaded import LoadedDataset
 from niwt.errors import DataError
 from niwt.messages import quote, quote_names
 
-__all__ = ["CSV_NAME", "SPLIT_VALUES", "ClassTable", "find_class_csv", "read_class_table", "folder_image_list",
+__all__ = ["CSV_NAME", "SPLIT_VALUES", "ClassTable", "is_class_folder", "find_class_csv", "read_class_table", "folder_image_list",
            "load_folder"]
 
 logger = logging.getLogger(__name__)
@@ -46,6 +46,11 @@ logger = logging.getLogger(__name__)
 CSV_NAME = "classes.csv"
 SPLIT_VALUES: tuple[str, ...] = ("seen", "unseen")
 _RESERVED = ("class", "split", "description")
+
+
+def is_class_folder(path: Path | str) -> bool:
+    """Whether ``path`` is a folder holding a ``*.csv`` file (a class table, presumably)."""
+    return is_dir(path) and any(Path(path).glob("*.csv"))
 
 
 def find_class_csv(root: Path) -> Path:

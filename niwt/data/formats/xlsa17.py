@@ -55,6 +55,7 @@ __all__ = [
     "KNOWLEDGE_FIELDS",
     "SplitFile",
     "FeaturesFile",
+    "is_xlsa17",
     "find_split_file",
     "mat_header",
     "read_split_file",
@@ -88,6 +89,14 @@ def missing_features_message(folder: Path) -> str:
         f"copy data/{folder.name}/{FEATURES_FILE} next to the split file; "
         f"`niwt.data.inspect.inspect_dataset` reads the split file alone"
     )
+
+
+def is_xlsa17(path: Path | str) -> bool:
+    """Whether ``path`` is an xlsa17 dataset folder (it holds a split file) or a ``.mat`` file."""
+    path = Path(path)
+    if is_file(path):
+        return path.suffix == ".mat"
+    return any(is_file(path / name) for name in SPLIT_FILES)
 
 
 def find_split_file(folder: Path, semantic: str | None = None) -> Path:

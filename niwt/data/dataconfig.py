@@ -9,13 +9,13 @@ the loader also has takes the loader's own default. Values are checked when a co
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from niwt.checks import check_positive, check_value
 from niwt.data.files.images import ImageTransform
+from niwt.data.formats import loader_defaults
 from niwt.data.formats.awa2 import load_awa2
 from niwt.data.formats.cub import load_cub
 from niwt.data.formats.folder import load_folder
@@ -28,7 +28,7 @@ __all__ = ["FilesDataConfig", "AwA2DataConfig", "CUBDataConfig", "Xlsa17DataConf
 
 def _default(loader: Callable[..., object], name: str) -> Any:
     """The default of parameter ``name`` of ``loader``: the loader's own default is the one source."""
-    return inspect.signature(loader).parameters[name].default
+    return loader_defaults(loader)[name]
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@
 :data:`KINDS` is the one list of dataset kinds (a run's ``[data] kind``): the shapes world, made in
 memory, and the four file formats. Every other list derives from it: :data:`DATA_KINDS` (kind ->
 config class, for ``niwt.config``), :data:`FORMATS` (the file formats, in the order
-:func:`detect_format` tries them), the loader of a format (:func:`format_loader`) and its defaults
-(:func:`loader_defaults`). :func:`load_dataset` dispatches to ``load_awa2`` / ``load_cub`` /
+:func:`detect_format` tries them), the loader of a format (:func:`format_loader`) and its survey for
+``inspect``. :func:`load_dataset` dispatches to ``load_awa2`` / ``load_cub`` /
 ``load_xlsa17`` / ``load_folder``.
 """
 
@@ -20,16 +20,17 @@ from pathlib import Path
 
 from niwt.data.dataconfig import AwA2DataConfig, CUBDataConfig, FolderDataConfig, Xlsa17DataConfig
 from niwt.data.files.text import is_dir, is_file
-from niwt.data.formats.awa2 import is_awa2, load_awa2
-from niwt.data.formats.cub import is_cub, load_cub
-from niwt.data.formats.folder import is_class_folder, load_folder
-from niwt.data.formats.xlsa17 import is_xlsa17, load_xlsa17
+from niwt.data.formats.awa2 import is_awa2, load_awa2, survey_awa2
+from niwt.data.formats.cub import is_cub, load_cub, survey_cub
+from niwt.data.formats.folder import is_class_folder, load_folder, survey_folder
+from niwt.data.formats.survey import Survey
+from niwt.data.formats.xlsa17 import is_xlsa17, load_xlsa17, survey_xlsa17
 from niwt.data.loaded import LoadedDataset
 from niwt.data.shapes import ShapesConfig, make_shapes
 from niwt.errors import ConfigError, DataError
 
 __all__ = ["DatasetKind", "KINDS", "DATA_KINDS", "DataConfig", "FORMATS", "detect_format", "format_loader",
-           "loader_defaults", "load_dataset"]
+           "load_dataset"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class DatasetKind:
         marks: a file format: the files that tell it, for the message of a folder that matches none.
         detect_order: a file format: its place in :func:`detect_format`'s tries (the most specific
             marks first).
+        survey: a file format: what ``inspect`` reports of a folder, ``survey(survey, path, check_images,
+            split_dir)`` filling a :class:`~niwt.data.formats.survey.Survey`.
     """
 
     config: type
@@ -52,6 +55,7 @@ class DatasetKind:
     detect: Callable[[Path], bool] | None = None
     marks: str = ""
     detect_order: int = 0
+    survey: Callable[[Survey, Path, bool, Path | None], None] | None = None
 
     @property
     def name(self) -> str:
@@ -64,12 +68,14 @@ class DatasetKind:
 
 KINDS: dict[str, DatasetKind] = {kind.name: kind for kind in (
     DatasetKind(ShapesConfig, make_shapes),
-    DatasetKind(AwA2DataConfig, load_awa2, is_awa2, "classes.txt + predicate-matrix-continuous.txt (AwA2)", 1),
-    DatasetKind(CUBDataConfig, load_cub, is_cub,
-                "images.txt + image_class_labels.txt + classes.txt (CUB-200-2011)", 2),
-    DatasetKind(Xlsa17DataConfig, load_xlsa17, is_xlsa17, "att_splits.mat / sent_splits.mat (xlsa17)", 0),
+    DatasetKind(AwA2DataConfig, load_awa2, is_awa2, "classes.txt + predicate-matrix-continuous.txt (AwA2)", 1,
+                survey_awa2),
+    DatasetKind(CUBDataConfig, load_cub, is_cub, "images.txt + image_class_labels.txt + classes.txt (CUB-200-2011)",
+                2, survey_cub),
+    DatasetKind(Xlsa17DataConfig, load_xlsa17, is_xlsa17, "att_splits.mat / sent_splits.mat (xlsa17)", 0,
+                survey_xlsa17),
     DatasetKind(FolderDataConfig, load_folder, is_class_folder,
-                "a classes.csv beside one image folder per class (folder)", 3),
+                "a classes.csv beside one image folder per class (folder)", 3, survey_folder),
 )}
 """The datasets a run can use, by ``[data] kind``, in the order messages list them."""
 
@@ -93,16 +99,6 @@ def format_loader(format: str) -> Callable[..., LoadedDataset]:
     if format not in FORMATS:
         raise ConfigError(f"unknown dataset format {format!r}; valid: {list(FORMATS)}")
     return KINDS[format].make  # type: ignore[return-value]
-
-
-def loader_defaults(format: str) -> dict[str, object]:
-    """The keyword arguments of ``format``'s loader that have a default, with it (``seed``, ``val_fraction``...).
-
-    Raises:
-        ConfigError: for an unknown format name.
-    """
-    params = inspect.signature(format_loader(format)).parameters
-    return {name: p.default for name, p in params.items() if p.default is not inspect.Parameter.empty}
 
 
 def detect_format(path: Path | str) -> str:

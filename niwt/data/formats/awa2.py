@@ -20,6 +20,7 @@ classes, and test_seen images are drawn with a seed. The release's own ``traincl
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,17 +29,19 @@ import numpy as np
 from niwt.data.files.folders import marked_folder, read_class_folders
 from niwt.data.files.images import ImageTransform
 from niwt.data.files.text import is_dir, is_file, read_id_names, read_matrix, read_name_list
+from niwt.data.formats import loader_defaults
 from niwt.data.formats.assemble import assemble_image_dataset
 from niwt.data.formats.splits import (
     DEFAULT_TEST_SEEN_FRACTION,
     DEFAULT_VAL_FRACTION,
     ClassSplit,
-    check_fraction,
-    check_seed,
+    ImageSplit,
+    check_draws,
     class_indices,
     draw_val_classes,
     resolve_class_split,
 )
+from niwt.data.formats.survey import Survey, first
 from niwt.data.formats.xlsa17 import FEATURES_FILE, image_or_class_split
 from niwt.data.loaded import LoadedDataset
 from niwt.errors import ConfigError, DataError
@@ -57,7 +60,9 @@ __all__ = [
     "read_awa2_meta",
     "awa2_image_list",
     "awa2_class_split",
+    "awa2_split",
     "load_awa2",
+    "survey_awa2",
 ]
 
 AWA2_FOLDER = "Animals_with_Attributes2"
@@ -144,12 +149,10 @@ def awa2_image_list(root: Path, class_names: tuple[str, ...]) -> tuple[list[str]
     if not is_dir(images):
         raise DataError(f"no JPEGImages folder in {root}; unpack the images of AwA2-data.zip there")
     found = read_class_folders(images, class_names, skip_hidden=False)
-    if found.missing:
-        raise DataError(
-            f"{len(found.missing)} class(es) of {root / 'classes.txt'} have no image folder in {images}: "
-            f"{quote_names(found.missing)}; "
-            f"the images must be in JPEGImages/<class name>/"
-        )
+    missing = found.missing
+    if missing:
+        raise DataError(f"{len(missing)} class(es) of {root / 'classes.txt'} have no image folder in {images}: "
+                        f"{quote_names(missing)}; the images must be in JPEGImages/<class name>/")
     return list(found.paths), found.labels, list(found.extra)
 
 
@@ -195,6 +198,32 @@ def awa2_class_split(
     )
 
 
+def awa2_split(
+    meta: AwA2Meta, paths: Sequence[str] | None, labels: np.ndarray, *, split: str, split_dir: Path | str | None,
+    unseen_classes: tuple[str, ...] | None = None, val_split: int, val_fraction: float, seed: int,
+) -> tuple[ClassSplit, ImageSplit | None, tuple[str, ...]]:
+    """The split of the release's images, as :func:`load_awa2` takes it (see the module docstring).
+
+    xlsa17's exact image split with ``split="proposed"`` and ``res101.mat`` in ``split_dir``, else
+    :func:`awa2_class_split`. ``paths`` ``None`` (no image list): the class split.
+
+    Returns:
+        ``(class split, image split or None, notes)``.
+    """
+    notes: tuple[str, ...] = ()
+    if split != "proposed" and split_dir is not None and is_file(Path(split_dir) / FEATURES_FILE):
+        notes = (f"split='standard': xlsa17's image split in {split_dir} (the proposed split) is not used",)
+        logger.info("%s", notes[-1])
+    class_split, image_split, split_notes = image_or_class_split(
+        split_dir if split == "proposed" else None, meta.class_names, paths, labels,
+        image_root=meta.root / "JPEGImages",
+        class_split=lambda: awa2_class_split(
+            meta, split=split, split_dir=None if split_dir is None else Path(split_dir),
+            unseen_classes=unseen_classes, val_split=val_split, val_fraction=val_fraction, seed=seed),
+        unseen_classes=unseen_classes, val_split=val_split, val_fraction=val_fraction, seed=seed)
+    return class_split, image_split, notes + split_notes
+
+
 def load_awa2(
     path: Path | str,
     *,
@@ -235,9 +264,7 @@ def load_awa2(
     """
     if knowledge not in AWA2_KNOWLEDGE:
         raise ConfigError(f"`knowledge` must be one of {list(AWA2_KNOWLEDGE)}, got {knowledge!r}")
-    val_fraction = check_fraction("val_fraction", val_fraction)
-    test_seen_fraction = check_fraction("test_seen_fraction", test_seen_fraction)
-    seed = check_seed(seed)
+    val_fraction, test_seen_fraction, seed = check_draws(val_fraction, test_seen_fraction, seed)
     root = find_awa2_root(path)
     meta = read_awa2_meta(root)
     notes: list[str] = []
@@ -254,15 +281,9 @@ def load_awa2(
     paths, labels, extra = awa2_image_list(root, meta.class_names)
     if extra:
         notes.append(f"image folders that are not classes were skipped: {quote_names(extra)}")
-    if split != "proposed" and split_dir is not None and is_file(Path(split_dir) / FEATURES_FILE):
-        notes.append(f"split='standard': xlsa17's image split in {split_dir} (the proposed split) is not used")
-        logger.info("%s", notes[-1])
-    class_split, image_split, split_notes = image_or_class_split(
-        split_dir if split == "proposed" else None, meta.class_names, paths, labels, image_root=root / "JPEGImages",
-        class_split=lambda: awa2_class_split(
-            meta, split=split, split_dir=None if split_dir is None else Path(split_dir),
-            unseen_classes=unseen_classes, val_split=val_split, val_fraction=val_fraction, seed=seed),
-        unseen_classes=unseen_classes, val_split=val_split, val_fraction=val_fraction, seed=seed)
+    class_split, image_split, split_notes = awa2_split(
+        meta, paths, labels, split=split, split_dir=split_dir, unseen_classes=unseen_classes, val_split=val_split,
+        val_fraction=val_fraction, seed=seed)
     notes.extend(split_notes)
     return assemble_image_dataset(
         name="AWA2", format="awa2", root=root / "JPEGImages", paths=paths, labels=labels,
@@ -270,3 +291,40 @@ def load_awa2(
         listed_in="the JPEGImages class folders", test_seen_fraction=test_seen_fraction, seed=seed,
         transform=transform, check_images=check_images, notes=notes, image_split=image_split,
     )
+
+
+def survey_awa2(s: Survey, path: Path, check: bool, split_dir: Path | None) -> None:
+    """What ``inspect`` reports of an AwA2 release folder: counts, problems and notes (see :class:`Survey`).
+
+    The files are read, the images listed and the split made as :func:`load_awa2` does by default.
+    """
+    defaults = loader_defaults(load_awa2)
+    root = find_awa2_root(path)
+    classes = s.attempt(read_id_names, root / "classes.txt", what="class")
+    if classes is None:
+        return
+    s.values["n_classes"] = len(classes)
+    meta = s.attempt(read_awa2_meta, root)
+    if meta is None:
+        predicates = s.attempt(read_id_names, root / "predicates.txt", what="attribute")
+        s.values["n_attributes"] = None if predicates is None else len(predicates)
+        return
+    s.values["n_attributes"] = len(meta.attribute_names)
+    n_missing = int((meta.continuous == -1).sum())
+    if n_missing:
+        s.notes.append(f"{n_missing} missing attribute value(s) (-1) in predicate-matrix-continuous.txt "
+                       f"(the loader sets them to 0)")
+    images = root / "JPEGImages"
+    found = read_class_folders(images, classes, skip_hidden=False) if is_dir(images) else None
+    split, image_split = s.split(lambda: awa2_split(
+        meta, None if found is None else found.paths, np.zeros(0, np.int64) if found is None else found.labels,
+        split_dir=split_dir, **{k: defaults[k] for k in ("split", "val_split", "val_fraction", "seed")}))
+    if found is None:
+        s.problems.append(f"missing images: no JPEGImages folder in {root}")
+        return
+    if found.missing:
+        s.problems.append(f"classes without an image folder in {images}: {len(found.missing)} "
+                          f"({first(found.missing)})")
+    s.image_files(images, classes, found.paths, found.labels, split, check=check,
+                  listed_in="the JPEGImages class folders", test_seen_fraction=defaults["test_seen_fraction"],
+                  seed=defaults["seed"], image_split=image_split)

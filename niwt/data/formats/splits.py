@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_VAL_FRACTION",
     "check_fraction",
     "check_seed",
+    "check_draws",
     "draw_val_classes",
     "split_seen_images",
     "class_indices",
@@ -58,6 +59,16 @@ def check_seed(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
         raise ConfigError(f"`seed` must be a non-negative integer, got {value!r}")
     return int(value)
+
+
+def check_draws(val_fraction: object, test_seen_fraction: object, seed: object) -> tuple[float, float, int]:
+    """The options of an image-folder loader's seeded draws, checked: ``(val_fraction, test_seen_fraction, seed)``.
+
+    Raises:
+        ConfigError: for a fraction outside (0, 1) or a seed that is not a non-negative integer.
+    """
+    val_fraction = check_fraction("val_fraction", val_fraction)
+    return val_fraction, check_fraction("test_seen_fraction", test_seen_fraction), check_seed(seed)
 
 
 def draw_val_classes(seen: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -43,6 +43,7 @@ from niwt.data.formats.splits import (
     class_list_split,
     draw_val_classes,
 )
+from niwt.data.formats.survey import Survey, first
 from niwt.data.loaded import LoadedDataset
 from niwt.data.record import ZSLData
 from niwt.errors import ConfigError, DataError
@@ -65,6 +66,7 @@ __all__ = [
     "xlsa17_image_split",
     "no_image_split_note",
     "image_or_class_split",
+    "survey_xlsa17",
 ]
 
 logger = logging.getLogger(__name__)
@@ -257,6 +259,11 @@ class SplitFile:
     @property
     def has_val_locs(self) -> bool:
         return all(name in self.locs for name in VAL_LOC_FIELDS)
+
+    @property
+    def largest_index(self) -> int:
+        """The largest 1-based image index of the split fields (``res101.mat`` must have that many rows)."""
+        return max(int(a.max()) + 1 for a in self.locs.values() if a.size)
 
 
 def _class_names_for(path: Path, header: dict, mat: dict | None) -> tuple[tuple[str, ...], str | None]:
@@ -517,8 +524,8 @@ def xlsa17_image_split(
         logger.info("%s", no_image_split_note(folder, seed))
         return None
     split = read_split_file(find_split_file(folder))
-    n_index = max(int(a.max()) + 1 for a in split.locs.values() if a.size)
-    feats = read_features_file(feats_path, len(split.class_names), n_index, features=False, image_files=True)
+    feats = read_features_file(feats_path, len(split.class_names), split.largest_index, features=False,
+                               image_files=True)
     if feats.image_files is None:
         raise DataError(f"{feats_path} has no `image_files`, so its split cannot be matched to the images; use the "
                         f"{FEATURES_FILE} of the xlsa17 release, or remove it from {folder} for a seeded split")
@@ -573,7 +580,7 @@ def xlsa17_image_split(
 def image_or_class_split(
     split_dir: Path | str | None,
     class_names: Sequence[str],
-    paths: Sequence[str],
+    paths: Sequence[str] | None,
     labels: np.ndarray,
     *,
     image_root: Path,
@@ -590,7 +597,8 @@ def image_or_class_split(
 
     Args:
         split_dir: the dataset's xlsa17 folder, or ``None`` for the class split.
-        class_names, paths, labels, image_root: the dataset's image list (see :func:`xlsa17_image_split`).
+        class_names, paths, labels, image_root: the dataset's image list (see :func:`xlsa17_image_split`);
+            ``paths`` ``None`` when there is none (``inspect`` of a folder without images): the class split.
         class_split: the format's class split, called only when the image split is not used.
         unseen_classes: the loader's ``unseen_classes`` argument (refused with the image split).
         val_split, val_fraction, seed: as in :func:`load_xlsa17`.
@@ -603,7 +611,7 @@ def image_or_class_split(
         DataError: from :func:`xlsa17_image_split` or ``class_split``.
     """
     notes: tuple[str, ...] = ()
-    if split_dir is not None:
+    if split_dir is not None and paths is not None:
         image_split = xlsa17_image_split(split_dir, class_names, paths, labels, image_root=image_root,
                                          val_split=val_split, val_fraction=val_fraction, seed=seed)
         if image_split is not None:
@@ -668,8 +676,8 @@ def load_xlsa17(
     feats_path = folder / features_file
     if not feats_path.is_file():
         raise DataError(missing_features_message(folder))
-    n_index = max(int(a.max()) + 1 for a in split.locs.values() if a.size)
-    feats = read_features_file(feats_path, len(split.class_names), n_index, image_files=image_root is not None)
+    feats = read_features_file(feats_path, len(split.class_names), split.largest_index,
+                               image_files=image_root is not None)
     notes = list(split.notes)
     labels = feats.labels
     seen, unseen, train, val, how = _classes_from_labels(split, feats_path, labels, val_split, val_fraction, seed)
@@ -749,3 +757,80 @@ def _knowledge_names(folder: Path, split: SplitFile, width: int) -> tuple[str, .
             if len(names) == width:
                 return names
     return tuple(f"{split.semantic}_{j + 1}" for j in range(width))
+
+
+def survey_xlsa17(s: Survey, path: Path, check: bool, split_dir: Path | None) -> None:
+    """What ``inspect`` reports of an xlsa17 folder: counts, problems and notes (see :class:`Survey`).
+
+    The split file alone gives the image counts; ``res101.mat`` (its header and labels, not the
+    features) the classes of the images; else the class lists beside the split file. ``check`` and
+    ``split_dir`` are not used (the package has no image files of its own).
+    """
+    split = s.attempt(lambda: read_split_file(find_split_file(path)))
+    if split is None:
+        return
+    folder = split.path.parent
+    locs = split.locs
+    s.values.update(n_classes=len(split.class_names), n_attributes=int(split.att.shape[1]), n_images=split.n_images,
+                    n_trainval=int(locs["trainval_loc"].size), n_test_seen=int(locs["test_seen_loc"].size),
+                    n_test_unseen=int(locs["test_unseen_loc"].size))
+    s.notes.append(f"split file {split.path.name}" + (" (with train_loc / val_loc)" if split.has_val_locs else
+                                                       " (no train_loc / val_loc)"))
+    s.notes.extend(split.notes)
+    if not np.isfinite(split.att).all():
+        s.problems.append(f"{split.path}: `att` holds NaN or infinite values")
+    lists = s.attempt(class_list_split, folder, split.class_names) or {}
+    features_path = folder / FEATURES_FILE
+    labels = None
+    if features_path.is_file():
+        header = s.attempt(mat_header, features_path)
+        read = s.attempt(read_features_file, features_path, len(split.class_names), split.largest_index,
+                         features=False)
+        if header is not None and read is not None:
+            labels = read.labels
+            shape = header.get("features", ((), ""))[0]
+            s.values["has_features"] = "features" in header
+            if len(shape) == 2 and labels.size in shape:
+                s.values["feature_dim"] = int(shape[0] if shape[1] == labels.size else shape[1])
+            elif "features" in header:
+                s.problems.append(f"{features_path}: `features` has shape {shape}, expected (D, {labels.size})")
+    else:
+        s.notes.append(missing_features_message(folder))
+    if labels is not None:
+        _survey_labels(s, split, labels, lists)
+    elif "seen" in lists:
+        s.values.update(n_seen=int(lists["seen"].size), n_unseen=int(lists["unseen"].size))
+        s.notes.append("seen / unseen classes from trainvalclasses.txt / testclasses.txt")
+        if "val" in lists:
+            s.values.update(n_train_classes=int(lists["train"].size), n_val_classes=int(lists["val"].size))
+    else:
+        s.notes.append(
+            f"n_seen / n_unseen unknown: {split.path.name} holds image indices but not the classes of the images; "
+            f"they need the labels in {FEATURES_FILE} (or the xlsa17 class lists trainvalclasses.txt / "
+            f"testclasses.txt beside the split file)"
+        )
+
+
+def _survey_labels(s: Survey, split: SplitFile, labels: np.ndarray, lists: dict[str, np.ndarray]) -> None:
+    """The class counts of the split fields from the labels of ``res101.mat``, and what contradicts them."""
+    locs = split.locs
+    names = split.class_names
+    seen = np.unique(labels[np.concatenate([locs["trainval_loc"], locs["test_seen_loc"]])])
+    unseen = np.unique(labels[locs["test_unseen_loc"]])
+    listed_unseen = lists.get("unseen", unseen)
+    leaked = np.intersect1d(np.unique(labels[locs["trainval_loc"]]), listed_unseen)
+    if leaked.size:
+        s.problems.append(f"unseen classes with images in the training split (trainval_loc): {leaked.size} "
+                          f"({first([names[c] for c in leaked])})")
+    if "seen" in lists and not np.array_equal(lists["seen"], seen):
+        s.problems.append("trainvalclasses.txt disagrees with the classes of the labels at trainval_loc / test_seen_loc")
+    no_images = np.setdiff1d(np.arange(len(names)), labels)
+    if no_images.size:
+        s.problems.append(f"classes without images in the features file: {no_images.size} "
+                          f"({first([names[c] for c in no_images])})")
+    s.values.update(n_seen=int(seen.size), n_unseen=int(unseen.size))
+    if split.has_val_locs:
+        s.values.update(n_train_classes=int(np.unique(labels[locs["train_loc"]]).size),
+                        n_val_classes=int(np.unique(labels[locs["val_loc"]]).size))
+    elif "val" in lists:
+        s.values.update(n_train_classes=int(lists["train"].size), n_val_classes=int(lists["val"].size))

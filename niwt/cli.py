@@ -18,7 +18,29 @@ from niwt.device import DEVICES
 from niwt.errors import ConfigError, NIWTError
 from niwt.experiments import DEFAULT_SWEEP
 
-__all__ = ["get_args_parser", "main"]
+__all__ = ["get_args_parser", "main", "export_main"]
+
+
+def export_main(run_dir: str | Path, out_dir: str | Path, *, batch_size: int = 256, device: object = None) -> str:
+    """``niwt export-features RUN OUT``: load the run, export it, and say what was written.
+
+    Args:
+        run_dir: a run directory of ``niwt run`` / ``demo`` / ``compare``.
+        out_dir: the folder to write (see :func:`niwt.data.export.export_features`).
+        batch_size: images per forward pass.
+        device: where the model runs; its own device when ``None``.
+
+    Returns:
+        A short summary: N images, D features, C classes and the two paths.
+
+    Raises:
+        RunFormatError: ``run_dir`` is not a complete run with a trained model.
+        RunDirectoryError, DataError: as :func:`niwt.data.export.export_features`.
+    """
+    from niwt.data.export import export_run
+    from niwt.runs import load_run
+
+    return export_run(load_run(run_dir), out_dir, batch_size=batch_size, device=device).summary()
 
 
 def _common(parser: argparse.ArgumentParser, default_out: str) -> None:
@@ -266,8 +288,6 @@ def _run(args: argparse.Namespace) -> int:
     if args.command in ("explain", "names", "report"):
         return _explain_commands(args)
     if args.command == "export-features":
-        from niwt.data.export import export_main
-
         sys.stdout.write(export_main(args.run, args.out) + "\n")
         return 0
     if args.command == "data" and args.data_command == "example":

@@ -11,8 +11,8 @@ import torch
 from _fixtures_data import shared_data_dir
 
 import niwt.data.export as export_module
-from niwt.cli import main
-from niwt.data.export import EXPORT_FILES, export_features, export_main
+from niwt.cli import export_main, main
+from niwt.data.export import EXPORT_FILES, export_features
 from niwt.data.formats.xlsa17 import load_xlsa17
 from niwt.errors import RunDirectoryError
 from niwt.runs import load_run

@@ -48,7 +48,7 @@ __all__ = [
     "check_export_dir",
     "model_features",
     "export_features",
-    "export_main",
+    "export_run",
 ]
 
 logger = logging.getLogger(__name__)
@@ -272,7 +272,12 @@ def _write_all(out: Path, files: dict[str, dict[str, np.ndarray]]) -> None:
         os.close(fd)
 
 
-def _export(run: Any, out_dir: str | Path, batch_size: int, device: Any) -> ExportedFeatures:
+def export_run(run: Any, out_dir: str | Path, *, batch_size: int = 256, device: Any = None) -> ExportedFeatures:
+    """:func:`export_features`, returning what was written (sizes and paths; ``summary()`` says it in words).
+
+    Raises:
+        RunDirectoryError, DataError: as :func:`export_features`.
+    """
     out = check_export_dir(out_dir)
     data, images = run.dataset()
     knowledge = np.asarray(run.knowledge, dtype=np.float64)
@@ -312,25 +317,4 @@ def export_features(run: Any, out_dir: str | Path, *, batch_size: int = 256, dev
         RunDirectoryError: ``out_dir`` holds anything but the two export files, or is a file.
         DataError: the run's dataset no longer matches the run, or the model gives non-finite features.
     """
-    return _export(run, out_dir, batch_size, device).out_dir
-
-
-def export_main(run_dir: str | Path, out_dir: str | Path, *, batch_size: int = 256, device: Any = None) -> str:
-    """``niwt export-features RUN OUT``: load the run, export it, and say what was written.
-
-    Args:
-        run_dir: a run directory of ``niwt run`` / ``demo`` / ``compare``.
-        out_dir: the folder to write (see :func:`export_features`).
-        batch_size: images per forward pass.
-        device: where the model runs; its own device when ``None``.
-
-    Returns:
-        A short summary: N images, D features, C classes and the two paths.
-
-    Raises:
-        RunFormatError: ``run_dir`` is not a complete run with a trained model.
-        RunDirectoryError, DataError: as :func:`export_features`.
-    """
-    from niwt.runs import load_run
-
-    return _export(load_run(run_dir), out_dir, batch_size, device).summary()
+    return export_run(run, out_dir, batch_size=batch_size, device=device).out_dir

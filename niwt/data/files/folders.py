@@ -1,4 +1,4 @@
-"""Dataset folders: the images of ``root/<class>/`` for every class, the folders that are no class, marker files.
+"""Dataset folders: the images of ``root/<class>/`` per class, the folders that are no class, marker files.
 
 The AwA2 release (``JPEGImages/<class>/``), a folder of one's own classes and ``inspect`` list their
 images here, so a folder is read one way wherever it is read. What a missing class folder or an

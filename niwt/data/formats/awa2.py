@@ -15,6 +15,9 @@ from ``trainvalclasses.txt`` / ``testclasses.txt`` (and ``trainclasses1.txt`` / 
 in ``split_dir`` or the release folder, else the published list of the ten proposed-split unseen
 classes, and test_seen images are drawn with a seed. The release's own ``trainclasses.txt`` /
 ``testclasses.txt`` are the older standard split (``split="standard"``).
+
+:func:`load_awa2` loads the release; :func:`survey_awa2` reports it to ``inspect`` with the same
+functions and defaults.
 """
 
 from __future__ import annotations

@@ -15,6 +15,9 @@ split file, the images of trainval / test_seen / test_unseen are exactly xlsa17'
 :func:`~niwt.data.formats.xlsa17.xlsa17_image_split`); otherwise the classes come from the xlsa17 CUB class
 lists (``trainvalclasses.txt`` / ``testclasses.txt``) in ``split_dir`` or the dataset folder, or
 from ``unseen_classes``, and test_seen images are drawn with a seed.
+
+:func:`load_cub` loads the dataset; :func:`survey_cub` reports it to ``inspect`` with the same
+functions and defaults.
 """
 
 from __future__ import annotations

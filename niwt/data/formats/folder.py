@@ -10,6 +10,9 @@ Layout::
 ``split`` is ``seen`` or ``unseen``; every other column except ``description`` is a numeric
 attribute. A dataset may have attribute columns, a ``description`` column, or both. Validation
 classes are drawn among the seen ones with a fixed seed, and recorded in the notes.
+
+:func:`load_folder` loads the folder; :func:`survey_folder` reports it to ``inspect`` with the same
+functions and defaults.
 """
 
 from __future__ import annotations
@@ -267,7 +270,8 @@ def load_folder(
     return assemble_image_dataset(
         name=name or root.name, format="folder", root=root, paths=paths, labels=labels,
         class_names=table.class_names, knowledge=table.attributes, knowledge_names=table.attribute_names,
-        split=split, listed_in="the class folders", test_seen_fraction=test_seen_fraction, seed=seed, transform=transform, check_images=check_images, descriptions=descriptions, notes=notes,
+        split=split, listed_in="the class folders", test_seen_fraction=test_seen_fraction, seed=seed,
+        transform=transform, check_images=check_images, descriptions=descriptions, notes=notes,
     )
 
 

@@ -15,6 +15,9 @@ header first and checked against each other before the large arrays are loaded.
 
 :func:`xlsa17_image_split` maps the split onto the images of an AwA2 or CUB folder through
 ``image_files`` (the exact trainval / test_seen / test_unseen images of the published split).
+
+:func:`load_xlsa17` loads a folder; :func:`survey_xlsa17` reports it to ``inspect`` from the split
+file, and from ``res101.mat``'s header and labels when it is there.
 """
 
 from __future__ import annotations

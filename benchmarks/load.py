@@ -24,8 +24,8 @@ import torch
 from niwt import create_model, evaluate_gzsl, make_shapes, neuron_importance, seed_everything
 from niwt.data.settings import build_settings
 from niwt.data.source import ShapesStream
-from niwt.scores import score_images
 from niwt.progress import StageProgress
+from niwt.scores import score_images
 
 
 def _peak_mib() -> float:

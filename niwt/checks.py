@@ -9,7 +9,14 @@ torch or NumPy error escape for malformed input.
 * :func:`as_labels` — a 1-d integer array of class indices;
 * :func:`as_matrix` — a 2-d real matrix (knowledge, importances, scores), finite by default.
 
-torch is imported only by :func:`as_image_batch`, so the NumPy-only parts of niwt stay torch-free.
+:class:`LazyImages` is the base of image batches read later (``niwt.data.source.ImageSource``):
+:func:`as_image_batch` checks what they say of their shape without loading them.
+
+:func:`check_value` and :func:`check_positive` check a field of a frozen config dataclass and
+raise :class:`~niwt.errors.ConfigError` naming ``section.field``.
+
+torch is imported only by :func:`as_image_batch`, so the NumPy-only parts of niwt stay torch-free;
+this module imports nothing of niwt but its errors.
 """
 
 from __future__ import annotations
@@ -20,12 +27,26 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from niwt.errors import DataError
+from niwt.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["as_image_batch", "as_labels", "as_matrix"]
+__all__ = ["LazyImages", "as_image_batch", "as_labels", "as_matrix", "check_value", "check_positive"]
+
+
+class LazyImages:
+    """Images read batch by batch when asked for (``niwt.data.source.ImageSource`` derives from it).
+
+    Subclasses give ``shape`` ``(N, C, H, W)``, ``dtype`` and ``to(dtype)`` (a view whose batches
+    have that dtype): :func:`as_image_batch` checks those without reading an image.
+    """
+
+    shape: tuple[int, int, int, int]
+    dtype: object
+
+    def to(self, dtype: object) -> LazyImages:
+        raise NotImplementedError
 
 
 def _is_tensor(value: object) -> bool:
@@ -102,9 +123,7 @@ def as_image_batch(
     """
     import torch
 
-    from niwt.data.source import ImageSource
-
-    if isinstance(x, ImageSource):  # read batch by batch later: check what is known without loading
+    if isinstance(x, LazyImages):  # read batch by batch later: check what is known without loading
         _check_image_layout(name, tuple(x.shape), channels)
         if size is not None and tuple(x.shape[2:]) != (size, size):
             raise DataError(f"`{name}` holds {x.shape[2]}x{x.shape[3]} px images but the model was built for "
@@ -231,3 +250,44 @@ def as_matrix(
                 f"first at {where}, column {col}"
             )
     return arr
+
+
+def check_value(section: str, obj: object, name: str, *, choices: tuple[str, ...] | None = None,
+                low: float | None = None, low_open: bool = False, high: float | None = None,
+                high_open: bool = False) -> None:
+    """The one validator of config values: a choice list, or bounds (``None`` values are skipped).
+
+    Each element of a tuple value is checked alike.
+
+    Args:
+        section: the config table, for the message (``"data"``).
+        obj: the config dataclass.
+        name: the field of ``obj`` to check.
+        choices: the values allowed.
+        low, high: the bounds; ``low_open`` / ``high_open`` exclude them.
+
+    Raises:
+        ConfigError: naming ``section.name``, what is allowed and what was given.
+    """
+    value = getattr(obj, name)
+    for v in value if isinstance(value, tuple) else (value,):
+        if v is None:
+            continue
+        where = f"`{section}.{name}`" + (" values" if isinstance(value, tuple) else "")
+        if choices is not None and v not in choices:
+            raise ConfigError(f"{where} must be one of {list(choices)}, got {v!r}")
+        too_low = low is not None and (v <= low if low_open else v < low)
+        too_high = high is not None and (v >= high if high_open else v > high)
+        if (too_low or too_high) and low is not None and high is not None:
+            interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+            raise ConfigError(f"{where} must lie in {interval}, got {v!r}")
+        if too_low:
+            raise ConfigError(f"{where} must be {'>' if low_open else '>='} {low:g}, got {v!r}")
+        if too_high:
+            raise ConfigError(f"{where} must be {'<' if high_open else '<='} {high:g}, got {v!r}")
+
+
+def check_positive(section: str, obj: object, *names: str) -> None:
+    """Check that each field ``names`` of ``obj`` is > 0 (or ``None``), as :func:`check_value`."""
+    for name in names:
+        check_value(section, obj, name, low=0, low_open=True)

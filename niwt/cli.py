@@ -13,11 +13,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from niwt.config import METHOD_NAMES
+from niwt.data.registry import FORMATS
 from niwt.device import DEVICES
 from niwt.errors import ConfigError, NIWTError
 from niwt.experiments import DEFAULT_SWEEP
 
 __all__ = ["get_args_parser", "main"]
+
+
 
 
 def _common(parser: argparse.ArgumentParser, default_out: str) -> None:
@@ -144,12 +147,12 @@ def get_args_parser() -> argparse.ArgumentParser:
                           description="Tools for datasets on disk.")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
     insp = data_sub.add_parser("inspect", help="detect the format and report classes, splits and problems",
-                               description="Detect the dataset format of PATH (awa2, cub, xlsa17, folder), print "
+                               description=f"Detect the dataset format of PATH ({', '.join(FORMATS)}), print "
                                "its classes, knowledge dimensions and split sizes, and every problem found "
                                "(missing or unreadable images, classes without knowledge rows, unseen classes "
                                "with training images). Counts the files cannot tell are shown as ?/null.")
     insp.add_argument("path", type=Path, help="the dataset folder")
-    insp.add_argument("--format", help="skip detection: awa2, cub, xlsa17 or folder")
+    insp.add_argument("--format", help=f"skip detection: {', '.join(FORMATS[:-1])} or {FORMATS[-1]}")
     insp.add_argument("--split-dir", type=Path, help="folder with the xlsa17 split files (for awa2 / cub)")
     insp.add_argument("--no-image-check", action="store_true", help="do not open the images (faster)")
     insp.add_argument("--json", action="store_true", help="print one JSON object instead of text")

@@ -21,6 +21,10 @@ from typing import Any, TypeVar
 import tomli_w
 
 from niwt.baselines import BASELINES
+from niwt.checks import check_positive as _positive
+from niwt.checks import check_value as _check
+from niwt.data.dataconfig import AwA2DataConfig, CUBDataConfig, FilesDataConfig, FolderDataConfig, Xlsa17DataConfig
+from niwt.data.registry import DATA_KINDS, DataConfig
 from niwt.data.settings import POOLS
 from niwt.data.shapes import ShapesConfig
 from niwt.device import DEVICES, PRECISIONS
@@ -49,6 +53,7 @@ __all__ = [
     "RunConfig",
     "DATA_KINDS",
     "DataConfig",
+    "FilesDataConfig",
     "AwA2DataConfig",
     "CUBDataConfig",
     "Xlsa17DataConfig",
@@ -69,177 +74,9 @@ METHOD_NAMES = ("niwt", "niwt-bal", *BASELINES)
 registered baseline."""
 
 
-def _check(section: str, obj: object, name: str, *, choices: tuple[str, ...] | None = None,
-           low: float | None = None, low_open: bool = False, high: float | None = None,
-           high_open: bool = False) -> None:
-    """The one validator of config values: a choice list, or bounds (``None`` values are skipped).
-
-    Each element of a tuple value is checked alike.
-    """
-    value = getattr(obj, name)
-    for v in value if isinstance(value, tuple) else (value,):
-        if v is None:
-            continue
-        where = f"`{section}.{name}`" + (" values" if isinstance(value, tuple) else "")
-        if choices is not None and v not in choices:
-            raise ConfigError(f"{where} must be one of {list(choices)}, got {v!r}")
-        too_low = low is not None and (v <= low if low_open else v < low)
-        too_high = high is not None and (v >= high if high_open else v > high)
-        if (too_low or too_high) and low is not None and high is not None:
-            interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-            raise ConfigError(f"{where} must lie in {interval}, got {v!r}")
-        if too_low:
-            raise ConfigError(f"{where} must be {'>' if low_open else '>='} {low:g}, got {v!r}")
-        if too_high:
-            raise ConfigError(f"{where} must be {'<' if high_open else '<='} {high:g}, got {v!r}")
-
-
 def _default(func: Any, name: str) -> Any:
     """The default of parameter ``name`` of ``func``: the stage's own default is the one source."""
     return inspect.signature(func).parameters[name].default
-
-
-def _positive(section: str, obj: object, *names: str) -> None:
-    for name in names:
-        _check(section, obj, name, low=0, low_open=True)
-
-
-@dataclass(frozen=True)
-class _FilesDataConfig:
-    """Fields every dataset read from files has.
-
-    Attributes:
-        root: the dataset folder (`--set data.root=PATH` points a config at a copy).
-        seed: seed of the drawn splits (validation classes, held-out seen images); unset: the run's seed.
-        val_fraction: share of the seen classes drawn as validation classes when the files name none.
-        resize: the shorter image side is resized to this many pixels.
-        crop: side of the centre crop the network sees (the model's input size).
-        normalize: normalise with the ImageNet mean and std (torchvision weights' convention).
-        check_images: open every image once when loading (unreadable ones are reported).
-        workers: DataLoader worker processes reading images (0: in the main process); unset:
-            min(4, CPU count). Numbers do not depend on it.
-    """
-
-    root: str = ""
-    seed: int | None = None
-    val_fraction: float = 0.2
-    resize: int = 256
-    crop: int = 224
-    normalize: bool = True
-    check_images: bool = True
-    workers: int | None = None
-
-    @property
-    def image_size(self) -> int:
-        return self.crop
-
-    def __post_init__(self) -> None:
-        section = "data"
-        if not self.root:
-            raise ConfigError(f"`data.root` must name the dataset folder (data.kind = {self.kind!r}), "
-                              "e.g. --set data.root=PATH")
-        _check(section, self, "kind", choices=(type(self).KIND,))
-        _check(section, self, "val_fraction", low=0, low_open=True, high=1, high_open=True)
-        _positive(section, self, "resize", "crop")
-        _check(section, self, "seed", low=0)
-        _check(section, self, "workers", low=0)
-
-    def transform(self):  # -> niwt.data.imagefiles.ImageTransform
-        from niwt.data.imagefiles import ImageTransform
-
-        return ImageTransform(resize=self.resize, crop=self.crop, normalize=self.normalize)
-
-    def loader_options(self) -> dict[str, Any]:
-        """Keyword arguments of the format's loader (empty strings mean unset)."""
-        skip = {"kind", "root", "resize", "crop", "normalize", "workers"}
-        options = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
-        options = {k: (None if v == "" else v) for k, v in options.items()}
-        return {**options, "transform": self.transform()}
-
-
-@dataclass(frozen=True)
-class AwA2DataConfig(_FilesDataConfig):
-    """The AwA2 release folder (`JPEGImages/<class>/*.jpg`, `classes.txt`, `predicates.txt`, matrices).
-
-    Attributes:
-        kind: "awa2".
-        split: "proposed" (Xian et al.) or "standard".
-        split_dir: the dataset's xlsa17 folder (xlsa17/data/AWA2): with res101.mat and att_splits.mat,
-            xlsa17's exact image split; otherwise its class lists (trainvalclasses.txt, testclasses.txt).
-        knowledge: "continuous" or "binary" predicate matrix.
-        test_seen_fraction: share of each seen class's images held out for the seen test (without
-            xlsa17's image split).
-    """
-
-    KIND: typing.ClassVar[str] = "awa2"
-    kind: str = "awa2"
-    split: str = "proposed"
-    split_dir: str = ""
-    knowledge: str = "continuous"
-    test_seen_fraction: float = 0.2
-
-
-@dataclass(frozen=True)
-class CUBDataConfig(_FilesDataConfig):
-    """The `CUB_200_2011` folder (`images.txt`, `image_class_labels.txt`, attributes, `text_c10/`).
-
-    Attributes:
-        kind: "cub".
-        split_dir: the dataset's xlsa17 folder (xlsa17/data/CUB): with res101.mat and a split file,
-            xlsa17's exact image split; otherwise its class lists, if not in root.
-        captions_dir: folder of the per-image captions (`text_c10/`), if not in root.
-        test_seen_fraction: share of each seen class's images held out for the seen test (without
-            xlsa17's image split).
-    """
-
-    KIND: typing.ClassVar[str] = "cub"
-    kind: str = "cub"
-    split_dir: str = ""
-    captions_dir: str = ""
-    test_seen_fraction: float = 0.2
-
-
-@dataclass(frozen=True)
-class Xlsa17DataConfig(_FilesDataConfig):
-    """The xlsa17 package (`res101.mat` with `att_splits.mat` or `sent_splits.mat`).
-
-    Attributes:
-        kind: "xlsa17".
-        semantic: "att" or "sent" split file (unset: the one present).
-        knowledge: "att" (normalised) or "original_att".
-        features_file: the features file beside the split file.
-        image_root: folder holding the dataset's images (needed to train a CNN on them).
-    """
-
-    KIND: typing.ClassVar[str] = "xlsa17"
-    kind: str = "xlsa17"
-    semantic: str = ""
-    knowledge: str = "att"
-    features_file: str = "res101.mat"
-    image_root: str = ""
-
-
-@dataclass(frozen=True)
-class FolderDataConfig(_FilesDataConfig):
-    """Your own classes: one sub-folder of images per class and one CSV of splits and knowledge.
-
-    Attributes:
-        kind: "folder".
-        csv_file: the class table (default: the only .csv in root).
-        test_seen_fraction: share of each seen class's images held out for the seen test.
-    """
-
-    KIND: typing.ClassVar[str] = "folder"
-    kind: str = "folder"
-    csv_file: str = ""
-    test_seen_fraction: float = 0.2
-
-
-DATA_KINDS: dict[str, type] = {"shapes": ShapesConfig, "awa2": AwA2DataConfig, "cub": CUBDataConfig,
-                               "xlsa17": Xlsa17DataConfig, "folder": FolderDataConfig}
-"""The datasets a run can use, by ``[data] kind``."""
-
-DataConfig = ShapesConfig | AwA2DataConfig | CUBDataConfig | Xlsa17DataConfig | FolderDataConfig
 
 
 @dataclass(frozen=True)

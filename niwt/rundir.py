@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 from niwt.errors import RunDirectoryError
 from niwt.faults import failpoint
+from niwt.messages import first_names
 from niwt.version import __version__
 
 __all__ = ["MANIFEST", "FORMAT", "FORMAT_VERSION", "Manifest", "read_manifest", "check_output_dir", "run_dir",
@@ -169,8 +170,7 @@ def read_manifest(directory: str | Path) -> Manifest | None:
 
 
 def _describe(names: list[str]) -> str:
-    shown = ", ".join(repr(n) for n in names[:_SHOWN])
-    return shown + (f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else "")
+    return first_names(names, _SHOWN, show=repr, more=" and {} more")
 
 
 def check_output_dir(out: str | Path, force: bool = False) -> str:

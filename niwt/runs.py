@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 from safetensors.torch import load_file
 
-from niwt.config import RunConfig, load_config, model_options
+from niwt.config import RunConfig, load_config, model_options, resolve_config
+from niwt.data import data_key, open_dataset
 from niwt.errors import DataError, NIWTError
 from niwt.explain.inverse import InverseMapper
 from niwt.mapping import ImportanceMapper, build_map
@@ -83,9 +84,7 @@ class LoadedRun:
 
     def dataset(self):  # -> tuple[ZSLData, torch.Tensor | ImageSource]
         """The run's dataset and images, opened from its config and checked against its fingerprint."""
-        from niwt.run.dataset import data_key, open_dataset
-
-        data, images = open_dataset(self.config)
+        data, images = open_dataset(resolve_config(self.config).data, feature_mode=self.config.model.arch == "mlp")
         if data_key(data) != self.info.data_key:
             raise DataError(f"the dataset opened from {self.path / 'config.toml'} is not the one this run was made "
                             "from (its fingerprint differs); point data.root at the run's dataset")

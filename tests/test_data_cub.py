@@ -14,7 +14,7 @@ from _fixtures_data import (
     make_xlsa17_image_split,
 )
 
-from niwt.data.cub import load_cub, read_cub_meta
+from niwt.data.formats.cub import load_cub, read_cub_meta
 from niwt.errors import DataError
 
 CUB_PREFIX = "/BS/Deep_Fragments/work/MSc/CUB_200_2011/CUB_200_2011/images/"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from _fixtures_data import corrupt, make_folder, write_image
 
-from niwt.data.folder import load_folder
+from niwt.data.formats.folder import load_folder
 from niwt.errors import ConfigError, DataError
 
 

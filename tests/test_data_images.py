@@ -8,9 +8,9 @@ import torch
 from _fixtures_data import corrupt, write_image
 from PIL import Image
 
-from niwt.data.imagefiles import ImageTransform, check_images, open_rgb, screen_images, unreadable_warning
-from niwt.data.images import ImageFileDataset
-from niwt.data.textfiles import check_relative_path
+from niwt.data.files.image_dataset import ImageFileDataset
+from niwt.data.files.images import ImageTransform, check_images, open_rgb, screen_images, unreadable_warning
+from niwt.data.files.text import check_relative_path
 from niwt.errors import ConfigError, DataError
 
 SMALL = ImageTransform(resize=8, crop=6)

@@ -12,7 +12,7 @@ import math
 import pytest
 
 from niwt.cli import main
-from niwt.data.awa2 import awa2_image_list
+from niwt.data.formats.awa2 import awa2_image_list
 from tests._fixtures_data import AWA2_CLASSES, AWA2_UNSEEN, make_awa2, make_cub, make_folder, make_xlsa17_image_split
 
 TINY = """

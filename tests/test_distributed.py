@@ -65,8 +65,8 @@ def _inputs() -> dict[str, object]:
 def _compute() -> dict[str, torch.Tensor]:
     """Importances, targets and unseen rows of the pipeline's transfer, and a trained small model."""
     from niwt.config import RunConfig, RuntimeConfig
-    from niwt.run.presets import quick_config
     from niwt.run.niwt import niwt_transfer
+    from niwt.run.presets import quick_config
     from niwt.training import train_classifier
 
     x = _inputs()

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from niwt.baselines import BASELINES, get_baseline
+from niwt.data.formats.splits import split_seen_images
 from niwt.data.record import ZSLData
-from niwt.data.splits import split_seen_images
 from niwt.errors import DataError
 from niwt.evaluate import choose_calibration, evaluate_gzsl
 from niwt.knowledge import attribute_vectors, knowledge_vectors

@@ -12,9 +12,9 @@ from _fixtures_data import shared_data_dir
 
 import niwt.run.export as export_module
 from niwt.cli import main
-from niwt.run.export import EXPORT_FILES, export_features, export_main
-from niwt.data.xlsa17 import load_xlsa17
+from niwt.data.formats.xlsa17 import load_xlsa17
 from niwt.errors import RunDirectoryError
+from niwt.run.export import EXPORT_FILES, export_features, export_main
 from niwt.runs import load_run
 from tests._configs import SMALL_RUN as CONFIG
 

@@ -11,11 +11,11 @@ import torch
 from niwt.config import RunConfig, resolve_config
 from niwt.data.shapes import make_shapes
 from niwt.errors import ConfigError
-from niwt.run.presets import quick_config
 from niwt.importance import neuron_importance
 from niwt.models import create_model
 from niwt.models.contract import check_backbone
 from niwt.run import build_context, class_vectors, niwt_method, run_methods, select_niwt
+from niwt.run.presets import quick_config
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import torch
 from _fixtures_data import corrupt, write_image
 
 from niwt import ShapesConfig, create_model, make_shapes, neuron_importance
-from niwt.data.imagefiles import ImageTransform
-from niwt.data.images import ImageFileDataset
+from niwt.data.files.image_dataset import ImageFileDataset
+from niwt.data.files.images import ImageTransform
 from niwt.data.source import (
     FileImages,
     ImageSource,

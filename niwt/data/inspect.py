@@ -2,30 +2,18 @@
 
 :func:`inspect_dataset` never raises for a malformed dataset (only for a path that does not exist
 or matches no format): every fault it finds becomes a line of ``problems``, and what the files
-cannot tell is ``None`` with a note saying what would tell it.
+cannot tell is ``None`` with a note saying what would tell it. Each format's survey sits beside its
+loader (``survey_awa2`` ...) and reads the files with the loader's functions and defaults, so the
+counts are those the loader gives; the registry says which survey a format has.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
-import numpy as np
-
-from niwt.data.imagefiles import check_images as _check_images
-from niwt.data.imagefiles import list_image_files
-from niwt.data.registry import detect_format
-from niwt.data.splits import (
-    DEFAULT_TEST_SEEN_FRACTION,
-    DEFAULT_VAL_FRACTION,
-    ClassSplit,
-    class_list_split,
-    draw_val_classes,
-    split_seen_images,
-)
-from niwt.data.textfiles import QUOTE_LIMIT, is_dir, quote
-from niwt.errors import DataError
+from niwt.data.formats.survey import Survey
+from niwt.data.registry import KINDS, detect_format, format_loader
 
 __all__ = ["InspectReport", "inspect_dataset"]
 
@@ -103,238 +91,6 @@ class InspectReport:
         return "\n".join(lines)
 
 
-@dataclass
-class _Survey:
-    """Mutable collector used while inspecting; frozen into an :class:`InspectReport` at the end."""
-
-    values: dict[str, object] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def attempt(self, func, *args, **kwargs):
-        """Call ``func``; a :class:`DataError` becomes a problem and ``None`` is returned."""
-        try:
-            return func(*args, **kwargs)
-        except DataError as exc:
-            self.problems.append(str(exc))
-            return None
-
-
-def _first(names: Sequence[str], k: int = 5) -> str:
-    shown = ", ".join(n if len(n) <= QUOTE_LIMIT else quote(n) for n in names[:k])
-    return shown + (f", ... ({len(names) - k} more)" if len(names) > k else "")
-
-
-def _set_split(s: _Survey, split: ClassSplit) -> None:
-    s.values.update(n_seen=int(split.seen.size), n_unseen=int(split.unseen.size),
-                    n_train_classes=int(split.train.size), n_val_classes=int(split.val.size))
-    s.notes.extend(split.notes)
-
-
-def _survey_image_files(
-    s: _Survey, root: Path, class_names: Sequence[str], paths: list[str], labels: np.ndarray,
-    split: ClassSplit | None, check: bool, listed_in: str,
-) -> None:
-    """Counts and problems of an image-file dataset (missing / unreadable files, empty classes)."""
-    s.values["has_images"] = bool(paths)
-    labels = np.asarray(labels, dtype=np.int64)
-    if check and paths:
-        found = _check_images(root, paths)
-        if found.missing:
-            s.problems.append(f"missing images: {len(found.missing)} of {len(paths)} files listed in {listed_in} are "
-                              f"not under {root} (first: {_first(list(found.missing))})")
-        if found.unreadable:
-            s.problems.append(f"unreadable images: {len(found.unreadable)} of {len(paths)} files under {root} cannot "
-                              f"be decoded (first: {_first([p for p, _ in found.unreadable])})")
-        bad = set(found.missing) | {p for p, _ in found.unreadable}
-        keep = np.asarray([p not in bad for p in paths], dtype=bool)
-        labels = labels[keep]
-    s.values["n_images"] = int(labels.size)
-    counts = np.bincount(labels, minlength=len(class_names))
-    empty = [class_names[c] for c in range(len(class_names)) if counts[c] == 0]
-    if empty:
-        s.problems.append(f"classes without images: {len(empty)} ({_first(empty)})")
-    if split is not None:
-        trainval, test_seen = split_seen_images(labels, split.seen, DEFAULT_TEST_SEEN_FRACTION, 0)
-        s.values.update(n_trainval=int(trainval.size), n_test_seen=int(test_seen.size),
-                        n_test_unseen=int(np.isin(labels, split.unseen).sum()))
-        s.notes.append(f"per-image split as the loader draws it by default: {DEFAULT_TEST_SEEN_FRACTION:g} of each "
-                       f"seen class's images held out for test_seen (seed 0)")
-
-
-def _survey_xlsa17(s: _Survey, path: Path, check: bool, split_dir: Path | None) -> None:
-    from niwt.data import xlsa17 as x
-
-    split = s.attempt(lambda: x.read_split_file(x.find_split_file(path)))
-    if split is None:
-        return
-    folder = split.path.parent
-    locs = split.locs
-    s.values.update(n_classes=len(split.class_names), n_attributes=int(split.att.shape[1]), n_images=split.n_images,
-                    n_trainval=int(locs["trainval_loc"].size), n_test_seen=int(locs["test_seen_loc"].size),
-                    n_test_unseen=int(locs["test_unseen_loc"].size))
-    s.notes.append(f"split file {split.path.name}" + (" (with train_loc / val_loc)" if split.has_val_locs else
-                                                       " (no train_loc / val_loc)"))
-    s.notes.extend(split.notes)
-    if not np.isfinite(split.att).all():
-        s.problems.append(f"{split.path}: `att` holds NaN or infinite values")
-    lists = s.attempt(class_list_split, folder, split.class_names) or {}
-    features_path = folder / x.FEATURES_FILE
-    labels = None
-    if features_path.is_file():
-        header = s.attempt(x.mat_header, features_path)
-        n_index = max(int(a.max()) + 1 for a in locs.values() if a.size)
-        read = s.attempt(x.read_features_file, features_path, len(split.class_names), n_index, features=False)
-        if header is not None and read is not None:
-            labels = read.labels
-            shape = header.get("features", ((), ""))[0]
-            s.values["has_features"] = "features" in header
-            if len(shape) == 2 and labels.size in shape:
-                s.values["feature_dim"] = int(shape[0] if shape[1] == labels.size else shape[1])
-            elif "features" in header:
-                s.problems.append(f"{features_path}: `features` has shape {shape}, expected (D, {labels.size})")
-    else:
-        s.notes.append(x.missing_features_message(folder))
-    if labels is not None:
-        _xlsa17_labels(s, split, labels, lists)
-    elif "seen" in lists:
-        s.values.update(n_seen=int(lists["seen"].size), n_unseen=int(lists["unseen"].size))
-        s.notes.append("seen / unseen classes from trainvalclasses.txt / testclasses.txt")
-        if "val" in lists:
-            s.values.update(n_train_classes=int(lists["train"].size), n_val_classes=int(lists["val"].size))
-    else:
-        s.notes.append(
-            f"n_seen / n_unseen unknown: {split.path.name} holds image indices but not the classes of the images; "
-            f"they need the labels in {x.FEATURES_FILE} (or the xlsa17 class lists trainvalclasses.txt / "
-            f"testclasses.txt beside the split file)"
-        )
-
-
-def _xlsa17_labels(s: _Survey, split, labels: np.ndarray, lists: dict[str, np.ndarray]) -> None:
-    locs = split.locs
-    names = split.class_names
-    seen = np.unique(labels[np.concatenate([locs["trainval_loc"], locs["test_seen_loc"]])])
-    unseen = np.unique(labels[locs["test_unseen_loc"]])
-    listed_unseen = lists.get("unseen", unseen)
-    leaked = np.intersect1d(np.unique(labels[locs["trainval_loc"]]), listed_unseen)
-    if leaked.size:
-        s.problems.append(f"unseen classes with images in the training split (trainval_loc): {leaked.size} "
-                          f"({_first([names[c] for c in leaked])})")
-    if "seen" in lists and not np.array_equal(lists["seen"], seen):
-        s.problems.append("trainvalclasses.txt disagrees with the classes of the labels at trainval_loc / test_seen_loc")
-    no_images = np.setdiff1d(np.arange(len(names)), labels)
-    if no_images.size:
-        s.problems.append(f"classes without images in the features file: {no_images.size} "
-                          f"({_first([names[c] for c in no_images])})")
-    s.values.update(n_seen=int(seen.size), n_unseen=int(unseen.size))
-    if split.has_val_locs:
-        s.values.update(n_train_classes=int(np.unique(labels[locs["train_loc"]]).size),
-                        n_val_classes=int(np.unique(labels[locs["val_loc"]]).size))
-    elif "val" in lists:
-        s.values.update(n_train_classes=int(lists["train"].size), n_val_classes=int(lists["val"].size))
-
-
-def _survey_awa2(s: _Survey, path: Path, check: bool, split_dir: Path | None) -> None:
-    from niwt.data import awa2
-    from niwt.data.textfiles import read_id_names
-
-    root = awa2.find_awa2_root(path)
-    classes = s.attempt(read_id_names, root / "classes.txt", what="class")
-    if classes is None:
-        return
-    s.values["n_classes"] = len(classes)
-    meta = s.attempt(awa2.read_awa2_meta, root)
-    if meta is None:
-        predicates = s.attempt(read_id_names, root / "predicates.txt", what="attribute")
-        s.values["n_attributes"] = None if predicates is None else len(predicates)
-        return
-    s.values["n_attributes"] = len(meta.attribute_names)
-    n_missing = int((meta.continuous == -1).sum())
-    if n_missing:
-        s.notes.append(f"{n_missing} missing attribute value(s) (-1) in predicate-matrix-continuous.txt "
-                       f"(the loader sets them to 0)")
-    split = s.attempt(awa2.awa2_class_split, meta, split_dir=split_dir)
-    if split is not None:
-        _set_split(s, split)
-    images = root / "JPEGImages"
-    if not is_dir(images):
-        s.problems.append(f"missing images: no JPEGImages folder in {root}")
-        return
-    no_folder = [c for c in classes if not is_dir(images / c)]
-    if no_folder:
-        s.problems.append(f"classes without an image folder in {images}: {len(no_folder)} ({_first(no_folder)})")
-    paths, labels = _class_folder_images(images, classes)
-    _survey_image_files(s, images, classes, paths, labels, split, check, "the JPEGImages class folders")
-
-
-def _class_folder_images(root: Path, classes: Sequence[str]) -> tuple[list[str], np.ndarray]:
-    paths: list[str] = []
-    labels: list[int] = []
-    for c, name in enumerate(classes):
-        if is_dir(root / name):
-            files = list_image_files(root / name)
-            paths.extend(f"{name}/{f.name}" for f in files)
-            labels.extend([c] * len(files))
-    return paths, np.asarray(labels, dtype=np.int64)
-
-
-def _survey_cub(s: _Survey, path: Path, check: bool, split_dir: Path | None) -> None:
-    from niwt.data import cub
-    from niwt.data.textfiles import read_id_names
-
-    root = cub.find_cub_root(path)
-    classes = s.attempt(read_id_names, root / "classes.txt", what="class name")
-    if classes is None:
-        return
-    s.values["n_classes"] = len(classes)
-    attributes = s.attempt(cub.read_cub_attributes, root, classes)
-    if attributes is not None:
-        s.values["n_attributes"] = len(attributes[0])
-        s.notes.extend(attributes[2])
-    listed = s.attempt(cub.read_cub_image_list, root, len(classes))
-    meta = cub.CubMeta(root, classes, listed[0] if listed else (), listed[1] if listed else np.zeros(0, np.int64),
-                       (), np.zeros((len(classes), 0)))
-    split = s.attempt(cub.cub_class_split, meta, split_dir=split_dir)
-    if split is not None:
-        _set_split(s, split)
-    for text_root in (root / "text_c10", root.parent / "text_c10"):
-        if text_root.is_dir():
-            s.notes.append(f"captions found in {text_root} (used as descriptions)")
-            break
-    if listed is not None:
-        _survey_image_files(s, root / "images", classes, list(listed[0]), listed[1], split, check,
-                            str(root / "images.txt"))
-
-
-def _survey_folder(s: _Survey, path: Path, check: bool, split_dir: Path | None) -> None:
-    from niwt.data import folder as fmt
-
-    table = s.attempt(lambda: fmt.read_class_table(fmt.find_class_csv(path)))
-    if table is None:
-        return
-    splits = np.asarray(table.splits)
-    seen, unseen = np.flatnonzero(splits == "seen"), np.flatnonzero(splits == "unseen")
-    train, val = draw_val_classes(seen, DEFAULT_VAL_FRACTION, 0)
-    s.values.update(n_classes=len(table.class_names), n_attributes=len(table.attribute_names))
-    _set_split(s, ClassSplit(seen, unseen, train, val, (
-        f"validation classes as the loader draws them by default (seed 0, fraction {DEFAULT_VAL_FRACTION})",)))
-    if table.descriptions is not None:
-        s.notes.append(f"{sum(bool(t) for t in table.descriptions)} class(es) have a description")
-    for name, line in zip(table.class_names, table.lines):
-        if not is_dir(path / name):
-            s.problems.append(f"{table.path}, line {line}: class {quote(name)} has no image folder")
-    known = set(table.class_names)
-    extra = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in known)
-    if extra:
-        s.problems.append(f"folders without a row in {table.path.name}: {len(extra)} ({_first(extra)})")
-    paths, labels = _class_folder_images(path, table.class_names)
-    _survey_image_files(s, path, table.class_names, paths, labels,
-                        ClassSplit(seen, unseen, train, val), check, "the class folders")
-
-
-_SURVEYS = {"xlsa17": _survey_xlsa17, "awa2": _survey_awa2, "cub": _survey_cub, "folder": _survey_folder}
-
-
 def inspect_dataset(
     path: Path | str, *, format: str | None = None, check_images: bool = True, split_dir: Path | str | None = None,
 ) -> InspectReport:
@@ -344,7 +100,8 @@ def inspect_dataset(
         path: the folder.
         format: the format, detected from the folder's contents when ``None``.
         check_images: open every image file's header to find missing and unreadable files.
-        split_dir: a folder of xlsa17 class lists for an AwA2 or CUB folder (as the loaders take it).
+        split_dir: the xlsa17 folder of an AwA2 or CUB dataset, as the loaders take it: its class
+            lists, or with ``res101.mat`` xlsa17's exact image split.
 
     Returns:
         The report; faults are in ``problems``, never raised.
@@ -353,13 +110,11 @@ def inspect_dataset(
         DataError: if ``path`` does not exist or matches no format.
         ConfigError: for an unknown ``format``.
     """
-    from niwt.data.registry import format_loader
-
     path = Path(path)
     fmt = format if format is not None else detect_format(path)
     format_loader(fmt)  # validates the name
-    survey = _Survey()
-    _SURVEYS[fmt](survey, path, check_images, None if split_dir is None else Path(split_dir))
+    survey = Survey()
+    KINDS[fmt].survey(survey, path, check_images, None if split_dir is None else Path(split_dir))
     values = {k: survey.values.get(k) for k in _COUNTS}
     return InspectReport(path=str(path), format=fmt, has_features=bool(survey.values.get("has_features", False)),
                          has_images=bool(survey.values.get("has_images", False)), problems=tuple(survey.problems),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from niwt.data.imagefiles import ImageTransform
+from niwt.data.files.images import ImageTransform
 from niwt.data.record import ZSLData
 from niwt.errors import DataError
 
@@ -62,7 +62,7 @@ class LoadedDataset:
         Raises:
             DataError: if the dataset has no image files (feature-only formats).
         """
-        from niwt.data.images import ImageFileDataset
+        from niwt.data.files.image_dataset import ImageFileDataset
 
         if self.image_paths is None or self.image_root is None:
             raise DataError(

@@ -2,11 +2,13 @@
 
 Class indices are positions in ``class_names``. Image indices are rows of ``images``. Splits are
 stored as sorted ``int64`` index arrays and checked once, at construction, so every later stage can
-rely on them.
+rely on them. :func:`data_key` is a hash of a record's content.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,7 +16,7 @@ import numpy as np
 from niwt.checks import as_matrix
 from niwt.errors import DataError
 
-__all__ = ["ZSLData"]
+__all__ = ["ZSLData", "data_key"]
 
 
 def _index_array(name: str, value: object, upper: int) -> np.ndarray:
@@ -195,3 +197,16 @@ class ZSLData:
             raise DataError(f"dataset {self.name!r} holds no images (feature-only)")
         arr = self.images[np.asarray(idx)]
         return torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def data_key(data: ZSLData) -> str:
+    """A hash of a dataset's content (classes, knowledge, labels, splits, pixels): stages made from
+    other data are never reused."""
+    h = hashlib.sha256()
+    h.update(json.dumps([data.name, list(data.class_names), list(data.knowledge_names)]).encode("utf-8"))
+    for arr in (data.knowledge, data.labels, data.seen_classes, data.unseen_classes, data.train_classes,
+                data.val_classes, data.source_classes, data.trainval_idx, data.test_seen_idx, data.test_unseen_idx,
+                data.source_idx, data.images, data.features):
+        if arr is not None:
+            h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()[:20]

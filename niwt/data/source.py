@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from niwt.checks import LazyImages
 from niwt.data.record import ZSLData
 from niwt.errors import ConfigError, DataError, NIWTError
 
@@ -48,7 +49,7 @@ def _positions(index: object, n: int) -> np.ndarray:
     return arr % n if arr.size else arr.astype(np.int64)
 
 
-class ImageSource:
+class ImageSource(LazyImages):
     """Base class: ``len``, ``shape`` and batch access by slice or index array.
 
     ``workers`` is how many DataLoader worker processes :func:`iter_batches` reads this source
@@ -117,7 +118,8 @@ class FileImages(ImageSource):
     over ``workers`` DataLoader processes.
 
     Args:
-        dataset: e.g. :class:`niwt.data.images.ImageFileDataset` with a transform to a fixed size.
+        dataset: e.g. :class:`niwt.data.files.image_dataset.ImageFileDataset` with a transform to a
+            fixed size.
         size: the side the transform gives (for ``shape``); read from the first image when None.
         workers: DataLoader worker processes (0: decode in the calling process); ``None``:
             :func:`default_workers`.

@@ -21,6 +21,7 @@ import numpy as np
 from niwt.checks import as_matrix
 from niwt.data.record import ZSLData
 from niwt.errors import ConfigError, DataError
+from niwt.messages import first_names
 
 __all__ = [
     "NORMALIZATIONS",
@@ -93,8 +94,7 @@ def _normalize(mat: np.ndarray, normalize: str) -> tuple[np.ndarray, np.ndarray]
 
 
 def _shown_names(names: Sequence[str], k: int = 5) -> str:
-    shown = ", ".join(repr(n) for n in names[:k])
-    return shown + (f", ... ({len(names) - k} more)" if len(names) > k else "")
+    return first_names(names, k, show=repr)
 
 
 def _warn_degenerate(vectors: np.ndarray, constant: np.ndarray, normalize: str,

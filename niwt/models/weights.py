@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from niwt.errors import ConfigError, DataError
+from niwt.messages import first_names
 
 __all__ = ["WEIGHTS_HELP", "read_state_dict", "torchvision_network"]
 
@@ -52,7 +53,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def _describe(items: list[str]) -> str:
-    return ", ".join(items[:_SHOWN]) + (f" and {len(items) - _SHOWN} more" if len(items) > _SHOWN else "")
+    return first_names(items, _SHOWN, more=" and {} more")
 
 
 def _load_checked(net: nn.Module, state: dict[str, torch.Tensor], arch: str, final: str, source: str) -> None:

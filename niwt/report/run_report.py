@@ -43,7 +43,7 @@ class ExplainedImage:
 
 
 def _transform(run: LoadedRun):
-    from niwt.data.imagefiles import ImageTransform
+    from niwt.data.files.images import ImageTransform
 
     t = dict(run.info.transform)
     size = run.info.image_size
@@ -62,7 +62,7 @@ def load_images(run: LoadedRun, paths: list[Path]) -> torch.Tensor:
     """
     from PIL import Image, UnidentifiedImageError
 
-    from niwt.data.imagefiles import open_rgb
+    from niwt.data.files.images import open_rgb
 
     build = _transform(run).build()
     out = []

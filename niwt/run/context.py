@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from niwt.config import RunConfig, resolve_config, to_dict
-from niwt.data import ZSLData
+from niwt.data import ZSLData, data_key
 from niwt.data.settings import Setting, build_settings, pool_indices
 from niwt.data.source import ImageSource, take
 from niwt.device import run_device
@@ -18,7 +18,7 @@ from niwt.errors import DataError
 from niwt.evaluate import GZSLReport, choose_calibration, evaluate_gzsl
 from niwt.models import Backbone
 from niwt.results import GridPoint, Selection
-from niwt.run.dataset import class_vectors, data_key
+from niwt.run.dataset import class_vectors
 from niwt.run.training import TrainedModels, in_features, train_models
 from niwt.rundir import RunInfo, StageStore, stage_key
 from niwt.scores import gzsl_scores

@@ -2,54 +2,26 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
-
 import numpy as np
 import torch
 
 from niwt.config import RunConfig, resolve_config
 from niwt.data import ZSLData
-from niwt.data.shapes import ShapesConfig, make_shapes
-from niwt.data.source import FileImages, ImageSource
-from niwt.errors import ConfigError
+from niwt.data import open_dataset as open_data
+from niwt.data.source import ImageSource
 from niwt.knowledge import knowledge_vectors
 
-__all__ = ['open_dataset', 'load_dataset', 'class_vectors', 'load_knowledge', 'data_key']
-
-log = logging.getLogger(__name__)
+__all__ = ['open_dataset', 'load_dataset', 'class_vectors', 'load_knowledge']
 
 
 def open_dataset(config: RunConfig) -> tuple[ZSLData, torch.Tensor | ImageSource]:
-    """The dataset of a run and its images: the shapes world in memory, or files read lazily.
+    """The dataset of a run and its images (:func:`niwt.data.open_dataset` of its resolved
+    ``[data]``, in feature mode for ``model.arch = "mlp"``).
 
     Raises:
         ConfigError: for a dataset without images (features only), which NIWT cannot train a CNN on.
     """
-    cfg = resolve_config(config).data
-    if isinstance(cfg, ShapesConfig) and config.model.arch == "mlp":
-        raise ConfigError("model.arch = \"mlp\" runs on pre-extracted features (data.kind = \"xlsa17\"); the "
-                          "shapes world has images: use \"vgg\" or \"resnet\"")
-    if isinstance(cfg, ShapesConfig):
-        data = make_shapes(cfg)
-        return data, data.images_tensor(np.arange(len(data.labels)))
-    from niwt.data.registry import load_dataset as load_files
-
-    loaded = load_files(cfg.root, format=cfg.kind, **cfg.loader_options())
-    for note in loaded.notes:
-        log.info("%s: %s", cfg.kind, note)
-    if config.model.arch == "mlp":  # feature mode: each feature vector is a one-pixel image of D channels
-        if loaded.data.features is None:
-            raise ConfigError(f"model.arch = \"mlp\" runs on pre-extracted features, but dataset {cfg.root!r} "
-                              f"({cfg.kind}) has none; use a CNN (model.arch = \"vgg\", \"resnet\", ...)")
-        features = torch.from_numpy(np.ascontiguousarray(loaded.data.features, dtype=np.float32))
-        return loaded.data, features.view(*features.shape, 1, 1)
-    if not loaded.has_images:
-        raise ConfigError(f"dataset {cfg.root!r} ({cfg.kind}) has features but no image files: run NIWT on the "
-                          "features with model.arch = \"mlp\" (feature mode), or give the images' folder "
-                          "(data.image_root for xlsa17) to train a CNN")
-    return loaded.data, FileImages(loaded.image_dataset(), size=cfg.crop, workers=cfg.workers)
+    return open_data(resolve_config(config).data, feature_mode=config.model.arch == "mlp")
 
 
 def load_dataset(config: RunConfig) -> ZSLData:
@@ -67,16 +39,3 @@ def class_vectors(config: RunConfig, data: ZSLData) -> tuple[np.ndarray, tuple[s
 def load_knowledge(config: RunConfig, data: ZSLData) -> np.ndarray:
     """Class vectors ``[C, d]`` of ``data`` as ``config.knowledge`` asks."""
     return class_vectors(config, data)[0]
-
-
-def data_key(data: ZSLData) -> str:
-    """A hash of a dataset's content (classes, knowledge, labels, splits, pixels): stages made from
-    other data are never reused."""
-    h = hashlib.sha256()
-    h.update(json.dumps([data.name, list(data.class_names), list(data.knowledge_names)]).encode("utf-8"))
-    for arr in (data.knowledge, data.labels, data.seen_classes, data.unseen_classes, data.train_classes,
-                data.val_classes, data.source_classes, data.trainval_idx, data.test_seen_idx, data.test_unseen_idx,
-                data.source_idx, data.images, data.features):
-        if arr is not None:
-            h.update(np.ascontiguousarray(arr).tobytes())
-    return h.hexdigest()[:20]

@@ -2,7 +2,7 @@
 
 The features are the run model's penultimate features (the input of its classifier), one column per
 image of the run's dataset, so any GZSL code that reads the xlsa17 "proposed split" files (and
-:func:`niwt.data.xlsa17.load_xlsa17`) can be run on what the model learned::
+:func:`niwt.data.formats.xlsa17.load_xlsa17`) can be run on what the model learned::
 
     res101.mat       features [D x N] float32 (columns are images), labels [N x 1] 1-based rows of
                      allclasses_names, image_files [N x 1] cell of image names
@@ -37,8 +37,10 @@ from typing import Any
 
 import numpy as np
 
-from niwt.data.xlsa17 import FEATURES_FILE
+from niwt.data.formats.xlsa17 import FEATURES_FILE
 from niwt.errors import DataError, RunDirectoryError
+from niwt.messages import first_names
+from niwt.runs import load_run
 
 __all__ = [
     "SPLITS_FILE",
@@ -47,6 +49,7 @@ __all__ = [
     "check_export_dir",
     "model_features",
     "export_features",
+    "export_run",
     "export_main",
 ]
 
@@ -94,8 +97,7 @@ def _partial_name(name: str) -> str:
 
 
 def _describe(names: list[str]) -> str:
-    shown = ", ".join(repr(n) for n in names[:_SHOWN])
-    return shown + (f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else "")
+    return first_names(names, _SHOWN, show=repr, more=" and {} more")
 
 
 def check_export_dir(out_dir: str | Path) -> Path:
@@ -272,7 +274,12 @@ def _write_all(out: Path, files: dict[str, dict[str, np.ndarray]]) -> None:
         os.close(fd)
 
 
-def _export(run: Any, out_dir: str | Path, batch_size: int, device: Any) -> ExportedFeatures:
+def export_run(run: Any, out_dir: str | Path, *, batch_size: int = 256, device: Any = None) -> ExportedFeatures:
+    """:func:`export_features`, returning what was written (sizes and paths; ``summary()`` says it in words).
+
+    Raises:
+        RunDirectoryError, DataError: as :func:`export_features`.
+    """
     out = check_export_dir(out_dir)
     data, images = run.dataset()
     knowledge = np.asarray(run.knowledge, dtype=np.float64)
@@ -312,10 +319,10 @@ def export_features(run: Any, out_dir: str | Path, *, batch_size: int = 256, dev
         RunDirectoryError: ``out_dir`` holds anything but the two export files, or is a file.
         DataError: the run's dataset no longer matches the run, or the model gives non-finite features.
     """
-    return _export(run, out_dir, batch_size, device).out_dir
+    return export_run(run, out_dir, batch_size=batch_size, device=device).out_dir
 
 
-def export_main(run_dir: str | Path, out_dir: str | Path, *, batch_size: int = 256, device: Any = None) -> str:
+def export_main(run_dir: str | Path, out_dir: str | Path, *, batch_size: int = 256, device: object = None) -> str:
     """``niwt export-features RUN OUT``: load the run, export it, and say what was written.
 
     Args:
@@ -331,6 +338,4 @@ def export_main(run_dir: str | Path, out_dir: str | Path, *, batch_size: int = 2
         RunFormatError: ``run_dir`` is not a complete run with a trained model.
         RunDirectoryError, DataError: as :func:`export_features`.
     """
-    from niwt.runs import load_run
-
-    return _export(load_run(run_dir), out_dir, batch_size, device).summary()
+    return export_run(load_run(run_dir), out_dir, batch_size=batch_size, device=device).summary()

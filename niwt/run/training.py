@@ -12,13 +12,12 @@ import torch
 from safetensors.torch import load_file
 
 from niwt.config import RunConfig, model_options, to_dict
-from niwt.data import ZSLData
+from niwt.data import ZSLData, data_key
 from niwt.data.settings import Setting
 from niwt.data.source import ImageSource, take
 from niwt.device import run_device
 from niwt.errors import DataError
 from niwt.models import Backbone, create_model, load_model
-from niwt.run.dataset import data_key
 from niwt.run.stage import model_stage
 from niwt.rundir import StageStore, stage_key
 from niwt.seeding import seeded

@@ -12,14 +12,16 @@ from pathlib import Path
 
 import numpy as np
 
-from niwt.data.textfiles import QUOTE_LIMIT, quote, quote_names, read_name_list
+from niwt.data.files.text import read_name_list
 from niwt.errors import ConfigError, DataError
+from niwt.messages import first_names, quote, quote_names, short_name
 
 __all__ = [
     "DEFAULT_TEST_SEEN_FRACTION",
     "DEFAULT_VAL_FRACTION",
     "check_fraction",
     "check_seed",
+    "check_draws",
     "draw_val_classes",
     "split_seen_images",
     "class_indices",
@@ -57,6 +59,16 @@ def check_seed(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
         raise ConfigError(f"`seed` must be a non-negative integer, got {value!r}")
     return int(value)
+
+
+def check_draws(val_fraction: object, test_seen_fraction: object, seed: object) -> tuple[float, float, int]:
+    """The options of an image-folder loader's seeded draws, checked: ``(val_fraction, test_seen_fraction, seed)``.
+
+    Raises:
+        ConfigError: for a fraction outside (0, 1) or a seed that is not a non-negative integer.
+    """
+    val_fraction = check_fraction("val_fraction", val_fraction)
+    return val_fraction, check_fraction("test_seen_fraction", test_seen_fraction), check_seed(seed)
 
 
 def draw_val_classes(seen: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -183,9 +195,7 @@ class ImageSplit:
 
 def _names(indices: np.ndarray, class_names: Sequence[str], k: int = 8) -> str:
     """The first ``k`` class names of ``indices`` (a name too long for a message is cut), and how many more."""
-    names = [class_names[i] for i in indices]
-    shown = ", ".join(n if len(n) <= QUOTE_LIMIT else quote(n) for n in names[:k])
-    return shown + (f", ... ({len(names) - k} more)" if len(names) > k else "")
+    return first_names([class_names[i] for i in indices], k, show=short_name)
 
 
 def resolve_class_split(

@@ -12,55 +12,65 @@ Layout (all ids 1-based, space-separated)::
 
 The GZSL split is xlsa17's: with ``split_dir`` the xlsa17 folder of CUB holding ``res101.mat`` and a
 split file, the images of trainval / test_seen / test_unseen are exactly xlsa17's (see
-:func:`~niwt.data.xlsa17.xlsa17_image_split`); otherwise the classes come from the xlsa17 CUB class
+:func:`~niwt.data.formats.xlsa17.xlsa17_image_split`); otherwise the classes come from the xlsa17 CUB class
 lists (``trainvalclasses.txt`` / ``testclasses.txt``) in ``split_dir`` or the dataset folder, or
 from ``unseen_classes``, and test_seen images are drawn with a seed.
+
+:func:`load_cub` loads the dataset; :func:`survey_cub` reports it to ``inspect`` with the same
+functions and defaults.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from niwt.data.assemble import assemble_image_dataset
-from niwt.data.imagefiles import ImageTransform
-from niwt.data.loaded import LoadedDataset
-from niwt.data.splits import (
-    DEFAULT_TEST_SEEN_FRACTION,
-    DEFAULT_VAL_FRACTION,
-    ClassSplit,
-    check_fraction,
-    check_seed,
-    resolve_class_split,
-)
-from niwt.data.textfiles import (
+from niwt.data.files.folders import marked_folder
+from niwt.data.files.images import ImageTransform
+from niwt.data.files.text import (
     check_relative_path,
     is_dir,
     is_file,
-    quote,
-    quote_names,
     read_id_names,
     read_id_pairs,
     read_lines,
     read_matrix,
 )
-from niwt.data.xlsa17 import FEATURES_FILE, no_image_split_note, xlsa17_image_split
-from niwt.errors import ConfigError, DataError
+from niwt.data.formats import loader_defaults
+from niwt.data.formats.assemble import assemble_image_dataset
+from niwt.data.formats.splits import (
+    DEFAULT_TEST_SEEN_FRACTION,
+    DEFAULT_VAL_FRACTION,
+    ClassSplit,
+    ImageSplit,
+    check_draws,
+    resolve_class_split,
+)
+from niwt.data.formats.survey import Survey
+from niwt.data.formats.xlsa17 import image_or_class_split
+from niwt.data.loaded import LoadedDataset
+from niwt.errors import DataError
+from niwt.messages import quote, quote_names
 
 __all__ = [
     "CUB_FOLDER",
     "CubMeta",
     "find_cub_root",
+    "is_cub",
     "find_attribute_names",
     "read_cub_image_list",
     "read_cub_attributes",
     "read_cub_meta",
     "read_captions",
     "cub_class_split",
+    "cub_split",
+    "find_captions_dir",
     "load_cub",
+    "survey_cub",
 ]
 
 logger = logging.getLogger(__name__)
@@ -76,12 +86,16 @@ def find_cub_root(path: Path | str) -> Path:
     Raises:
         DataError: if neither holds ``images.txt``, ``image_class_labels.txt`` and ``classes.txt``.
     """
-    path = Path(path)
-    for candidate in (path, path / CUB_FOLDER):
-        if all(is_file(candidate / f) for f in _MARKER_FILES):
-            return candidate
+    root = marked_folder(path, _MARKER_FILES, inside=CUB_FOLDER)
+    if root is not None:
+        return root
     raise DataError(f"{path} is not a CUB-200-2011 folder: it needs {', '.join(_MARKER_FILES)} "
                     f"(unpack CUB_200_2011.tgz and point at {CUB_FOLDER}/)")
+
+
+def is_cub(path: Path | str) -> bool:
+    """Whether ``path`` (or its ``CUB_200_2011`` sub-folder) is a CUB-200-2011 folder."""
+    return marked_folder(path, _MARKER_FILES, inside=CUB_FOLDER) is not None
 
 
 def find_attribute_names(root: Path) -> Path | None:
@@ -226,6 +240,31 @@ def cub_class_split(
     )
 
 
+def cub_split(
+    meta: CubMeta, paths: Sequence[str] | None, *, split_dir: Path | str | None,
+    unseen_classes: tuple[str, ...] | None = None, val_split: int, val_fraction: float, seed: int,
+) -> tuple[ClassSplit, ImageSplit | None, tuple[str, ...]]:
+    """The split of the images of ``meta``, as :func:`load_cub` takes it (see the module docstring).
+
+    xlsa17's exact image split with ``res101.mat`` in ``split_dir``, else :func:`cub_class_split`.
+    ``paths`` (``meta.image_paths``) ``None`` (no image list): the class split.
+
+    Returns:
+        ``(class split, image split or None, notes)``.
+    """
+    return image_or_class_split(
+        split_dir, meta.class_names, paths, meta.labels, image_root=meta.root / "images",
+        class_split=lambda: cub_class_split(
+            meta, split_dir=None if split_dir is None else Path(split_dir), unseen_classes=unseen_classes,
+            val_split=val_split, val_fraction=val_fraction, seed=seed),
+        unseen_classes=unseen_classes, val_split=val_split, val_fraction=val_fraction, seed=seed)
+
+
+def find_captions_dir(root: Path) -> Path | None:
+    """The ``text_c10`` caption folder in or beside the dataset folder, if there is one."""
+    return next((p for p in (root / "text_c10", root.parent / "text_c10") if is_dir(p)), None)
+
+
 def load_cub(
     path: Path | str,
     *,
@@ -254,34 +293,22 @@ def load_cub(
             the exact image split).
         seed: seed of the draws.
         transform: image preprocessing (``ImageTransform()`` when ``None``).
-        check_images: open every image first (see :func:`~niwt.data.imagefiles.screen_images`).
+        check_images: open every image first (see :func:`~niwt.data.files.images.screen_images`).
 
     Raises:
         DataError: for malformed or missing files (named, with the fix), or an image of xlsa17's
             split that is not in ``images.txt``.
         ConfigError: for a bad argument.
     """
-    val_fraction = check_fraction("val_fraction", val_fraction)
-    test_seen_fraction = check_fraction("test_seen_fraction", test_seen_fraction)
-    seed = check_seed(seed)
+    val_fraction, test_seen_fraction, seed = check_draws(val_fraction, test_seen_fraction, seed)
     root = find_cub_root(path)
     meta = read_cub_meta(root)
     notes = list(meta.notes)
-    image_split = None
-    if split_dir is not None:
-        image_split = xlsa17_image_split(split_dir, meta.class_names, meta.image_paths, meta.labels,
-                                         image_root=root / "images", val_split=val_split, val_fraction=val_fraction,
-                                         seed=seed)
-        if image_split is None:
-            notes.append(no_image_split_note(Path(split_dir), seed))
-        elif unseen_classes is not None:
-            raise ConfigError(f"`unseen_classes` cannot be combined with xlsa17's image split ({FEATURES_FILE} in "
-                              f"split_dir {split_dir}), which fixes the unseen classes; give one of the two")
-    class_split = image_split.classes if image_split is not None else cub_class_split(
-        meta, split_dir=None if split_dir is None else Path(split_dir), unseen_classes=unseen_classes,
-        val_split=val_split, val_fraction=val_fraction, seed=seed)
-    text_root = Path(captions_dir) if captions_dir is not None else next(
-        (p for p in (root / "text_c10", root.parent / "text_c10") if is_dir(p)), None)
+    class_split, image_split, split_notes = cub_split(
+        meta, meta.image_paths, split_dir=split_dir, unseen_classes=unseen_classes, val_split=val_split,
+        val_fraction=val_fraction, seed=seed)
+    notes.extend(split_notes)
+    text_root = Path(captions_dir) if captions_dir is not None else find_captions_dir(root)
     descriptions: tuple[tuple[str, ...], ...] = ()
     if text_root is not None:
         if not is_dir(text_root):
@@ -296,3 +323,33 @@ def load_cub(
         transform=transform, check_images=check_images, descriptions=descriptions, notes=notes,
         image_split=image_split,
     )
+
+
+def survey_cub(s: Survey, path: Path, check: bool, split_dir: Path | None) -> None:
+    """What ``inspect`` reports of a CUB-200-2011 folder: counts, problems and notes (see :class:`Survey`).
+
+    The files are read and the split made as :func:`load_cub` does by default; each file that
+    cannot be read is a problem, the others are still read.
+    """
+    defaults = loader_defaults(load_cub)
+    root = find_cub_root(path)
+    classes = s.attempt(read_id_names, root / "classes.txt", what="class name")
+    if classes is None:
+        return
+    s.values["n_classes"] = len(classes)
+    attributes = s.attempt(read_cub_attributes, root, classes)
+    if attributes is not None:
+        s.values["n_attributes"] = len(attributes[0])
+        s.notes.extend(attributes[2])
+    listed = s.attempt(read_cub_image_list, root, len(classes))
+    paths, labels = listed if listed is not None else ((), np.zeros(0, np.int64))
+    meta = CubMeta(root, classes, paths, labels, (), np.zeros((len(classes), 0)))
+    split, image_split = s.split(lambda: cub_split(
+        meta, None if listed is None else paths, split_dir=split_dir,
+        **{k: defaults[k] for k in ("val_split", "val_fraction", "seed")}))
+    text_root = find_captions_dir(root)
+    if text_root is not None:
+        s.notes.append(f"captions found in {text_root} (used as descriptions)")
+    if listed is not None:
+        s.image_files(root / "images", classes, paths, labels, split, check=check, listed_in=str(root / "images.txt"),
+                      test_seen_fraction=defaults["test_seen_fraction"], seed=defaults["seed"], image_split=image_split)

@@ -10,37 +10,45 @@ Layout::
 
 The GZSL split is the proposed split of xlsa17. With ``split_dir`` the xlsa17 folder of AWA2
 holding ``res101.mat`` and ``att_splits.mat``, the images of trainval / test_seen / test_unseen are
-exactly xlsa17's (see :func:`~niwt.data.xlsa17.xlsa17_image_split`). Otherwise the classes come
+exactly xlsa17's (see :func:`~niwt.data.formats.xlsa17.xlsa17_image_split`). Otherwise the classes come
 from ``trainvalclasses.txt`` / ``testclasses.txt`` (and ``trainclasses1.txt`` / ``valclasses1.txt``)
 in ``split_dir`` or the release folder, else the published list of the ten proposed-split unseen
 classes, and test_seen images are drawn with a seed. The release's own ``trainclasses.txt`` /
 ``testclasses.txt`` are the older standard split (``split="standard"``).
+
+:func:`load_awa2` loads the release; :func:`survey_awa2` reports it to ``inspect`` with the same
+functions and defaults.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from niwt.data.assemble import assemble_image_dataset
-from niwt.data.imagefiles import ImageTransform, list_image_files
-from niwt.data.loaded import LoadedDataset
-from niwt.data.splits import (
+from niwt.data.files.folders import marked_folder, read_class_folders
+from niwt.data.files.images import ImageTransform
+from niwt.data.files.text import is_dir, is_file, read_id_names, read_matrix, read_name_list
+from niwt.data.formats import loader_defaults
+from niwt.data.formats.assemble import assemble_image_dataset
+from niwt.data.formats.splits import (
     DEFAULT_TEST_SEEN_FRACTION,
     DEFAULT_VAL_FRACTION,
     ClassSplit,
-    check_fraction,
-    check_seed,
+    ImageSplit,
+    check_draws,
     class_indices,
     draw_val_classes,
     resolve_class_split,
 )
-from niwt.data.textfiles import is_dir, is_file, quote_names, read_id_names, read_matrix, read_name_list
-from niwt.data.xlsa17 import FEATURES_FILE, no_image_split_note, xlsa17_image_split
+from niwt.data.formats.survey import Survey, first
+from niwt.data.formats.xlsa17 import FEATURES_FILE, image_or_class_split
+from niwt.data.loaded import LoadedDataset
 from niwt.errors import ConfigError, DataError
+from niwt.messages import quote_names
 
 logger = logging.getLogger(__name__)
 
@@ -51,10 +59,13 @@ __all__ = [
     "AWA2_KNOWLEDGE",
     "AwA2Meta",
     "find_awa2_root",
+    "is_awa2",
     "read_awa2_meta",
     "awa2_image_list",
     "awa2_class_split",
+    "awa2_split",
     "load_awa2",
+    "survey_awa2",
 ]
 
 AWA2_FOLDER = "Animals_with_Attributes2"
@@ -74,14 +85,18 @@ def find_awa2_root(path: Path | str) -> Path:
     Raises:
         DataError: if neither holds ``classes.txt`` and ``predicate-matrix-continuous.txt``.
     """
-    path = Path(path)
-    for candidate in (path, path / AWA2_FOLDER):
-        if all(is_file(candidate / f) for f in _MARKER_FILES):
-            return candidate
+    root = marked_folder(path, _MARKER_FILES, inside=AWA2_FOLDER)
+    if root is not None:
+        return root
     raise DataError(
         f"{path} is not an AwA2 release folder: it needs {' and '.join(_MARKER_FILES)} (unpack AwA2-data.zip and "
         f"point at {AWA2_FOLDER}/)"
     )
+
+
+def is_awa2(path: Path | str) -> bool:
+    """Whether ``path`` (or its ``Animals_with_Attributes2`` sub-folder) is an AwA2 release folder."""
+    return marked_folder(path, _MARKER_FILES, inside=AWA2_FOLDER) is not None
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,22 +151,12 @@ def awa2_image_list(root: Path, class_names: tuple[str, ...]) -> tuple[list[str]
     images = root / "JPEGImages"
     if not is_dir(images):
         raise DataError(f"no JPEGImages folder in {root}; unpack the images of AwA2-data.zip there")
-    missing = [c for c in class_names if not is_dir(images / c)]
+    found = read_class_folders(images, class_names, skip_hidden=False)
+    missing = found.missing
     if missing:
-        raise DataError(
-            f"{len(missing)} class(es) of {root / 'classes.txt'} have no image folder in {images}: "
-            f"{quote_names(missing)}; "
-            f"the images must be in JPEGImages/<class name>/"
-        )
-    paths: list[str] = []
-    labels: list[int] = []
-    for c, name in enumerate(class_names):
-        files = list_image_files(images / name)
-        paths.extend(f"{name}/{f.name}" for f in files)
-        labels.extend([c] * len(files))
-    known = set(class_names)
-    extra = sorted(p.name for p in images.iterdir() if p.is_dir() and p.name not in known)
-    return paths, np.asarray(labels, dtype=np.int64), extra
+        raise DataError(f"{len(missing)} class(es) of {root / 'classes.txt'} have no image folder in {images}: "
+                        f"{quote_names(missing)}; the images must be in JPEGImages/<class name>/")
+    return list(found.paths), found.labels, list(found.extra)
 
 
 def awa2_class_split(
@@ -196,6 +201,32 @@ def awa2_class_split(
     )
 
 
+def awa2_split(
+    meta: AwA2Meta, paths: Sequence[str] | None, labels: np.ndarray, *, split: str, split_dir: Path | str | None,
+    unseen_classes: tuple[str, ...] | None = None, val_split: int, val_fraction: float, seed: int,
+) -> tuple[ClassSplit, ImageSplit | None, tuple[str, ...]]:
+    """The split of the release's images, as :func:`load_awa2` takes it (see the module docstring).
+
+    xlsa17's exact image split with ``split="proposed"`` and ``res101.mat`` in ``split_dir``, else
+    :func:`awa2_class_split`. ``paths`` ``None`` (no image list): the class split.
+
+    Returns:
+        ``(class split, image split or None, notes)``.
+    """
+    notes: tuple[str, ...] = ()
+    if split != "proposed" and split_dir is not None and is_file(Path(split_dir) / FEATURES_FILE):
+        notes = (f"split='standard': xlsa17's image split in {split_dir} (the proposed split) is not used",)
+        logger.info("%s", notes[-1])
+    class_split, image_split, split_notes = image_or_class_split(
+        split_dir if split == "proposed" else None, meta.class_names, paths, labels,
+        image_root=meta.root / "JPEGImages",
+        class_split=lambda: awa2_class_split(
+            meta, split=split, split_dir=None if split_dir is None else Path(split_dir),
+            unseen_classes=unseen_classes, val_split=val_split, val_fraction=val_fraction, seed=seed),
+        unseen_classes=unseen_classes, val_split=val_split, val_fraction=val_fraction, seed=seed)
+    return class_split, image_split, notes + split_notes
+
+
 def load_awa2(
     path: Path | str,
     *,
@@ -227,7 +258,7 @@ def load_awa2(
             the exact image split).
         seed: seed of the draws.
         transform: image preprocessing (``ImageTransform()`` when ``None``).
-        check_images: open every image first (see :func:`~niwt.data.imagefiles.screen_images`).
+        check_images: open every image first (see :func:`~niwt.data.files.images.screen_images`).
 
     Raises:
         DataError: for malformed or missing files (named, with the fix), or an image of xlsa17's
@@ -236,9 +267,7 @@ def load_awa2(
     """
     if knowledge not in AWA2_KNOWLEDGE:
         raise ConfigError(f"`knowledge` must be one of {list(AWA2_KNOWLEDGE)}, got {knowledge!r}")
-    val_fraction = check_fraction("val_fraction", val_fraction)
-    test_seen_fraction = check_fraction("test_seen_fraction", test_seen_fraction)
-    seed = check_seed(seed)
+    val_fraction, test_seen_fraction, seed = check_draws(val_fraction, test_seen_fraction, seed)
     root = find_awa2_root(path)
     meta = read_awa2_meta(root)
     notes: list[str] = []
@@ -255,24 +284,50 @@ def load_awa2(
     paths, labels, extra = awa2_image_list(root, meta.class_names)
     if extra:
         notes.append(f"image folders that are not classes were skipped: {quote_names(extra)}")
-    image_split = None
-    if split_dir is not None and split == "proposed":
-        image_split = xlsa17_image_split(split_dir, meta.class_names, paths, labels, image_root=root / "JPEGImages",
-                                         val_split=val_split, val_fraction=val_fraction, seed=seed)
-        if image_split is None:
-            notes.append(no_image_split_note(Path(split_dir), seed))
-        elif unseen_classes is not None:
-            raise ConfigError(f"`unseen_classes` cannot be combined with xlsa17's image split ({FEATURES_FILE} in "
-                              f"split_dir {split_dir}), which fixes the unseen classes; give one of the two")
-    elif split_dir is not None and is_file(Path(split_dir) / FEATURES_FILE):
-        notes.append(f"split='standard': xlsa17's image split in {split_dir} (the proposed split) is not used")
-        logger.info("%s", notes[-1])
-    class_split = image_split.classes if image_split is not None else awa2_class_split(
-        meta, split=split, split_dir=None if split_dir is None else Path(split_dir), unseen_classes=unseen_classes,
-        val_split=val_split, val_fraction=val_fraction, seed=seed)
+    class_split, image_split, split_notes = awa2_split(
+        meta, paths, labels, split=split, split_dir=split_dir, unseen_classes=unseen_classes, val_split=val_split,
+        val_fraction=val_fraction, seed=seed)
+    notes.extend(split_notes)
     return assemble_image_dataset(
         name="AWA2", format="awa2", root=root / "JPEGImages", paths=paths, labels=labels,
         class_names=meta.class_names, knowledge=values, knowledge_names=meta.attribute_names, split=class_split,
         listed_in="the JPEGImages class folders", test_seen_fraction=test_seen_fraction, seed=seed,
         transform=transform, check_images=check_images, notes=notes, image_split=image_split,
     )
+
+
+def survey_awa2(s: Survey, path: Path, check: bool, split_dir: Path | None) -> None:
+    """What ``inspect`` reports of an AwA2 release folder: counts, problems and notes (see :class:`Survey`).
+
+    The files are read, the images listed and the split made as :func:`load_awa2` does by default.
+    """
+    defaults = loader_defaults(load_awa2)
+    root = find_awa2_root(path)
+    classes = s.attempt(read_id_names, root / "classes.txt", what="class")
+    if classes is None:
+        return
+    s.values["n_classes"] = len(classes)
+    meta = s.attempt(read_awa2_meta, root)
+    if meta is None:
+        predicates = s.attempt(read_id_names, root / "predicates.txt", what="attribute")
+        s.values["n_attributes"] = None if predicates is None else len(predicates)
+        return
+    s.values["n_attributes"] = len(meta.attribute_names)
+    n_missing = int((meta.continuous == -1).sum())
+    if n_missing:
+        s.notes.append(f"{n_missing} missing attribute value(s) (-1) in predicate-matrix-continuous.txt "
+                       f"(the loader sets them to 0)")
+    images = root / "JPEGImages"
+    found = read_class_folders(images, classes, skip_hidden=False) if is_dir(images) else None
+    split, image_split = s.split(lambda: awa2_split(
+        meta, None if found is None else found.paths, np.zeros(0, np.int64) if found is None else found.labels,
+        split_dir=split_dir, **{k: defaults[k] for k in ("split", "val_split", "val_fraction", "seed")}))
+    if found is None:
+        s.problems.append(f"missing images: no JPEGImages folder in {root}")
+        return
+    if found.missing:
+        s.problems.append(f"classes without an image folder in {images}: {len(found.missing)} "
+                          f"({first(found.missing)})")
+    s.image_files(images, classes, found.paths, found.labels, split, check=check,
+                  listed_in="the JPEGImages class folders", test_seen_fraction=defaults["test_seen_fraction"],
+                  seed=defaults["seed"], image_split=image_split)

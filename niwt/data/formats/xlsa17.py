@@ -15,21 +15,29 @@ header first and checked against each other before the large arrays are loaded.
 
 :func:`xlsa17_image_split` maps the split onto the images of an AwA2 or CUB folder through
 ``image_files`` (the exact trainval / test_seen / test_unseen images of the published split).
+
+:func:`load_xlsa17` loads a folder; :func:`survey_xlsa17` reports it to ``inspect`` from the split
+file, and from ``res101.mat``'s header and labels when it is there.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from niwt.data.imagefiles import ImageTransform, screen_images
-from niwt.data.loaded import LoadedDataset
-from niwt.data.record import ZSLData
-from niwt.data.splits import (
+from niwt.data.files.images import ImageTransform, screen_images
+from niwt.data.files.text import (
+    check_relative_path,
+    is_file,
+    read_id_names,
+    read_lines,
+    read_name_list,
+)
+from niwt.data.formats.splits import (
     DEFAULT_VAL_FRACTION,
     ClassSplit,
     ImageSplit,
@@ -38,16 +46,11 @@ from niwt.data.splits import (
     class_list_split,
     draw_val_classes,
 )
-from niwt.data.textfiles import (
-    check_relative_path,
-    is_file,
-    quote,
-    quote_names,
-    read_id_names,
-    read_lines,
-    read_name_list,
-)
+from niwt.data.formats.survey import Survey, first
+from niwt.data.loaded import LoadedDataset
+from niwt.data.record import ZSLData
 from niwt.errors import ConfigError, DataError
+from niwt.messages import quote, quote_names
 
 __all__ = [
     "SPLIT_FILES",
@@ -56,6 +59,7 @@ __all__ = [
     "KNOWLEDGE_FIELDS",
     "SplitFile",
     "FeaturesFile",
+    "is_xlsa17",
     "find_split_file",
     "mat_header",
     "read_split_file",
@@ -64,6 +68,8 @@ __all__ = [
     "missing_features_message",
     "xlsa17_image_split",
     "no_image_split_note",
+    "image_or_class_split",
+    "survey_xlsa17",
 ]
 
 logger = logging.getLogger(__name__)
@@ -88,6 +94,14 @@ def missing_features_message(folder: Path) -> str:
         f"copy data/{folder.name}/{FEATURES_FILE} next to the split file; "
         f"`niwt.data.inspect.inspect_dataset` reads the split file alone"
     )
+
+
+def is_xlsa17(path: Path | str) -> bool:
+    """Whether ``path`` is an xlsa17 dataset folder (it holds a split file) or a ``.mat`` file."""
+    path = Path(path)
+    if is_file(path):
+        return path.suffix == ".mat"
+    return any(is_file(path / name) for name in SPLIT_FILES)
 
 
 def find_split_file(folder: Path, semantic: str | None = None) -> Path:
@@ -248,6 +262,11 @@ class SplitFile:
     @property
     def has_val_locs(self) -> bool:
         return all(name in self.locs for name in VAL_LOC_FIELDS)
+
+    @property
+    def largest_index(self) -> int:
+        """The largest 1-based image index of the split fields (``res101.mat`` must have that many rows)."""
+        return max(int(a.max()) + 1 for a in self.locs.values() if a.size)
 
 
 def _class_names_for(path: Path, header: dict, mat: dict | None) -> tuple[tuple[str, ...], str | None]:
@@ -508,8 +527,8 @@ def xlsa17_image_split(
         logger.info("%s", no_image_split_note(folder, seed))
         return None
     split = read_split_file(find_split_file(folder))
-    n_index = max(int(a.max()) + 1 for a in split.locs.values() if a.size)
-    feats = read_features_file(feats_path, len(split.class_names), n_index, features=False, image_files=True)
+    feats = read_features_file(feats_path, len(split.class_names), split.largest_index, features=False,
+                               image_files=True)
     if feats.image_files is None:
         raise DataError(f"{feats_path} has no `image_files`, so its split cannot be matched to the images; use the "
                         f"{FEATURES_FILE} of the xlsa17 release, or remove it from {folder} for a seeded split")
@@ -559,6 +578,52 @@ def xlsa17_image_split(
     loc = (lambda name: np.sort(rows[split.locs[name]]))
     return ImageSplit(classes, loc("trainval_loc"), loc("test_seen_loc"), loc("test_unseen_loc"), origin,
                       tuple(notes))
+
+
+def image_or_class_split(
+    split_dir: Path | str | None,
+    class_names: Sequence[str],
+    paths: Sequence[str] | None,
+    labels: np.ndarray,
+    *,
+    image_root: Path,
+    class_split: Callable[[], ClassSplit],
+    unseen_classes: Sequence[str] | None = None,
+    val_split: int = 1,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    seed: int = 0,
+) -> tuple[ClassSplit, ImageSplit | None, tuple[str, ...]]:
+    """The split rule of the image-folder formats (AwA2, CUB), for the loaders and ``inspect`` alike.
+
+    xlsa17's exact image split (:func:`xlsa17_image_split`) when ``split_dir`` holds ``res101.mat``;
+    else the class split ``class_split()`` gives, with test_seen images drawn later.
+
+    Args:
+        split_dir: the dataset's xlsa17 folder, or ``None`` for the class split.
+        class_names, paths, labels, image_root: the dataset's image list (see :func:`xlsa17_image_split`);
+            ``paths`` ``None`` when there is none (``inspect`` of a folder without images): the class split.
+        class_split: the format's class split, called only when the image split is not used.
+        unseen_classes: the loader's ``unseen_classes`` argument (refused with the image split).
+        val_split, val_fraction, seed: as in :func:`load_xlsa17`.
+
+    Returns:
+        ``(class split, image split or None, notes)``: the note says when ``split_dir`` has no ``res101.mat``.
+
+    Raises:
+        ConfigError: for ``unseen_classes`` with the image split, which fixes the unseen classes.
+        DataError: from :func:`xlsa17_image_split` or ``class_split``.
+    """
+    notes: tuple[str, ...] = ()
+    if split_dir is not None and paths is not None:
+        image_split = xlsa17_image_split(split_dir, class_names, paths, labels, image_root=image_root,
+                                         val_split=val_split, val_fraction=val_fraction, seed=seed)
+        if image_split is not None:
+            if unseen_classes is not None:
+                raise ConfigError(f"`unseen_classes` cannot be combined with xlsa17's image split ({FEATURES_FILE} "
+                                  f"in split_dir {split_dir}), which fixes the unseen classes; give one of the two")
+            return image_split.classes, image_split, notes
+        notes = (no_image_split_note(Path(split_dir), seed),)
+    return class_split(), None, notes
 
 
 def load_xlsa17(
@@ -614,8 +679,8 @@ def load_xlsa17(
     feats_path = folder / features_file
     if not feats_path.is_file():
         raise DataError(missing_features_message(folder))
-    n_index = max(int(a.max()) + 1 for a in split.locs.values() if a.size)
-    feats = read_features_file(feats_path, len(split.class_names), n_index, image_files=image_root is not None)
+    feats = read_features_file(feats_path, len(split.class_names), split.largest_index,
+                               image_files=image_root is not None)
     notes = list(split.notes)
     labels = feats.labels
     seen, unseen, train, val, how = _classes_from_labels(split, feats_path, labels, val_split, val_fraction, seed)
@@ -695,3 +760,80 @@ def _knowledge_names(folder: Path, split: SplitFile, width: int) -> tuple[str, .
             if len(names) == width:
                 return names
     return tuple(f"{split.semantic}_{j + 1}" for j in range(width))
+
+
+def survey_xlsa17(s: Survey, path: Path, check: bool, split_dir: Path | None) -> None:
+    """What ``inspect`` reports of an xlsa17 folder: counts, problems and notes (see :class:`Survey`).
+
+    The split file alone gives the image counts; ``res101.mat`` (its header and labels, not the
+    features) the classes of the images; else the class lists beside the split file. ``check`` and
+    ``split_dir`` are not used (the package has no image files of its own).
+    """
+    split = s.attempt(lambda: read_split_file(find_split_file(path)))
+    if split is None:
+        return
+    folder = split.path.parent
+    locs = split.locs
+    s.values.update(n_classes=len(split.class_names), n_attributes=int(split.att.shape[1]), n_images=split.n_images,
+                    n_trainval=int(locs["trainval_loc"].size), n_test_seen=int(locs["test_seen_loc"].size),
+                    n_test_unseen=int(locs["test_unseen_loc"].size))
+    s.notes.append(f"split file {split.path.name}" + (" (with train_loc / val_loc)" if split.has_val_locs else
+                                                       " (no train_loc / val_loc)"))
+    s.notes.extend(split.notes)
+    if not np.isfinite(split.att).all():
+        s.problems.append(f"{split.path}: `att` holds NaN or infinite values")
+    lists = s.attempt(class_list_split, folder, split.class_names) or {}
+    features_path = folder / FEATURES_FILE
+    labels = None
+    if features_path.is_file():
+        header = s.attempt(mat_header, features_path)
+        read = s.attempt(read_features_file, features_path, len(split.class_names), split.largest_index,
+                         features=False)
+        if header is not None and read is not None:
+            labels = read.labels
+            shape = header.get("features", ((), ""))[0]
+            s.values["has_features"] = "features" in header
+            if len(shape) == 2 and labels.size in shape:
+                s.values["feature_dim"] = int(shape[0] if shape[1] == labels.size else shape[1])
+            elif "features" in header:
+                s.problems.append(f"{features_path}: `features` has shape {shape}, expected (D, {labels.size})")
+    else:
+        s.notes.append(missing_features_message(folder))
+    if labels is not None:
+        _survey_labels(s, split, labels, lists)
+    elif "seen" in lists:
+        s.values.update(n_seen=int(lists["seen"].size), n_unseen=int(lists["unseen"].size))
+        s.notes.append("seen / unseen classes from trainvalclasses.txt / testclasses.txt")
+        if "val" in lists:
+            s.values.update(n_train_classes=int(lists["train"].size), n_val_classes=int(lists["val"].size))
+    else:
+        s.notes.append(
+            f"n_seen / n_unseen unknown: {split.path.name} holds image indices but not the classes of the images; "
+            f"they need the labels in {FEATURES_FILE} (or the xlsa17 class lists trainvalclasses.txt / "
+            f"testclasses.txt beside the split file)"
+        )
+
+
+def _survey_labels(s: Survey, split: SplitFile, labels: np.ndarray, lists: dict[str, np.ndarray]) -> None:
+    """The class counts of the split fields from the labels of ``res101.mat``, and what contradicts them."""
+    locs = split.locs
+    names = split.class_names
+    seen = np.unique(labels[np.concatenate([locs["trainval_loc"], locs["test_seen_loc"]])])
+    unseen = np.unique(labels[locs["test_unseen_loc"]])
+    listed_unseen = lists.get("unseen", unseen)
+    leaked = np.intersect1d(np.unique(labels[locs["trainval_loc"]]), listed_unseen)
+    if leaked.size:
+        s.problems.append(f"unseen classes with images in the training split (trainval_loc): {leaked.size} "
+                          f"({first([names[c] for c in leaked])})")
+    if "seen" in lists and not np.array_equal(lists["seen"], seen):
+        s.problems.append("trainvalclasses.txt disagrees with the classes of the labels at trainval_loc / test_seen_loc")
+    no_images = np.setdiff1d(np.arange(len(names)), labels)
+    if no_images.size:
+        s.problems.append(f"classes without images in the features file: {no_images.size} "
+                          f"({first([names[c] for c in no_images])})")
+    s.values.update(n_seen=int(seen.size), n_unseen=int(unseen.size))
+    if split.has_val_locs:
+        s.values.update(n_train_classes=int(np.unique(labels[locs["train_loc"]]).size),
+                        n_val_classes=int(np.unique(labels[locs["val_loc"]]).size))
+    elif "val" in lists:
+        s.values.update(n_train_classes=int(lists["train"].size), n_val_classes=int(lists["val"].size))

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from niwt.data.imagefiles import (
+from niwt.data.files.images import (
     IMAGE_EXTENSIONS,
     ImageCheck,
     ImageTransform,
@@ -22,7 +22,7 @@ from niwt.data.imagefiles import (
     open_rgb,
     unreadable_warning,
 )
-from niwt.data.textfiles import check_relative_path
+from niwt.data.files.text import check_relative_path
 from niwt.errors import ConfigError, DataError
 
 __all__ = [

@@ -10,6 +10,9 @@ Layout::
 ``split`` is ``seen`` or ``unseen``; every other column except ``description`` is a numeric
 attribute. A dataset may have attribute columns, a ``description`` column, or both. Validation
 classes are drawn among the seen ones with a fixed seed, and recorded in the notes.
+
+:func:`load_folder` loads the folder; :func:`survey_folder` reports it to ``inspect`` with the same
+functions and defaults.
 """
 
 from __future__ import annotations
@@ -17,33 +20,41 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from niwt.data.assemble import assemble_image_dataset
-from niwt.data.imagefiles import ImageTransform, list_image_files
-from niwt.data.loaded import LoadedDataset
-from niwt.data.splits import (
+from niwt.data.files.folders import read_class_folders
+from niwt.data.files.images import ImageTransform
+from niwt.data.files.text import check_relative_path, is_dir, is_file, read_text
+from niwt.data.formats import loader_defaults
+from niwt.data.formats.assemble import assemble_image_dataset
+from niwt.data.formats.splits import (
     DEFAULT_TEST_SEEN_FRACTION,
     DEFAULT_VAL_FRACTION,
     ClassSplit,
-    check_fraction,
-    check_seed,
+    check_draws,
     draw_val_classes,
 )
-from niwt.data.textfiles import check_relative_path, is_dir, is_file, quote, quote_names, read_text
+from niwt.data.formats.survey import Survey, first
+from niwt.data.loaded import LoadedDataset
 from niwt.errors import DataError
+from niwt.messages import quote, quote_names
 
-__all__ = ["CSV_NAME", "SPLIT_VALUES", "ClassTable", "find_class_csv", "read_class_table", "folder_image_list",
-           "load_folder"]
+__all__ = ["CSV_NAME", "SPLIT_VALUES", "ClassTable", "is_class_folder", "find_class_csv", "read_class_table",
+           "folder_image_list", "folder_class_split", "load_folder", "survey_folder"]
 
 logger = logging.getLogger(__name__)
 
 CSV_NAME = "classes.csv"
 SPLIT_VALUES: tuple[str, ...] = ("seen", "unseen")
 _RESERVED = ("class", "split", "description")
+
+
+def is_class_folder(path: Path | str) -> bool:
+    """Whether ``path`` is a folder holding a ``*.csv`` file (a class table, presumably)."""
+    return is_dir(path) and any(Path(path).glob("*.csv"))
 
 
 def find_class_csv(root: Path) -> Path:
@@ -196,22 +207,23 @@ def folder_image_list(root: Path, table: ClassTable) -> tuple[list[str], np.ndar
         DataError: for a CSV class without a folder, or a folder without a CSV row.
     """
     root = Path(root)
+    found = read_class_folders(root, table.class_names)
     for name, line in zip(table.class_names, table.lines):
-        if not is_dir(root / name):
+        if name in found.missing:
             raise DataError(f"{table.path}, line {line}: class {quote(name)} has no image folder in {root}; "
                             f"create it with the class's images or remove the row")
-    known = set(table.class_names)
-    extra = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in known)
-    if extra:
-        raise DataError(f"folder(s) {quote_names(extra)} in {root} have no row in {table.path.name}; add a row per "
-                        f"class (class, split, attributes) or move the folder out")
-    paths: list[str] = []
-    labels: list[int] = []
-    for c, name in enumerate(table.class_names):
-        files = list_image_files(root / name)
-        paths.extend(f"{name}/{f.name}" for f in files)
-        labels.extend([c] * len(files))
-    return paths, np.asarray(labels, dtype=np.int64)
+    if found.extra:
+        raise DataError(f"folder(s) {quote_names(found.extra)} in {root} have no row in {table.path.name}; add a "
+                        f"row per class (class, split, attributes) or move the folder out")
+    return list(found.paths), found.labels
+
+
+def folder_class_split(table: ClassTable, *, val_fraction: float, seed: int) -> ClassSplit:
+    """Seen / unseen classes from the table's ``split`` column; validation classes drawn among the seen ones."""
+    splits = np.asarray(table.splits)
+    seen = np.flatnonzero(splits == "seen")
+    train, val = draw_val_classes(seen, val_fraction, seed)
+    return ClassSplit(seen, np.flatnonzero(splits == "unseen"), train, val)
 
 
 def load_folder(
@@ -245,24 +257,46 @@ def load_folder(
     root = Path(path)
     if not is_dir(root):
         raise DataError(f"dataset folder not found: {root}")
-    val_fraction = check_fraction("val_fraction", val_fraction)
-    test_seen_fraction = check_fraction("test_seen_fraction", test_seen_fraction)
-    seed = check_seed(seed)
+    val_fraction, test_seen_fraction, seed = check_draws(val_fraction, test_seen_fraction, seed)
     table = read_class_table(Path(csv_file) if csv_file is not None else find_class_csv(root))
     paths, labels = folder_image_list(root, table)
-    split_arr = np.asarray(table.splits)
-    seen = np.flatnonzero(split_arr == "seen")
-    unseen = np.flatnonzero(split_arr == "unseen")
-    train, val = draw_val_classes(seen, val_fraction, seed)
-    val_names = ", ".join(table.class_names[c] for c in val)
-    notes = [f"validation classes drawn among the {seen.size} seen classes (seed {seed}, fraction {val_fraction}): "
-             f"{val_names or 'none (a single seen class)'}"]
+    split = folder_class_split(table, val_fraction=val_fraction, seed=seed)
+    val_names = ", ".join(table.class_names[c] for c in split.val)
+    notes = [f"validation classes drawn among the {split.seen.size} seen classes (seed {seed}, fraction "
+             f"{val_fraction}): {val_names or 'none (a single seen class)'}"]
     if not table.attribute_names:
         notes.append(f"knowledge: descriptions only ({table.path.name} has no attribute columns)")
     descriptions = () if table.descriptions is None else tuple((t,) if t else () for t in table.descriptions)
     return assemble_image_dataset(
         name=name or root.name, format="folder", root=root, paths=paths, labels=labels,
         class_names=table.class_names, knowledge=table.attributes, knowledge_names=table.attribute_names,
-        split=ClassSplit(seen, unseen, train, val), listed_in="the class folders", test_seen_fraction=test_seen_fraction,
-        seed=seed, transform=transform, check_images=check_images, descriptions=descriptions, notes=notes,
+        split=split, listed_in="the class folders", test_seen_fraction=test_seen_fraction, seed=seed,
+        transform=transform, check_images=check_images, descriptions=descriptions, notes=notes,
     )
+
+
+def survey_folder(s: Survey, path: Path, check: bool, split_dir: Path | None) -> None:
+    """What ``inspect`` reports of a folder of one's own classes: counts, problems and notes (see :class:`Survey`).
+
+    The table is read, the folders listed and the split drawn as :func:`load_folder` does by default;
+    every missing or extra folder is a problem. ``split_dir`` is not used (the table has the split).
+    """
+    defaults = loader_defaults(load_folder)
+    table = s.attempt(lambda: read_class_table(find_class_csv(path)))
+    if table is None:
+        return
+    split = folder_class_split(table, val_fraction=defaults["val_fraction"], seed=defaults["seed"])
+    s.values.update(n_classes=len(table.class_names), n_attributes=len(table.attribute_names))
+    s.class_split(replace(split, notes=(f"validation classes as the loader draws them by default (seed "
+                                        f"{defaults['seed']}, fraction {defaults['val_fraction']})",)))
+    if table.descriptions is not None:
+        s.notes.append(f"{sum(bool(t) for t in table.descriptions)} class(es) have a description")
+    found = read_class_folders(path, table.class_names)
+    for name, line in zip(table.class_names, table.lines):
+        if name in found.missing:
+            s.problems.append(f"{table.path}, line {line}: class {quote(name)} has no image folder")
+    if found.extra:
+        s.problems.append(f"folders without a row in {table.path.name}: {len(found.extra)} ({first(found.extra)})")
+    s.image_files(path, table.class_names, found.paths, found.labels, split, check=check,
+                  listed_in="the class folders", test_seen_fraction=defaults["test_seen_fraction"],
+                  seed=defaults["seed"])

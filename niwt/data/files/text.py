@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from niwt.errors import DataError
+from niwt.messages import quote
 
 __all__ = [
     "read_text",
@@ -22,35 +23,11 @@ __all__ = [
     "read_name_list",
     "read_matrix",
     "check_relative_path",
-    "quote",
-    "quote_names",
     "is_file",
     "is_dir",
 ]
 
 logger = logging.getLogger(__name__)
-
-QUOTE_LIMIT = 80
-"""Characters of a value read from a file that an error message repeats (a longer value is cut)."""
-
-
-def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
-    """``repr(value)`` for an error message, cut to about ``limit`` characters with the full length stated.
-
-    A value read from a damaged file may be a megabyte long; messages repeat its start only.
-
-    Args:
-        value: the text (or any object) to show.
-        limit: the most characters of ``value`` shown.
-
-    Returns:
-        The quoted value, e.g. ``'xxxx...' (1000000 characters)`` for a long string.
-    """
-    text = value if isinstance(value, str) else str(value)
-    if len(text) <= limit:
-        return repr(value) if isinstance(value, str) else text
-    return f"{text[:limit]!r}... ({len(text)} characters)"
-
 
 def is_file(path: Path | str) -> bool:
     """Whether ``path`` is a file; ``False`` (not an exception) for a name the system refuses.
@@ -70,21 +47,6 @@ def is_dir(path: Path | str) -> bool:
         return Path(path).is_dir()
     except (OSError, ValueError):
         return False
-
-
-def quote_names(names: Sequence[object], k: int = 5) -> str:
-    """The first ``k`` of ``names``, each through :func:`quote`, and how many more there are.
-
-    Args:
-        names: class names, file names or other values read from files.
-        k: how many to show.
-
-    Returns:
-        ``"['a', 'b', ... (3 more)]"``-style text (a list's repr when the names are few and short).
-    """
-    names = list(names)
-    shown = ", ".join(quote(n) for n in names[:k])
-    return "[" + shown + (f", ... ({len(names) - k} more)" if len(names) > k else "") + "]"
 
 
 def read_text(path: Path, *, hint: str = "", newlines: bool = True) -> str:

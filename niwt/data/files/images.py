@@ -1,7 +1,7 @@
 """Image files on disk without torch: the transform record, decoding to RGB, checking many files.
 
-:mod:`niwt.data.images` adds the torch ``Dataset`` on top; the loaders and ``inspect`` use only
-this module, so reading a dataset's metadata does not import torch.
+:mod:`niwt.data.files.image_dataset` adds the torch ``Dataset`` on top; the loaders and ``inspect``
+use only this module, so reading a dataset's metadata does not import torch.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from niwt.data.textfiles import QUOTE_LIMIT, is_file, quote
+from niwt.data.files.text import is_file
 from niwt.errors import ConfigError, DataError
+from niwt.messages import first_names, short_name
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -218,8 +219,7 @@ def list_image_files(folder: Path) -> list[Path]:
 
 
 def _first(names: Sequence[str], k: int = 5) -> str:
-    shown = ", ".join(n if len(n) <= QUOTE_LIMIT else quote(n) for n in names[:k])
-    return shown + (f", ... ({len(names) - k} more)" if len(names) > k else "")
+    return first_names(names, k, show=short_name)
 
 
 def unreadable_warning(

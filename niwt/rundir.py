@@ -37,7 +37,7 @@ from niwt.messages import first_names
 from niwt.version import __version__
 
 __all__ = ["MANIFEST", "FORMAT", "FORMAT_VERSION", "Manifest", "read_manifest", "check_output_dir", "run_dir",
-           "in_run_dir", "write_json", "versions", "add_to_run", "StageStore", "stage_key", "STAGES", "RunInfo"]
+           "in_run_dir", "write_json", "versions", "add_to_run", "StageStore", "stage_key", "STAGES", "RunInfo", "check_file_folder", "write_files"]
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +171,67 @@ def read_manifest(directory: str | Path) -> Manifest | None:
 
 def _describe(names: list[str]) -> str:
     return first_names(names, _SHOWN, show=repr, more=" and {} more")
+
+
+def _partial_file(name: str) -> str:
+    return f".{name}.partial"
+
+
+def check_file_folder(out_dir: str | Path, names: tuple[str, ...], what: str) -> Path:
+    """Check that ``out_dir`` may receive the files ``names`` (missing, empty, or holding only
+    them): the rule of every folder niwt writes, run directories included, that it never deletes
+    or writes over what it did not write.
+
+    Raises:
+        RunDirectoryError: ``out_dir`` is a file, one of ``names`` is a folder, or it holds anything
+            else (named in the message; ``what`` names the folder's use).
+    """
+    out = Path(out_dir)
+    if not out.exists():
+        return out
+    if not out.is_dir():
+        raise RunDirectoryError(f"{what} folder {str(out)!r} exists and is not a directory; choose another folder")
+    allowed = set(names) | {_partial_file(n) for n in names}
+    entries = sorted(p.name for p in out.iterdir())
+    shown = lambda items: first_names(items, 8, show=repr, more=" and {} more")  # noqa: E731
+    foreign = [n for n in entries if n not in allowed]
+    if foreign:
+        raise RunDirectoryError(
+            f"{what} folder {str(out)!r} holds files an {what} does not write: {shown(foreign)}. niwt "
+            f"writes only {' and '.join(names)} there and never deletes other files: move them away "
+            "or choose an empty or missing folder")
+    not_files = [n for n in entries if not (out / n).is_file() or (out / n).is_symlink()]
+    if not_files:
+        raise RunDirectoryError(f"{what} folder {str(out)!r}: {shown(not_files)} is not a plain file; "
+                                "move it away or choose another folder")
+    return out
+
+
+def write_files(out: Path, writers: dict[str, Callable[[Path], None]]) -> None:
+    """``writers[name](path)`` writes file ``name``: every file is written under a temporary name
+    first, then all are renamed into place (the temporaries are removed on failure), so ``out``
+    never holds a half-written file."""
+    out.mkdir(parents=True, exist_ok=True)
+    partial = {name: out / _partial_file(name) for name in writers}
+    try:
+        for name, write in writers.items():
+            write(partial[name])
+    except BaseException:
+        for path in partial.values():
+            path.unlink(missing_ok=True)
+        raise
+    for name in writers:
+        os.replace(partial[name], out / name)
+    try:
+        fd = os.open(out, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def check_output_dir(out: str | Path, force: bool = False) -> str:

@@ -15,7 +15,7 @@ from niwt.importance import eval_mode
 from niwt.models import Backbone, FeatureMLP
 from niwt.training import predict_logits
 
-__all__ = ["gzsl_scores", "score_images", "penultimate_features"]
+__all__ = ["gzsl_scores", "score_images", "model_features", "penultimate_features"]
 
 
 def gzsl_scores(model: Backbone, images: torch.Tensor | ImageSource, seen: np.ndarray, unseen: np.ndarray,
@@ -47,16 +47,37 @@ def score_images(model: Backbone, images: torch.Tensor | ImageSource, setting: S
 
 
 @torch.no_grad()
-def penultimate_features(model: Backbone, images: torch.Tensor | ImageSource, batch_size: int = 512) -> np.ndarray:
-    """What the baselines are fitted on: the classifier's input features ``[N, D]`` (eval mode), or,
-    in feature mode, the dataset's own features (the baselines' published setting)."""
-    if isinstance(model, FeatureMLP):
-        return torch.cat([torch.flatten(x, 1) for _, x in iter_batches(images, None, batch_size)]).double().numpy()
-    device = model.classifier.weight.device
+def model_features(model: Backbone, images: torch.Tensor | ImageSource, batch_size: int = 512, *,
+                   device: torch.device | str | None = None) -> np.ndarray:
+    """The classifier's input features ``model.forward_head(model.forward_features(x))`` ``[N, D]``
+    of every image (float64), in eval mode without gradients, a batch at a time: the one feature
+    extractor. ``device`` runs the model there (its own device when None); its mode and device are
+    restored afterwards.
+
+    Raises:
+        DataError: if ``batch_size`` is not a positive int.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise DataError(f"`batch_size` must be a positive int, got {batch_size!r}")
+    home = model.classifier.weight.device
+    target = torch.device(device) if device is not None else home
 
     def features(part: torch.Tensor | ImageSource) -> torch.Tensor:
-        return torch.cat([model.forward_head(model.forward_features(to_device(x, device)))
-                          for _, x in iter_batches(part, None, batch_size, pin_memory=device.type == "cuda")])
+        return torch.cat([torch.flatten(model.forward_head(model.forward_features(to_device(x, target))), 1)
+                          for _, x in iter_batches(part, None, int(batch_size), pin_memory=target.type == "cuda")])
 
-    with eval_mode(model):
-        return distributed.on_shards(features, images).cpu().double().numpy()
+    model.to(target)
+    try:
+        with eval_mode(model):
+            return distributed.on_shards(features, images).cpu().double().numpy()
+    finally:
+        model.to(home)
+
+
+def penultimate_features(model: Backbone, images: torch.Tensor | ImageSource, batch_size: int = 512) -> np.ndarray:
+    """What the baselines are fitted on: the classifier's input features ``[N, D]``
+    (:func:`model_features`), or, in feature mode, the dataset's own features (the baselines'
+    published setting)."""
+    if isinstance(model, FeatureMLP):
+        return torch.cat([torch.flatten(x, 1) for _, x in iter_batches(images, None, batch_size)]).double().numpy()
+    return model_features(model, images, batch_size)

@@ -38,9 +38,10 @@ from typing import Any
 import numpy as np
 
 from niwt.data.formats.xlsa17 import FEATURES_FILE
-from niwt.errors import DataError, RunDirectoryError
-from niwt.messages import first_names
+from niwt.errors import DataError
+from niwt.rundir import check_file_folder, write_files
 from niwt.runs import load_run
+from niwt.scores import model_features as features_of
 
 __all__ = [
     "SPLITS_FILE",
@@ -59,9 +60,7 @@ SPLITS_FILE = "att_splits.mat"
 EXPORT_FILES: tuple[str, ...] = (FEATURES_FILE, SPLITS_FILE)
 """The files an export writes, in the order they are renamed into place."""
 
-_PARTIAL = ".partial"
 _MAT_V5_LIMIT = 2**32 - 2**16  # one MATLAB v5 variable holds fewer than 2**32 bytes
-_SHOWN = 8
 
 
 @dataclass(frozen=True)
@@ -92,82 +91,14 @@ class ExportedFeatures:
                 f"({self.n_knowledge}-d class vectors)\n  {self.features_file}\n  {self.splits_file}")
 
 
-def _partial_name(name: str) -> str:
-    return f".{name}{_PARTIAL}"
-
-
-def _describe(names: list[str]) -> str:
-    return first_names(names, _SHOWN, show=repr, more=" and {} more")
-
-
-def check_export_dir(out_dir: str | Path) -> Path:
-    """Check that ``out_dir`` may receive an export (missing, empty, or holding only the export files).
-
-    Raises:
-        RunDirectoryError: ``out_dir`` is a file, one of the export names is a folder, or it holds
-            anything else (named in the message).
-    """
-    out = Path(out_dir)
-    if not out.exists():
-        return out
-    if not out.is_dir():
-        raise RunDirectoryError(f"export folder {str(out)!r} exists and is not a directory; choose another folder")
-    allowed = set(EXPORT_FILES) | {_partial_name(n) for n in EXPORT_FILES}
-    entries = sorted(p.name for p in out.iterdir())
-    foreign = [n for n in entries if n not in allowed]
-    if foreign:
-        raise RunDirectoryError(
-            f"export folder {str(out)!r} holds files an export does not write: {_describe(foreign)}. niwt "
-            f"writes only {' and '.join(EXPORT_FILES)} there and never deletes other files: move them away "
-            "or choose an empty or missing folder")
-    not_files = [n for n in entries if not (out / n).is_file() or (out / n).is_symlink()]
-    if not_files:
-        raise RunDirectoryError(f"export folder {str(out)!r}: {_describe(not_files)} is not a plain file; "
-                                "move it away or choose another folder")
-    return out
-
-
 def model_features(model: Any, images: Any, batch_size: int = 256, device: Any = None) -> np.ndarray:
-    """The classifier's input features ``model.forward_head(model.forward_features(x))`` of every image.
-
-    The model runs in eval mode without gradients, one batch at a time; its mode and device are
-    restored afterwards.
-
-    Args:
-        model: a :class:`niwt.models.Backbone`.
-        images: a float tensor ``[N, C, H, W]`` or a :class:`niwt.data.source.ImageSource`.
-        batch_size: images per forward pass.
-        device: where to run (``"cpu"``, ``"cuda"`` ...); the model's own device when ``None``.
-
-    Returns:
-        ``[N, D]`` float32 features.
+    """The classifier's input features of every image (:func:`niwt.scores.model_features`, the one
+    feature extractor), as float32, checked to be finite.
 
     Raises:
         DataError: if ``batch_size`` is not a positive int or the model gives NaN / infinite features.
     """
-    import torch
-
-    from niwt.data.source import iter_batches
-
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise DataError(f"`batch_size` must be a positive int, got {batch_size!r}")
-    first = next(model.parameters(), None)
-    home = first.device if first is not None else torch.device("cpu")
-    target = torch.device(device) if device is not None else home
-    was_training = model.training
-    n = int(images.shape[0])
-    out = np.empty((n, int(model.num_features)), dtype=np.float32)
-    model.to(target).eval()
-    try:
-        with torch.no_grad():
-            for positions, x in iter_batches(images, None, int(batch_size), pin_memory=target.type == "cuda"):
-                start = int(positions[0])
-                batch = x.to(target, torch.float32)
-                feats = model.forward_head(model.forward_features(batch))
-                out[start:start + batch.shape[0]] = torch.flatten(feats, 1).float().cpu().numpy()
-                logger.debug("features of images %d-%d of %d", start + 1, start + batch.shape[0], n)
-    finally:
-        model.to(home).train(was_training)
+    out = features_of(model, images, batch_size, device=device).astype(np.float32)
     if not np.isfinite(out).all():
         bad = int(np.flatnonzero(~np.isfinite(out).all(axis=1))[0])
         raise DataError(f"the model gives NaN or infinite features (first at image {bad}); its weights are broken: "
@@ -240,6 +171,16 @@ def _check_run(run: Any, data: Any, images: Any, knowledge: np.ndarray) -> None:
                        "in original_att (att is unaffected)", run.path, int((knowledge == -1).sum()))
 
 
+def check_export_dir(out_dir: str | Path) -> Path:
+    """Check that ``out_dir`` may receive an export (missing, empty, or holding only the export files).
+
+    Raises:
+        RunDirectoryError: ``out_dir`` is a file, one of the export names is a folder, or it holds
+            anything else (named in the message).
+    """
+    return check_file_folder(out_dir, EXPORT_FILES, "export")
+
+
 def _write_mat(path: Path, fields: dict[str, np.ndarray]) -> None:
     import scipy.io
 
@@ -247,31 +188,6 @@ def _write_mat(path: Path, fields: dict[str, np.ndarray]) -> None:
         scipy.io.savemat(handle, fields, format="5", oned_as="column", do_compression=False)
         handle.flush()
         os.fsync(handle.fileno())
-
-
-def _write_all(out: Path, files: dict[str, dict[str, np.ndarray]]) -> None:
-    """Write every file under its temporary name, then rename them all; remove the temporaries on failure."""
-    out.mkdir(parents=True, exist_ok=True)
-    partial = {name: out / _partial_name(name) for name in files}
-    try:
-        for name, fields in files.items():
-            _write_mat(partial[name], fields)
-    except BaseException:
-        for path in partial.values():
-            path.unlink(missing_ok=True)
-        raise
-    for name in files:
-        os.replace(partial[name], out / name)
-    try:
-        fd = os.open(out, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def export_run(run: Any, out_dir: str | Path, *, batch_size: int = 256, device: Any = None) -> ExportedFeatures:
@@ -296,7 +212,9 @@ def export_run(run: Any, out_dir: str | Path, *, batch_size: int = 256, device: 
         "image_files": _cell(_image_names(data, images)),
     }
     check_export_dir(out)  # nothing appeared while the features were computed
-    _write_all(out, {FEATURES_FILE: feature_fields, SPLITS_FILE: _split_fields(data, knowledge)})
+    split_fields = _split_fields(data, knowledge)
+    write_files(out, {FEATURES_FILE: lambda path: _write_mat(path, feature_fields),
+                      SPLITS_FILE: lambda path: _write_mat(path, split_fields)})
     record = ExportedFeatures(out, out / FEATURES_FILE, out / SPLITS_FILE, int(features.shape[0]),
                               int(features.shape[1]), n_classes, int(knowledge.shape[1]))
     logger.info("%s", record.summary())

@@ -32,9 +32,9 @@ def test_niwt_and_niwt_bal_share_their_transfers(tiny_context, monkeypatch):
     calls = []
     original = niwt.run.niwt.niwt_transfer
 
-    def counting(config, model, knowledge, images, labels, fit, new, pool, grid, progress=False):
+    def counting(config, model, knowledge, images, labels, fit, new, pool, grid, progress=False, **kwargs):
         calls.append(len(grid))
-        return original(config, model, knowledge, images, labels, fit, new, pool, grid, progress)
+        return original(config, model, knowledge, images, labels, fit, new, pool, grid, progress, **kwargs)
 
     monkeypatch.setattr(niwt.run.niwt, "niwt_transfer", counting)
     results = run_methods(tiny_context, ("niwt", "niwt-bal"))

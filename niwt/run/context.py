@@ -22,6 +22,7 @@ from niwt.run.dataset import class_vectors
 from niwt.run.training import TrainedModels, in_features, train_models
 from niwt.rundir import RunInfo, StageStore, stage_key
 from niwt.scores import gzsl_scores
+from niwt.seeding import stage_generator, stage_rng, stage_seed
 
 __all__ = ['RunContext', 'build_context', 'array_key']
 
@@ -122,9 +123,9 @@ class RunContext:
         size = self.config.transfer.pool_size
         if idx is not None:
             if 0 < size < len(idx):
-                idx = np.sort(np.random.default_rng(self.config.seed + 11).choice(idx, size, replace=False))
+                idx = np.sort(stage_rng(self.config.seed, "pool", setting.name).choice(idx, size, replace=False))
             return take(self.images, idx)
-        gen = torch.Generator().manual_seed(self.config.seed + 7)
+        gen = stage_generator(self.config.seed, "noise pool", setting.name)
         return torch.rand(size or max(len(self.data.source_idx), 512), *self.images.shape[1:], generator=gen)
 
     def niwt_model(self, setting: Setting) -> Backbone:
@@ -150,7 +151,7 @@ def build_context(config: RunConfig, data: ZSLData, knowledge: np.ndarray, *, va
     knowledge = np.asarray(knowledge, dtype=np.float64)
     if knowledge.shape[0] != data.n_classes:
         raise DataError(f"`knowledge` must have one row per class ({data.n_classes}), got shape {knowledge.shape}")
-    settings = build_settings(data, config.seed)
+    settings = build_settings(data, stage_seed(config.seed, "validation split"))
     images = images if images is not None else data.images_tensor(np.arange(len(data.labels)))
     if models is None:
         models = train_models(config, data, images, settings, validation=validation, base=base, progress=progress,

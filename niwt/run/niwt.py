@@ -30,6 +30,7 @@ from niwt.results import GridPoint, MethodResult, Selection
 from niwt.run.context import RunContext
 from niwt.run.stage import record_stage
 from niwt.rundir import RunInfo, write_json
+from niwt.seeding import stage_seed
 from niwt.transfer import UnseenWeightOptimizer, balance_unseen
 
 __all__ = ['NIWT_VARIANTS', 'NIWTRun', 'VariantSelections', 'TransferOutput', 'FinalTransfer', 'transfer_grid', 'transfer_setting', 'niwt_transfer', 'select_niwt_variants', 'select_niwt', 'final_transfers', 'fit_niwt', 'niwt_method', 'niwt_methods']
@@ -59,10 +60,12 @@ class TransferOutput:
 
 def niwt_transfer(config: RunConfig, model: Backbone, knowledge: np.ndarray, images: torch.Tensor,
                   labels: torch.Tensor, fit_classes: np.ndarray, new_classes: np.ndarray, pool: torch.Tensor,
-                  grid: list[tuple[float, float]], progress: bool = False) -> TransferOutput:
+                  grid: list[tuple[float, float]], progress: bool = False, stage: str = "final") -> TransferOutput:
     """Importance -> mapping -> transfer for ``new_classes`` with each (Λ, lr) of ``grid``.
 
-    ``labels`` index ``fit_classes`` (the model's seen rows).
+    ``labels`` index ``fit_classes`` (the model's seen rows). ``stage`` names the setting: the map
+    and the transfers draw their own streams (:func:`~niwt.seeding.stage_seed`); the points of
+    ``grid`` share the transfer's stream, so they differ in (Λ, lr) alone.
     """
     lo, hi = distributed.shard_bounds(images.shape[0])
     with StageProgress("importance", hi - lo, unit="image", enabled=progress) as bar, \
@@ -75,7 +78,7 @@ def niwt_transfer(config: RunConfig, model: Backbone, knowledge: np.ndarray, ima
     mapper = ImportanceMapper(model=m.model, hidden=m.hidden, lr=m.lr, epochs=m.epochs, batch_size=m.batch_size,
                               weight_decay=m.weight_decay,
                               n_holdout=min(m.n_holdout, len(np.unique(labels.numpy())) - 1),
-                              refit=m.refit, random_state=config.seed)
+                              refit=m.refit, random_state=stage_seed(config.seed, "mapping", stage))
     mapper.fit(knowledge[fit_classes], alpha.numpy(), labels.numpy())
     targets = mapper.predict(knowledge[new_classes])
     targets = distributed.broadcast(torch.from_numpy(targets)).numpy()  # every process transfers rank 0's
@@ -84,7 +87,9 @@ def niwt_transfer(config: RunConfig, model: Backbone, knowledge: np.ndarray, ima
     for lam, lr in grid:
         opt = UnseenWeightOptimizer(lam=lam, lr=lr, batch_size=t.batch_size, max_steps=t.max_steps,
                                     patience=t.patience, tol=t.tol, init=t.init, mode=t.mode,
-                                    reduction=config.importance.reduction, random_state=config.seed,
+                                    reduction=config.importance.reduction,
+                                    # the points of a grid share one stream: they differ in (Λ, lr) alone, so the choice compares them
+                                    random_state=stage_seed(config.seed, "transfer", stage),
                                     progress=progress)
         optimizers.append(opt.fit(model, pool, targets))
         opt.weights_ = distributed.broadcast(opt.weights_)  # the rows every process scores with are rank 0's
@@ -98,7 +103,7 @@ def transfer_setting(ctx: RunContext, setting: Setting, model: Backbone, grid: l
     idx = setting.train_idx
     labels = torch.from_numpy(setting.rows(ctx.data.labels[idx]))
     return niwt_transfer(ctx.config, model, ctx.knowledge, take(ctx.images, idx), labels, setting.fit_classes,
-                         setting.new_classes, ctx.pool(setting), grid, ctx.progress)
+                         setting.new_classes, ctx.pool(setting), grid, ctx.progress, stage=setting.name)
 
 
 @dataclass(frozen=True)
@@ -229,7 +234,7 @@ class FinalTransfer:
 def _fit_inverse(ctx: RunContext, out: TransferOutput) -> InverseMapper:
     n_classes = len(np.unique(out.labels.numpy()))
     explain = replace(ctx.config.explain, n_holdout=min(ctx.config.explain.n_holdout, n_classes - 1))
-    inverse = InverseMapper(InverseConfig(**to_dict(explain), random_state=ctx.config.seed))
+    inverse = InverseMapper(InverseConfig(**to_dict(explain), random_state=stage_seed(ctx.config.seed, "inverse map")))
     inverse.fit(out.importances.numpy(), ctx.knowledge[ctx.final.fit_classes], out.labels.numpy())
     return inverse
 

@@ -20,7 +20,7 @@ from niwt.errors import DataError
 from niwt.models import Backbone, create_model, load_model
 from niwt.run.stage import model_stage
 from niwt.rundir import StageStore, stage_key
-from niwt.seeding import seeded
+from niwt.seeding import seeded, stage_generator, stage_seed
 from niwt.training import train_classifier
 
 __all__ = ['in_features', 'pretrain', 'fit_seen', 'TrainedModels', 'train_models']
@@ -35,7 +35,7 @@ def pretrain(config: RunConfig, data: ZSLData, images: torch.Tensor, progress: b
              checkpoint: Path | None = None) -> Backbone:
     """A backbone trained on the source classes (or untrained when there are none / 0 epochs)."""
     n_out = max(len(data.source_classes), 1)
-    with seeded(config.seed):
+    with seeded(stage_seed(config.seed, "pretrain", "init")):
         model = create_model(config.model.arch, n_out, **model_options(config, in_features(images)))
         model.to(run_device(config.runtime.device, config.runtime.precision))  # made on the CPU: the same start on every device
         if len(data.source_idx) and config.train.pretrain_epochs:
@@ -44,33 +44,35 @@ def pretrain(config: RunConfig, data: ZSLData, images: torch.Tensor, progress: b
             labels = torch.from_numpy(setting.rows(data.labels[data.source_idx]))
             train_classifier(model, take(images, data.source_idx), labels, epochs=t.pretrain_epochs, lr=t.lr,
                              batch_size=t.batch_size, weight_decay=t.weight_decay, mode="finetuned",
-                             augment=t.augment, generator=torch.Generator().manual_seed(config.seed),
+                             augment=t.augment, generator=stage_generator(config.seed, "pretrain", "batches"),
                              progress=progress, desc="pre-train", checkpoint=checkpoint,
                              precision=config.runtime.precision)
     return model
 
 
 def fit_seen(config: RunConfig, base: Backbone, images: torch.Tensor, labels: torch.Tensor, n_classes: int,
-             progress: bool = False, desc: str = "seen", checkpoint: Path | None = None) -> Backbone:
+             progress: bool = False, desc: str = "seen", checkpoint: Path | None = None,
+             stage: str = "train_final") -> Backbone:
     """A copy of ``base`` with a fresh classifier, trained on seen classes (fixed or finetuned).
 
     ``labels`` are classifier rows (``Setting.rows``). In finetuned mode with ``train.head_epochs``,
     the new classifier first trains alone (``fixed``), then every layer, as the authors' code does.
+    ``stage`` names the training (``"train_val"``, ``"train_final"``): each draws its own streams.
     """
     model = copy.deepcopy(base)
     t = config.train
-    with seeded(config.seed + 1):
+    with seeded(stage_seed(config.seed, stage, "init")):
         model.reset_classifier(n_classes)
         if t.mode == "finetuned" and t.head_epochs:
             train_classifier(model, images, labels, epochs=t.head_epochs, lr=t.head_lr or t.lr,
                              batch_size=t.batch_size, weight_decay=t.weight_decay, mode="fixed", augment=t.augment,
-                             generator=torch.Generator().manual_seed(config.seed + 2), progress=progress,
+                             generator=stage_generator(config.seed, stage, "head batches"), progress=progress,
                              desc=f"{desc} (classifier)",
                              checkpoint=checkpoint.with_name(f"head-{checkpoint.name}") if checkpoint else None,
                              precision=config.runtime.precision)
         train_classifier(model, images, labels, epochs=t.epochs, lr=t.lr, batch_size=t.batch_size,
                          weight_decay=t.weight_decay, mode=t.mode, augment=t.augment,
-                         generator=torch.Generator().manual_seed(config.seed + 1), progress=progress, desc=desc,
+                         generator=stage_generator(config.seed, stage, "batches"), progress=progress, desc=desc,
                          checkpoint=checkpoint, precision=config.runtime.precision)
     return model
 
@@ -127,7 +129,7 @@ def train_models(config: RunConfig, data: ZSLData, images: torch.Tensor, setting
 
         def compute(d: Path | None) -> Backbone:
             return fit_seen(config, base, take(images, idx), labels, len(setting.fit_classes), progress, desc=desc,
-                            checkpoint=d / "checkpoint.pt" if d else None)
+                            checkpoint=d / "checkpoint.pt" if d else None, stage=name)
 
         def load(file: Path) -> Backbone:
             model = copy.deepcopy(base)

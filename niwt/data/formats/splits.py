@@ -1,7 +1,7 @@
 """Seeded split helpers shared by the loaders: validation classes, held-out seen images, class lists.
 
-Every draw uses its own ``numpy.random.default_rng(seed)``, so a loader called twice with the same
-seed returns the same split, and the loaders record each draw in their ``notes``.
+Every draw has its own stream (:func:`niwt.seeding.stage_rng` of the seed and the draw's name), so a
+loader called twice with the same seed returns the same split, no two draws share a stream, and the loaders record each draw in their ``notes``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy as np
 from niwt.data.files.text import read_name_list
 from niwt.errors import ConfigError, DataError
 from niwt.messages import first_names, quote, quote_names, short_name
+from niwt.seeding import stage_rng
 
 __all__ = [
     "DEFAULT_TEST_SEEN_FRACTION",
@@ -84,7 +85,7 @@ def draw_val_classes(seen: np.ndarray, fraction: float, seed: int) -> tuple[np.n
     if seen.size < 2:
         return seen, np.zeros(0, np.int64)
     n_val = min(max(1, int(round(fraction * seen.size))), seen.size - 1)
-    val = np.sort(np.random.default_rng(seed).choice(seen, size=n_val, replace=False))
+    val = np.sort(stage_rng(seed, "validation classes").choice(seen, size=n_val, replace=False))
     return np.setdiff1d(seen, val), val
 
 
@@ -98,7 +99,7 @@ def split_seen_images(
     Returns:
         Sorted ``int64`` arrays ``(trainval_idx, test_seen_idx)``.
     """
-    rng = np.random.default_rng(seed)
+    rng = stage_rng(seed, "test_seen images")
     labels = np.asarray(labels, dtype=np.int64)
     trainval, test = [], []
     for c in np.sort(np.asarray(seen, dtype=np.int64)):

@@ -122,6 +122,14 @@ class HeldOutFit:
     history: list[tuple[float, float]]
     holdout_classes: np.ndarray
 
+    def fitted(self, estimator: object, name: str) -> None:
+        """Set a map estimator's fitted attributes (``net_``, ``best_epoch_``, ``val_spearman_``,
+        ``history_``, ``holdout_classes_``) from this fit, and log its choice as ``name``."""
+        estimator.net_ = self.net.eval()
+        estimator.best_epoch_, estimator.val_spearman_ = self.best_epoch, self.val_spearman
+        estimator.history_, estimator.holdout_classes_ = self.history, self.holdout_classes
+        log.info("%s: chose epoch %d, held-out Spearman %.3f", name, self.best_epoch, self.val_spearman)
+
 
 def fit_held_out(build: Callable[[], nn.Module], batch_loss: Callable[[nn.Module, torch.Tensor], torch.Tensor],
                  labels: np.ndarray, held_out_score: Callable[[np.ndarray], Callable[[nn.Module], float]], *,
@@ -272,13 +280,8 @@ class ImportanceMapper:
                            held_out_score, n_holdout=self.n_holdout, epochs=self.epochs, lr=self.lr,
                            weight_decay=self.weight_decay, batch_size=self.batch_size, refit=self.refit,
                            random_state=self.random_state, progress=self.progress, desc="mapping")
-        net = fit.net
-        self.history_ = fit.history
-        self.best_epoch_, self.val_spearman_, self.holdout_classes_ = fit.best_epoch, fit.val_spearman, fit.holdout_classes
-        net.eval()
-        self.net_ = net
+        fit.fitted(self, "mapping")
         self.n_features_in_ = knowledge.shape[1]
-        log.info("mapping: chose epoch %d, held-out Spearman %.3f", self.best_epoch_, self.val_spearman_)
         return self
 
     def predict(self, knowledge: np.ndarray) -> np.ndarray:

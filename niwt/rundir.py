@@ -173,6 +173,15 @@ def _describe(names: list[str]) -> str:
     return first_names(names, _SHOWN, show=repr, more=" and {} more")
 
 
+def _refuse_foreign(where: str, entries: list[str], allowed: set[str], shown: Callable[[list[str]], str],
+                    fix: str) -> None:
+    """Raise when ``entries`` holds a name outside ``allowed``: niwt never deletes or writes over
+    what it did not write."""
+    foreign = [n for n in entries if n not in allowed]
+    if foreign:
+        raise RunDirectoryError(f"{where}: {shown(foreign)}. niwt never deletes files it did not write{fix}")
+
+
 def _partial_file(name: str) -> str:
     return f".{name}.partial"
 
@@ -194,12 +203,9 @@ def check_file_folder(out_dir: str | Path, names: tuple[str, ...], what: str) ->
     allowed = set(names) | {_partial_file(n) for n in names}
     entries = sorted(p.name for p in out.iterdir())
     shown = lambda items: first_names(items, 8, show=repr, more=" and {} more")  # noqa: E731
-    foreign = [n for n in entries if n not in allowed]
-    if foreign:
-        raise RunDirectoryError(
-            f"{what} folder {str(out)!r} holds files an {what} does not write: {shown(foreign)}. niwt "
-            f"writes only {' and '.join(names)} there and never deletes other files: move them away "
-            "or choose an empty or missing folder")
+    _refuse_foreign(f"{what} folder {str(out)!r} holds files an {what} does not write", entries, allowed, shown,
+                    f"; it writes only {' and '.join(names)} there: move them away or choose an empty or missing "
+                    "folder")
     not_files = [n for n in entries if not (out / n).is_file() or (out / n).is_symlink()]
     if not_files:
         raise RunDirectoryError(f"{what} folder {str(out)!r}: {shown(not_files)} is not a plain file; "
@@ -261,12 +267,8 @@ def check_output_dir(out: str | Path, force: bool = False) -> str:
             "--out, or an empty or missing directory")
     listed = set(manifest.files) | {MANIFEST}
     listed |= {p.rsplit("/", i)[0] for p in manifest.files for i in range(1, p.count("/") + 1)}  # parent dirs
-    foreign = [p for p in content if p not in listed]
-    if foreign:
-        raise RunDirectoryError(
-            f"output directory {str(out)!r} holds a niwt run and also files the run did not write: "
-            f"{_describe(foreign)}. niwt never deletes files it did not write, --force included: move them "
-            "away or choose another --out")
+    _refuse_foreign(f"output directory {str(out)!r} holds a niwt run and also files the run did not write",
+                    content, listed, _describe, ", --force included: move them away or choose another --out")
     if not force:
         raise RunDirectoryError(f"output directory {str(out)!r} already holds a niwt run "
                                 f"({manifest.command or 'unknown command'}, {manifest.created or 'unknown date'}); "

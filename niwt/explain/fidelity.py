@@ -40,8 +40,15 @@ __all__ = ["Localisation", "TextPrecision", "Dissection", "FidelityReport", "fid
 log = logging.getLogger(__name__)
 
 
+class _Record:
+    """A frozen result record of plain fields: ``to_dict`` is its fields."""
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
 @dataclass(frozen=True)
-class Localisation:
+class Localisation(_Record):
     """Grad-CAM against object masks for one group of images (means over its images)."""
 
     group: str
@@ -52,12 +59,9 @@ class Localisation:
     random_energy: float
     random_pointing: float
 
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class TextPrecision:
+class TextPrecision(_Record):
     """Precision@k of textual explanations against true image attributes (None: baseline not computed)."""
 
     group: str
@@ -68,12 +72,9 @@ class TextPrecision:
     class_prior: float | None
     most_frequent: float
 
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class Dissection:
+class Dissection(_Record):
     """Agreement of neuron names with network dissection.
 
     Attributes:
@@ -93,9 +94,6 @@ class Dissection:
     random: float
     chance: float
     mean_best_iou: float
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 def _f(value: float | None) -> str:

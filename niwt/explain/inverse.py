@@ -199,14 +199,8 @@ class InverseMapper:
                            n_holdout=cfg.n_holdout, epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay,
                            batch_size=cfg.batch_size, refit=cfg.refit, random_state=cfg.random_state,
                            progress=self.progress, desc="inverse map")
-        net = fit.net
-        self.history_ = fit.history
-        self.best_epoch_, self.val_spearman_, self.holdout_classes_ = fit.best_epoch, fit.val_spearman, fit.holdout_classes
-        net.eval()
-        self.net_ = net
-        self.n_features_in_ = importances.shape[1]
-        self.n_outputs_ = knowledge.shape[1]
-        log.info("inverse map: chose epoch %d, held-out Spearman %.3f", self.best_epoch_, self.val_spearman_)
+        fit.fitted(self, "inverse map")
+        self.n_features_in_, self.n_outputs_ = importances.shape[1], knowledge.shape[1]
         return self
 
     def _check_fitted(self) -> None:

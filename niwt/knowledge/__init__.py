@@ -1,21 +1,6 @@
 """Domain knowledge turned into per-class vectors (attributes or text descriptions)."""
 
-from niwt.knowledge.vectors import (
-    NORMALIZATIONS,
-    SOURCES,
-    TEXT_ENCODERS,
-    attribute_vectors,
-    knowledge_vectors,
-    sentence_vectors,
-    tfidf_vectors,
-)
+from niwt.knowledge import vectors
+from niwt.knowledge.vectors import *  # noqa: F403 - the package's public names are the module's
 
-__all__ = [
-    "NORMALIZATIONS",
-    "SOURCES",
-    "TEXT_ENCODERS",
-    "attribute_vectors",
-    "tfidf_vectors",
-    "sentence_vectors",
-    "knowledge_vectors",
-]
+__all__ = list(vectors.__all__)

@@ -15,7 +15,7 @@ from niwt.run.stage import record_stage
 from niwt.scores import penultimate_features
 from niwt.seeding import stage_seed
 
-__all__ = ['baseline_points', 'baseline_method']
+__all__ = ["baseline_points", "baseline_method"]
 
 
 def baseline_points(config: RunConfig, name: str) -> list[dict[str, float]]:

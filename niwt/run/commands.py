@@ -16,7 +16,7 @@ from niwt.run.outputs import publish_niwt_outputs, write_run
 from niwt.rundir import StageStore, in_run_dir
 from niwt.seeding import seed_everything
 
-__all__ = ['run_niwt', 'run_to_dir']
+__all__ = ["run_niwt", "run_to_dir"]
 
 
 def run_niwt(config: RunConfig, data: ZSLData | None = None, progress: bool = False,

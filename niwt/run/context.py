@@ -24,7 +24,7 @@ from niwt.rundir import RunInfo, StageStore, stage_key
 from niwt.scores import gzsl_scores
 from niwt.seeding import stage_generator, stage_rng, stage_seed
 
-__all__ = ['RunContext', 'build_context', 'array_key']
+__all__ = ["RunContext", "build_context", "array_key"]
 
 
 def array_key(arr: np.ndarray) -> str:

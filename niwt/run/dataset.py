@@ -11,7 +11,7 @@ from niwt.data import open_dataset as open_data
 from niwt.data.source import ImageSource
 from niwt.knowledge import knowledge_vectors
 
-__all__ = ['open_dataset', 'load_dataset', 'class_vectors', 'load_knowledge']
+__all__ = ["open_dataset", "load_dataset", "class_vectors", "load_knowledge"]
 
 
 def open_dataset(config: RunConfig) -> tuple[ZSLData, torch.Tensor | ImageSource]:

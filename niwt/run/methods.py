@@ -10,7 +10,7 @@ from niwt.run.baselines import baseline_method, baseline_points
 from niwt.run.context import RunContext
 from niwt.run.niwt import NIWT_VARIANTS, niwt_methods, transfer_grid
 
-__all__ = ['needs_validation', 'run_methods']
+__all__ = ["needs_validation", "run_methods"]
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from niwt.rundir import RunInfo, write_json
 from niwt.seeding import stage_seed
 from niwt.transfer import UnseenWeightOptimizer, balance_unseen
 
-__all__ = ['NIWT_VARIANTS', 'NIWTRun', 'VariantSelections', 'TransferOutput', 'FinalTransfer', 'transfer_grid', 'transfer_setting', 'niwt_transfer', 'select_niwt_variants', 'select_niwt', 'final_transfers', 'fit_niwt', 'niwt_method', 'niwt_methods']
+__all__ = ["NIWT_VARIANTS", "NIWTRun", "VariantSelections", "TransferOutput", "FinalTransfer", "transfer_grid", "transfer_setting", "niwt_transfer", "select_niwt_variants", "select_niwt", "final_transfers", "fit_niwt", "niwt_method", "niwt_methods"]
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from niwt.device import run_device, runtime_record
 from niwt.results import Ablation, Comparison, Reproduction, RunMetrics, Sweep
 from niwt.rundir import StageStore, versions, write_json
 
-__all__ = ['write_run', 'publish_niwt_outputs']
+__all__ = ["write_run", "publish_niwt_outputs"]
 
 
 def write_run(staging: Path, config: RunConfig, result: Comparison | Sweep | Reproduction | Ablation) -> None:

@@ -8,7 +8,7 @@ from niwt.config import RunConfig
 from niwt.data.shapes import ShapesConfig
 from niwt.models import model_settings
 
-__all__ = ['demo_config', 'COMPARISON_WORLD', 'comparison_config', 'quick_config']
+__all__ = ["demo_config", "COMPARISON_WORLD", "comparison_config", "quick_config"]
 
 
 def demo_config(seed: int = 0) -> RunConfig:

@@ -23,7 +23,7 @@ from niwt.rundir import StageStore, stage_key
 from niwt.seeding import seeded, stage_generator, stage_seed
 from niwt.training import train_classifier
 
-__all__ = ['in_features', 'pretrain', 'fit_seen', 'TrainedModels', 'train_models']
+__all__ = ["in_features", "pretrain", "fit_seen", "TrainedModels", "train_models"]
 
 
 def in_features(images: torch.Tensor | ImageSource) -> int | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import logging
 import tomllib
 import types
 import typing
@@ -33,7 +34,7 @@ from niwt.explain.inverse import InverseSettings
 from niwt.importance import REDUCTIONS, neuron_importance
 from niwt.knowledge import NORMALIZATIONS, SOURCES, TEXT_ENCODERS
 from niwt.mapping import MAPPING_MODELS, ImportanceMapper
-from niwt.models import list_models, model_defaults, model_settings
+from niwt.models import TIMM_PREFIX, is_model_name, list_families, list_models, model_defaults, model_settings
 from niwt.training import TRAIN_MODES, train_classifier
 from niwt.transfer import INITS, MODES, UnseenWeightOptimizer
 
@@ -66,6 +67,8 @@ __all__ = [
     "apply_overrides",
     "save_config",
 ]
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -105,11 +108,12 @@ class ModelConfig:
 
     Attributes:
         arch: registered backbone name (`niwt.list_models()`): the small "vgg" and "resnet", torchvision's
-            "vgg11" ... "vgg19_bn" and "resnet18" ... "resnet152" ("tv_vgg16", "tv_resnet101": older names), "mlp".
+            "vgg11" ... "vgg19_bn" and "resnet18" ... "resnet152" ("tv_vgg16", "tv_resnet101": older names), "mlp";
+            "timm/<name>" for any timm CNN classifier (the optional timm extra).
         width: channels of the first convolution block (shapes backbones).
         hidden: width of fc6/fc7, the penultimate feature size (VGG-like only; unset: the model's default).
         dropout: dropout after fc6/fc7 (VGG-like only; unset: the model's default).
-        weights: pre-trained weights of a torchvision backbone: a file, "imagenet" or "none" (random).
+        weights: pre-trained weights of a torchvision or timm backbone: a file, "imagenet" or "none" (random).
     """
 
     arch: str = "vgg"
@@ -119,7 +123,8 @@ class ModelConfig:
     weights: str | None = None
 
     def __post_init__(self) -> None:
-        _check("model", self, "arch", choices=tuple(list_models()))
+        if not is_model_name(self.arch):
+            _check("model", self, "arch", choices=tuple(list_models()) + tuple(f"{p}<name>" for p in list_families()))
         _positive("model", self, "width", "hidden")
         _check("model", self, "dropout", low=0.0, high=1.0, high_open=True)
 
@@ -378,7 +383,7 @@ def model_options(config: RunConfig, in_features: int | None = None) -> dict[str
     features dataset (for the ``mlp`` model)."""
     m = config.model
     kwargs = {"width": m.width, "hidden": m.hidden, "dropout": m.dropout, "image_size": config.data.image_size,
-              "in_features": in_features, "weights": m.weights}
+              "in_features": in_features, "weights": m.weights, "layer": config.importance.layer or None}
     accepted = model_settings(m.arch)
     return {k: v for k, v in kwargs.items() if v is not None and k in accepted}
 
@@ -399,6 +404,10 @@ def resolve_config(config: RunConfig) -> RunConfig:
                                   f"{', '.join(sorted(accepted)) or 'no settings'}); remove it from the config")
         elif value is None:
             m = replace(m, **{name: accepted[name]})
+    if m.arch.startswith(TIMM_PREFIX) and getattr(config.data, "normalize", False):
+        # a timm backbone normalises its inputs itself, with its weights' convention
+        log.info("model %s takes images in [0, 1] and applies its own input convention: data.normalize = false", m.arch)
+        config = replace(config, data=replace(config.data, normalize=False))
     return replace(config, model=m)
 
 

@@ -234,6 +234,11 @@ class GraphSplit(Backbone):
     def forward_head(self, a: torch.Tensor) -> torch.Tensor:
         return torch.flatten(self.head(a), 1)
 
+    def set_importance_layer(self, name: str) -> None:
+        """The layer the graph was cut at, by either of its names (the network's, or the backbone's)."""
+        if name not in (self.importance_layer, getattr(self, "split_layer", None)):
+            super().set_importance_layer(name)
+
 
 def _head_nodes(name: str, layer: str, cut: fx.Node, end: fx.Node, order: dict[fx.Node, int]) -> set[fx.Node]:
     """The nodes ``end`` needs after ``cut``; ConfigError when one of them reads a tensor from before ``cut``."""

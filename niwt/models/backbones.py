@@ -470,15 +470,45 @@ def register_model(name: str, builder: Callable[..., Backbone]) -> None:
     _REGISTRY[name] = builder
 
 
+_FAMILIES: dict[str, Callable[[str], Callable[..., Backbone]]] = {}
+
+
+def register_family(prefix: str, factory: Callable[[str], Callable[..., Backbone]]) -> None:
+    """Let :func:`create_model` build every name ``prefix + <name>`` with ``factory(<name>)``'s
+    builder (e.g. ``"timm/"``: any timm classifier by its name).
+
+    Raises:
+        ConfigError: if ``prefix`` is taken.
+    """
+    if prefix in _FAMILIES:
+        raise ConfigError(f"a model family with prefix {prefix!r} is already registered")
+    _FAMILIES[prefix] = factory
+
+
 def list_models() -> list[str]:
-    """Names accepted by :func:`create_model`."""
+    """The registered names :func:`create_model` accepts (families: :func:`list_families`)."""
     return sorted(_REGISTRY)
 
 
+def list_families() -> list[str]:
+    """The prefixes of model families: ``"<prefix><name>"`` builds that family's ``<name>``."""
+    return sorted(_FAMILIES)
+
+
+def is_model_name(name: object) -> bool:
+    """Whether :func:`create_model` knows ``name`` (registered, or of a registered family)."""
+    return isinstance(name, str) and (name in _REGISTRY or any(
+        name.startswith(prefix) and len(name) > len(prefix) for prefix in _FAMILIES))
+
+
 def _builder(name: str) -> Callable[..., Backbone]:
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown model {name!r}; available models: {', '.join(list_models())}")
-    return _REGISTRY[name]
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    for prefix, factory in _FAMILIES.items():
+        if isinstance(name, str) and name.startswith(prefix) and len(name) > len(prefix):
+            return factory(name[len(prefix):])
+    families = "".join(f", {prefix}<name>" for prefix in list_families())
+    raise ConfigError(f"unknown model {name!r}; available models: {', '.join(list_models())}{families}")
 
 
 def model_settings(name: str) -> tuple[str, ...]:

@@ -37,6 +37,7 @@ from niwt.run import (
     build_context,
     class_vectors,
     final_transfers,
+    fit_to_data,
     load_knowledge,
     needs_validation,
     open_dataset,
@@ -99,9 +100,10 @@ def compare(config: RunConfig, out: str | Path, *, force: bool = False, progress
 
     def body(staging: Path) -> Comparison:
         data, images = open_dataset(config)
+        run_config = fit_to_data(config, data)
         runs = []
         for i in range(n_seeds):
-            cfg = replace(config, seed=config.seed + i)
+            cfg = replace(run_config, seed=run_config.seed + i)
             seed_everything(cfg.seed)
             store = StageStore(staging, prefix=f"seed{cfg.seed}.")
             knowledge, names = class_vectors(cfg, data)
@@ -111,8 +113,8 @@ def compare(config: RunConfig, out: str | Path, *, force: bool = False, progress
             runs.append(SeedRun(cfg.seed, results))
             if i == 0 and "niwt" in methods:
                 publish_niwt_outputs(store, staging)
-        comparison = Comparison(tuple(runs), dataset=data.name if config.model.arch == "mlp" else "")
-        write_run(staging, config, comparison)
+        comparison = Comparison(tuple(runs), dataset=data.name if run_config.model.arch == "mlp" else "")
+        write_run(staging, run_config, comparison)
         return comparison
 
     return in_run_dir(out, force, body, command=command, resume=resume)
@@ -136,11 +138,12 @@ def sweep_lambda(config: RunConfig, out: str | Path, *, force: bool = False, pro
     def body(staging: Path) -> Sweep:
         seed_everything(config.seed)
         data, images = open_dataset(config)
-        ctx = build_context(config, data, load_knowledge(config, data), validation=False, progress=progress,
+        run_config = fit_to_data(config, data)
+        ctx = build_context(run_config, data, load_knowledge(run_config, data), validation=False, progress=progress,
                             images=images)
         setting = ctx.final
         model = ctx.niwt_model(setting)
-        optimizers = transfer_setting(ctx, setting, model, [(lam, config.transfer.lr) for lam in lams]).optimizers
+        optimizers = transfer_setting(ctx, setting, model, [(lam, run_config.transfer.lr) for lam in lams]).optimizers
         rows = []
         for lam, opt in zip(lams, optimizers):
             opt.apply(model)
@@ -149,9 +152,9 @@ def sweep_lambda(config: RunConfig, out: str | Path, *, force: bool = False, pro
             rows.append(SweepRow(lam, rep, opt.n_steps_, norm))
         (staging / "plots").mkdir()
         plot_lambda_sweep([r.to_dict() for r in rows], staging / "plots" / "lambda_sweep.png",
-                          title=f"NIWT on shapes ({config.model.arch}, {config.train.mode}): accuracy vs Λ")
+                          title=f"NIWT on shapes ({run_config.model.arch}, {run_config.train.mode}): accuracy vs Λ")
         sweep = Sweep(tuple(rows), _sweep_finding([r.to_dict() for r in rows]))
-        write_run(staging, config, sweep)
+        write_run(staging, run_config, sweep)
         return sweep
 
     return in_run_dir(out, force, body, command="sweep-lambda")
@@ -264,12 +267,13 @@ def reproduce(config: RunConfig, out: str | Path, *, force: bool = False, progre
 
     def body(staging: Path) -> Reproduction:
         data, images = open_dataset(config)
+        run_config = fit_to_data(config, data)
         names = ("niwt / finetuned / attributes", "ale / finetuned / attributes", "dem / finetuned / attributes",
                  "niwt / fixed / attributes", "niwt / finetuned / text")
         arms: dict[str, list] = {name: [] for name in names}
         val_peaks, reports, lams = [], [], ()
         for i in range(n_seeds):
-            cfg = replace(config, seed=config.seed + i)
+            cfg = replace(run_config, seed=run_config.seed + i)
             seed_everything(cfg.seed)
             store = StageStore(staging, prefix=f"seed{cfg.seed}.")
             attrs = replace(cfg, knowledge=replace(cfg.knowledge, source="attributes"))
@@ -314,12 +318,12 @@ def reproduce(config: RunConfig, out: str | Path, *, force: bool = False, progre
                   f"Λ {low:g}",
                   curve.at("seen_acc", big), curve.at("seen_acc", zero), "seen_acc"),
         )
-        reproduction = Reproduction(tuple(config.seed + i for i in range(n_seeds)), tuple(arm.values()), claims,
-                                    curve, _world_name(config))
+        reproduction = Reproduction(tuple(run_config.seed + i for i in range(n_seeds)), tuple(arm.values()), claims,
+                                    curve, _world_name(run_config))
         (staging / "plots").mkdir()
         plot_lambda_curve(curve, staging / "plots" / "lambda_curve.png",
                           title=f"NIWT: S and U against Λ over {n_seeds} seeds (test images)")
-        write_run(staging, config, reproduction)
+        write_run(staging, run_config, reproduction)
         return reproduction
 
     return in_run_dir(out, force, body, command="reproduce", resume=resume)
@@ -357,10 +361,11 @@ def ablate(config: RunConfig, out: str | Path, *, force: bool = False, progress:
 
     def body(staging: Path) -> Ablation:
         data, images = open_dataset(config)
+        run_config = fit_to_data(config, data)
         names = ["niwt (paper's choices)"] + [f"{factor}: {alt}" for factor, _, alt, _ in ABLATIONS]
         arms: dict[str, list] = {name: [] for name in names}
         for i in range(n_seeds):
-            cfg = replace(config, seed=config.seed + i)
+            cfg = replace(run_config, seed=run_config.seed + i)
             seed_everything(cfg.seed)
             store = StageStore(staging, prefix=f"seed{cfg.seed}.")
             ctx = _arm_context(cfg, data, images, store.child("paper."), progress)
@@ -374,9 +379,9 @@ def ablate(config: RunConfig, out: str | Path, *, force: bool = False, progress:
         rows = tuple(AblationRow(factor, default, alt, paired_difference(alt, "paper", arm[name].values(),
                                                                          paper.values()))
                      for name, (factor, default, alt, _) in zip(names[1:], ABLATIONS))
-        ablation = Ablation(tuple(config.seed + i for i in range(n_seeds)), tuple(arm.values()), rows,
-                            _world_name(config))
-        write_run(staging, config, ablation)
+        ablation = Ablation(tuple(run_config.seed + i for i in range(n_seeds)), tuple(arm.values()), rows,
+                            _world_name(run_config))
+        write_run(staging, run_config, ablation)
         return ablation
 
     return in_run_dir(out, force, body, command="ablate", resume=resume)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 from safetensors.torch import load_file
 
 from niwt.cli import main
-from niwt.config import load_config, resolve_config
+from niwt.config import RunConfig, load_config, resolve_config
 from niwt.data import ZSLData
 from niwt.errors import DataError
 from niwt.models import create_model
@@ -135,3 +136,25 @@ def test_nan_in_attributes_is_named():
                 labels=np.zeros(0, np.int64), seen_classes=np.array([0, 1]), unseen_classes=np.array([2]),
                 train_classes=np.array([0]), val_classes=np.array([1]), trainval_idx=np.zeros(0, np.int64),
                 test_seen_idx=np.zeros(0, np.int64), test_unseen_idx=np.zeros(0, np.int64))
+
+
+def test_a_source_pool_on_a_dataset_without_source_images_becomes_the_seen_pool_before_training(tmp_path, caplog):
+    from niwt.cli import main
+    from niwt.config import load_config
+    from niwt.data.shapes import ShapesConfig, make_shapes
+    from niwt.run import fit_to_data
+
+    data = make_shapes(ShapesConfig(n_source=0, n_seen=6, n_unseen=3, n_val=2, n_trainval_images=4,
+                                    n_test_seen_images=2, n_test_unseen_images=2))
+    assert len(data.source_idx) == 0
+    with caplog.at_level("WARNING"):
+        fitted = fit_to_data(RunConfig(), data)
+    assert fitted.transfer.pool == "seen" and 'transfer.pool = "source" needs source images' in caplog.text
+    assert fit_to_data(replace(RunConfig(), transfer=replace(RunConfig().transfer, pool="noise")), data) \
+        .transfer.pool == "noise"  # a pool that works is kept
+    out = tmp_path / "run"
+    from tests._configs import SMALL_RUN
+
+    (tmp_path / "c.toml").write_text(SMALL_RUN.replace("n_source = 4", "n_source = 0"))
+    assert main(["run", str(tmp_path / "c.toml"), "--out", str(out), "--quiet"]) == 0
+    assert load_config(out / "config.toml").transfer.pool == "seen"

@@ -7,7 +7,7 @@
 from niwt.run.baselines import baseline_method
 from niwt.run.commands import run_niwt, run_to_dir
 from niwt.run.context import RunContext, build_context
-from niwt.run.dataset import class_vectors, load_dataset, load_knowledge, open_dataset
+from niwt.run.dataset import class_vectors, fit_to_data, load_dataset, load_knowledge, open_dataset
 from niwt.run.methods import needs_validation, run_methods
 from niwt.run.niwt import (
     NIWT_VARIANTS,
@@ -28,7 +28,7 @@ from niwt.run.presets import COMPARISON_WORLD, comparison_config, demo_config, q
 from niwt.run.training import TrainedModels, fit_seen, pretrain, train_models
 
 __all__ = ["NIWT_VARIANTS", "NIWTRun", "TransferOutput", "FinalTransfer", "TrainedModels", "RunContext",
-           "build_context", "open_dataset", "load_dataset", "class_vectors", "load_knowledge", "pretrain", "fit_seen",
+           "build_context", "open_dataset", "fit_to_data", "load_dataset", "class_vectors", "load_knowledge", "pretrain", "fit_seen",
            "train_models", "needs_validation", "transfer_grid", "niwt_transfer", "select_niwt", "select_niwt_variants",
            "final_transfers", "fit_niwt", "niwt_method", "niwt_methods", "baseline_method", "run_methods", "run_niwt",
            "run_to_dir", "demo_config", "comparison_config", "quick_config", "COMPARISON_WORLD", "write_run",

@@ -9,7 +9,7 @@ from niwt.data import ZSLData
 from niwt.models import Backbone
 from niwt.results import Comparison, SeedRun
 from niwt.run.context import build_context
-from niwt.run.dataset import class_vectors, open_dataset
+from niwt.run.dataset import class_vectors, fit_to_data, open_dataset
 from niwt.run.methods import needs_validation, run_methods
 from niwt.run.niwt import NIWTRun, fit_niwt
 from niwt.run.outputs import publish_niwt_outputs, write_run
@@ -27,6 +27,7 @@ def run_niwt(config: RunConfig, data: ZSLData | None = None, progress: bool = Fa
     images = None
     if data is None:
         data, images = open_dataset(config)
+    config = fit_to_data(config, data)
     knowledge, names = class_vectors(config, data)
     ctx = build_context(config, data, knowledge, knowledge_names=names, base=base, progress=progress,
                         validation=needs_validation(config, ("niwt",)), images=images)
@@ -45,14 +46,15 @@ def run_to_dir(config: RunConfig, out: str | Path, *, force: bool = False, progr
         seed_everything(config.seed)
         store = StageStore(staging, prefix=f"seed{config.seed}.")
         data, images = open_dataset(config)
-        knowledge, names = class_vectors(config, data)
-        ctx = build_context(config, data, knowledge, knowledge_names=names, progress=progress, store=store,
-                            validation=needs_validation(config, ("niwt",)), images=images)
+        run_config = fit_to_data(config, data)
+        knowledge, names = class_vectors(run_config, data)
+        ctx = build_context(run_config, data, knowledge, knowledge_names=names, progress=progress, store=store,
+                            validation=needs_validation(run_config, ("niwt",)), images=images)
         results = run_methods(ctx, ("niwt",))
         comparison = Comparison((SeedRun(config.seed, results),),
                                 dataset=data.name if config.model.arch == "mlp" else "")
         publish_niwt_outputs(store, staging)
-        write_run(staging, config, comparison)
+        write_run(staging, run_config, comparison)
         return comparison
 
     return in_run_dir(out, force, body, command="run", resume=resume)

@@ -18,7 +18,7 @@ from niwt.errors import DataError
 from niwt.evaluate import GZSLReport, choose_calibration, evaluate_gzsl
 from niwt.models import Backbone
 from niwt.results import GridPoint, Selection
-from niwt.run.dataset import class_vectors
+from niwt.run.dataset import class_vectors, fit_to_data
 from niwt.run.training import TrainedModels, in_features, train_models
 from niwt.rundir import RunInfo, StageStore, stage_key
 from niwt.scores import gzsl_scores
@@ -146,7 +146,7 @@ def build_context(config: RunConfig, data: ZSLData, knowledge: np.ndarray, *, va
     With ``store``, every stage's result is kept there and reused when its key has not changed
     (:class:`~niwt.rundir.StageStore`).
     """
-    config = resolve_config(config)
+    config = fit_to_data(resolve_config(config), data)
     run_device(config.runtime.device, config.runtime.precision)  # an unusable device or precision is refused before any training
     knowledge = np.asarray(knowledge, dtype=np.float64)
     if knowledge.shape[0] != data.n_classes:

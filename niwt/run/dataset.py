@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from dataclasses import replace
+
 import numpy as np
 import torch
 
@@ -11,7 +14,9 @@ from niwt.data import open_dataset as open_data
 from niwt.data.source import ImageSource
 from niwt.knowledge import knowledge_vectors
 
-__all__ = ["open_dataset", "load_dataset", "class_vectors", "load_knowledge"]
+__all__ = ["open_dataset", "load_dataset", "class_vectors", "load_knowledge", "fit_to_data"]
+
+log = logging.getLogger(__name__)
 
 
 def open_dataset(config: RunConfig) -> tuple[ZSLData, torch.Tensor | ImageSource]:
@@ -39,3 +44,16 @@ def class_vectors(config: RunConfig, data: ZSLData) -> tuple[np.ndarray, tuple[s
 def load_knowledge(config: RunConfig, data: ZSLData) -> np.ndarray:
     """Class vectors ``[C, d]`` of ``data`` as ``config.knowledge`` asks."""
     return class_vectors(config, data)[0]
+
+
+def fit_to_data(config: RunConfig, data: ZSLData) -> RunConfig:
+    """``config`` with the settings that cannot work with ``data`` replaced by ones that fit, each
+    said in the log, before any training: ``transfer.pool = "source"`` on a dataset without
+    source images (a folder dataset, AwA2, CUB) becomes ``"seen"``, the seen classes' training
+    images (the config written beside the run's outputs says so)."""
+    if config.transfer.pool == "source" and not len(data.source_idx):
+        log.warning('transfer.pool = "source" needs source images and dataset %r has none: the transfer runs on '
+                    'the seen classes\' training images (transfer.pool = "seen"); set it in the config to choose '
+                    '"noise" instead', data.name)
+        config = replace(config, transfer=replace(config.transfer, pool="seen"))
+    return config

@@ -1,13 +1,15 @@
-"""The wiring of a run, one concept a module: the dataset and class vectors a config asks for
-(``dataset``), finished stages (``stage``), the training stages (``training``), the run context
-(``context``), the NIWT method (``niwt``), the baselines' runs (``baselines``), method dispatch
-(``methods``), the files a run writes (``outputs``), the commands' configs (``presets``) and
-``niwt run`` itself (``commands``). Nothing below this package imports it."""
+"""The wiring of a run, one concept a module: the dataset a config asks for (``dataset``), its
+class vectors (``knowledge``), finished stages (``stage``), the training stages (``training``),
+the run context (``context``), the NIWT method (``niwt``), the baselines' runs (``baselines``),
+method dispatch (``methods``), the files a run writes (``outputs``), the commands' configs
+(``presets``), ``niwt run`` itself (``commands``) and a run's features as files (``export``).
+Nothing below this package imports it."""
 
 from niwt.run.baselines import baseline_method
 from niwt.run.commands import run_niwt, run_to_dir
 from niwt.run.context import RunContext, build_context
-from niwt.run.dataset import class_vectors, fit_to_data, load_dataset, load_knowledge, open_dataset
+from niwt.run.dataset import fit_to_data, load_dataset, open_dataset
+from niwt.run.knowledge import class_vectors, load_knowledge
 from niwt.run.methods import needs_validation, run_methods
 from niwt.run.niwt import (
     NIWT_VARIANTS,

@@ -9,7 +9,8 @@ from niwt.data import ZSLData
 from niwt.models import Backbone
 from niwt.results import Comparison, SeedRun
 from niwt.run.context import build_context
-from niwt.run.dataset import class_vectors, fit_to_data, open_dataset
+from niwt.run.dataset import fit_to_data, open_dataset
+from niwt.run.knowledge import class_vectors
 from niwt.run.methods import needs_validation, run_methods
 from niwt.run.niwt import NIWTRun, fit_niwt
 from niwt.run.outputs import publish_niwt_outputs, write_run

@@ -18,7 +18,8 @@ from niwt.errors import DataError
 from niwt.evaluate import GZSLReport, choose_calibration, evaluate_gzsl
 from niwt.models import Backbone
 from niwt.results import GridPoint, Selection
-from niwt.run.dataset import class_vectors, fit_to_data
+from niwt.run.dataset import fit_to_data
+from niwt.run.knowledge import class_vectors
 from niwt.run.training import TrainedModels, in_features, train_models
 from niwt.rundir import RunInfo, StageStore, stage_key
 from niwt.scores import gzsl_scores

@@ -1,20 +1,18 @@
-"""The dataset of a run and its class vectors, opened as the run's config asks."""
+"""The dataset of a run, opened as its config asks, and the settings that must fit it."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import replace
 
-import numpy as np
 import torch
 
 from niwt.config import RunConfig, resolve_config
 from niwt.data import ZSLData
 from niwt.data import open_dataset as open_data
 from niwt.data.source import ImageSource
-from niwt.knowledge import knowledge_vectors
 
-__all__ = ["open_dataset", "load_dataset", "class_vectors", "load_knowledge", "fit_to_data"]
+__all__ = ["open_dataset", "load_dataset", "fit_to_data"]
 
 log = logging.getLogger(__name__)
 
@@ -32,18 +30,6 @@ def open_dataset(config: RunConfig) -> tuple[ZSLData, torch.Tensor | ImageSource
 def load_dataset(config: RunConfig) -> ZSLData:
     """The dataset record of a run (:func:`open_dataset` without the images)."""
     return open_dataset(config)[0]
-
-
-def class_vectors(config: RunConfig, data: ZSLData) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Class vectors ``[C, d]`` of ``data`` as ``config.knowledge`` asks, and the names of their d
-    dimensions (computed once: text embeddings are not cheap)."""
-    k = config.knowledge
-    return knowledge_vectors(data, k.source, k.normalize, k.text_encoder)
-
-
-def load_knowledge(config: RunConfig, data: ZSLData) -> np.ndarray:
-    """Class vectors ``[C, d]`` of ``data`` as ``config.knowledge`` asks."""
-    return class_vectors(config, data)[0]
 
 
 def fit_to_data(config: RunConfig, data: ZSLData) -> RunConfig:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from niwt.errors import DataError
-from niwt.explain import Dissection, FidelityReport, Localisation, NeuronName, Term, TextPrecision
+from niwt.explain import ClassExplanation, Dissection, FidelityReport, Localisation, NeuronName, Term, TextPrecision
 from niwt.report.html import GalleryItem, build_html_report, png_data_uri, write_html_report
 from niwt.report.overlay import overlay, save_png
 
@@ -52,7 +52,7 @@ def page(tmp_path_factory) -> str:
         title="NIWT & shapes", subtitle="seed 0",
         gzsl_rows=[{"method": "NIWT", "S": 0.61, "U": 0.22, "H": 0.32, "ZSL": 0.5, "AUSUC": float("nan")}],
         plots=[("Λ sweep", plot)], gallery=gallery, neuron_names=names, fidelity=_report(),
-        class_explanations=[{"class_name": "red-disc", "terms": [{"name": "colour:red", "score": 0.5}]}],
+        class_explanations=[ClassExplanation(3, "red-disc", (Term("colour:red", 0.5, 1),))],
     )
 
 

@@ -18,6 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from niwt.errors import DataError
+from niwt.explain.fidelity import FidelityReport
+from niwt.explain.names import NeuronName
+from niwt.explain.text import ClassExplanation
 from niwt.report.overlay import png_bytes
 
 __all__ = ["GalleryItem", "build_html_report", "write_html_report", "png_data_uri"]
@@ -169,30 +172,9 @@ def _gallery(items: Sequence[GalleryItem | Mapping[str, object]], scale: int) ->
     return "".join(out)
 
 
-def _as_dict(record: object) -> Mapping[str, object]:
-    to_dict = getattr(record, "to_dict", None)
-    return to_dict() if callable(to_dict) else record  # type: ignore[return-value]
-
-
-def _neuron_rows(names: Sequence[object], limit: int | None) -> list[dict[str, object]]:
-    rows = []
-    for record in list(names)[:limit] if limit is not None else names:
-        d = _as_dict(record)
-        terms = d.get("terms", [])
-        rows.append({"channel": d.get("channel"), "name": d.get("name", terms[0]["name"] if terms else ""),
-                     "terms": ", ".join(f"{t['name']} ({float(t['score']):+.3f})" for t in terms)})
-    return rows
-
-
-def _fidelity_rows(fidelity: object) -> list[Mapping[str, object]]:
-    if fidelity is None:
-        return []
-    rows = getattr(fidelity, "rows", None)
-    if callable(rows):
-        return rows()
-    if isinstance(fidelity, Mapping) and "rows" in fidelity:
-        return list(fidelity["rows"])
-    return list(fidelity)
+def _neuron_rows(names: Sequence[NeuronName], limit: int | None) -> list[dict[str, object]]:
+    return [{"channel": n.channel, "name": n.name, "terms": ", ".join(f"{t.name} ({t.score:+.3f})" for t in n.terms)}
+            for n in (list(names)[:limit] if limit is not None else names)]
 
 
 def build_html_report(
@@ -202,9 +184,9 @@ def build_html_report(
     gzsl_rows: Sequence[Mapping[str, object]] = (),
     plots: Sequence[str | Path | tuple[str, str | Path]] = (),
     gallery: Sequence[GalleryItem | Mapping[str, object]] = (),
-    class_explanations: Sequence[object] = (),
-    neuron_names: Sequence[object] = (),
-    fidelity: object | None = None,
+    class_explanations: Sequence[ClassExplanation] = (),
+    neuron_names: Sequence[NeuronName] = (),
+    fidelity: FidelityReport | None = None,
     image_scale: int = 4,
     neuron_limit: int | None = 64,
 ) -> str:
@@ -217,21 +199,17 @@ def build_html_report(
         plots: PNG paths (or ``(caption, path)``), e.g. the Λ sweep.
         gallery: explained test images (:class:`GalleryItem` or dicts of its fields); shown as
             right and wrong groups.
-        class_explanations: per class, what the network was told (records with ``to_dict()`` holding
-            ``class_name`` and ``terms``, or such dicts).
-        neuron_names: neuron-name records (``to_dict()`` with ``channel``, ``name``, ``terms``) or dicts.
-        fidelity: a :class:`~niwt.explain.fidelity.FidelityReport` (anything with ``rows()``) or its rows.
+        class_explanations: per class, what the network was told (:class:`~niwt.explain.text.ClassExplanation`).
+        neuron_names: the neuron names (:class:`~niwt.explain.names.NeuronName`).
+        fidelity: the explanations' fidelity (:class:`~niwt.explain.fidelity.FidelityReport`), if measured.
         image_scale: nearest-neighbour upscaling of gallery images given as arrays.
         neuron_limit: neurons listed at most (``None``: all).
 
     Returns:
         The page, as a string.
     """
-    classes = []
-    for record in class_explanations:
-        d = _as_dict(record)
-        classes.append({"class": d.get("class_name") or d.get("class_index"),
-                        "told": ", ".join(t["name"] for t in d.get("terms", []))})
+    classes = [{"class": c.class_name if c.class_name is not None else c.class_index, "told": c.text}
+               for c in class_explanations]
     n_names = len(neuron_names)
     shown = n_names if neuron_limit is None else min(n_names, neuron_limit)
     sections = [
@@ -249,7 +227,7 @@ def build_html_report(
          f"{f' ({shown} of {n_names} shown)' if shown < n_names else ''}.",
          _table(_neuron_rows(neuron_names, neuron_limit), "no neuron names")),
         ("Fidelity of the explanations", "Each measure of the network beside its baselines.",
-         _table(_fidelity_rows(fidelity), "no fidelity measures")),
+         _table([] if fidelity is None else fidelity.rows(), "no fidelity measures")),
     ]
     body = "".join(f"<section><h2>{_esc(name)}</h2>" + (f'<p class="note">{_esc(note)}</p>' if note else "")
                    + f"{content}</section>" for name, note, content in sections)

@@ -11,6 +11,7 @@ import importlib
 import logging
 import os
 import re
+import sys
 import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -256,12 +257,22 @@ def tfidf_vectors(
 
 @contextlib.contextmanager
 def _offline_env() -> Iterator[None]:
-    """Set the Hugging Face offline variables for the duration of the block only."""
+    """Set the Hugging Face offline variables for the duration of the block only.
+
+    ``huggingface_hub`` reads them once, when it is imported; when something imported it before
+    (timm does), its own offline flag is set for the block as well, so nothing tries the network.
+    """
     saved = {key: os.environ.get(key) for key in _OFFLINE_ENV}
     os.environ.update(_OFFLINE_ENV)
+    hub = sys.modules.get("huggingface_hub.constants")
+    hub_saved = getattr(hub, "HF_HUB_OFFLINE", None)
+    if hub is not None:
+        hub.HF_HUB_OFFLINE = True
     try:
         yield
     finally:
+        if hub is not None:
+            hub.HF_HUB_OFFLINE = hub_saved
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

@@ -123,6 +123,17 @@ def get_args_parser() -> argparse.ArgumentParser:
     expl.add_argument("--n", type=int, default=8, help="test images explained when no image is given (default: 8)")
     expl.add_argument("--out", type=Path, help="where to write (default: RUN/explain)")
     expl.add_argument("--quiet", action="store_true", help="warnings only")
+    pred = sub.add_parser("predict", help="the classes a run's model gives your images, with probabilities",
+                          description="For each IMAGE (PNG or JPEG of any size and mode, prepared as the run's "
+                          "images were): the top-K classes over every class the run knows, unseen ones included, "
+                          "with their probabilities (after the run's calibration, when it has one).")
+    pred.add_argument("run", type=Path, help="a run directory of niwt run / demo / compare")
+    pred.add_argument("images", type=Path, nargs="+", help="image files")
+    pred.add_argument("--top-k", type=int, default=5, help="classes per image (default: 5)")
+    pred.add_argument("--explain", action="store_true",
+                      help="also the Grad-CAM overlay and the words behind the top class (as niwt explain)")
+    pred.add_argument("--json", action="store_true", help="print JSON instead of lines")
+    pred.add_argument("--quiet", action="store_true", help="warnings only")
     names = sub.add_parser("names", help="the neuron-name table of a run",
                            description="For each channel of the importance layer, the knowledge dimensions its "
                            "one-hot importance maps to through the inverse map (the paper's neuron names).")
@@ -267,6 +278,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command in ("explain", "names", "report"):
         return _explain_commands(args)
+    if args.command == "predict":
+        return _predict(args)
     if args.command == "export-features":
         from niwt.run.export import export_main
 
@@ -310,6 +323,33 @@ def _run(args: argparse.Namespace) -> int:
         result = experiments.reproduce(_load(args), args.out, force=args.force, progress=progress, seeds=args.seeds,
                                        resume=resume)
     _report(args.command, result, args.out, time.perf_counter() - start)
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from niwt.runs import load_run
+
+    run = load_run(args.run)
+    predictions = run.predict(list(args.images), top_k=args.top_k)
+    explained = []
+    if args.explain:
+        from niwt.report import run_report
+
+        explained = [run_report.explain_run(run, [path], run.path / "explain", class_name=p.classes[0])[0]
+                     for path, p in zip(args.images, predictions)]  # each image's top class, calibrated
+    if args.json:
+        rows = [p.to_dict() for p in predictions]
+        for row, record in zip(rows, explained):
+            row["explanation"] = record.to_dict()
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return 0
+    for i, p in enumerate(predictions):
+        ranked = ", ".join(f"{c} {q:.3f}" for c, q in zip(p.classes, p.probabilities))
+        sys.stdout.write(f"{p.source}: {ranked}\n")
+        if i < len(explained):
+            r = explained[i]
+            terms = ", ".join(t.name for t in r.explanation.terms)
+            sys.stdout.write(f"  {r.predicted} because of {terms}; overlay {r.overlay}\n")
     return 0
 
 

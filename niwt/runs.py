@@ -8,15 +8,20 @@ fingerprint the run recorded, so a changed dataset is never silently mistaken fo
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
 from safetensors.torch import load_file
 
 from niwt.config import RunConfig, load_config, model_options, resolve_config
 from niwt.data import data_key, open_dataset
+from niwt.data.files.images import ImageTransform, open_rgb
 from niwt.errors import DataError, NIWTError
 from niwt.explain.inverse import InverseMapper
 from niwt.mapping import ImportanceMapper, build_map
@@ -24,7 +29,23 @@ from niwt.models import Backbone, load_model
 from niwt.results import RunMetrics
 from niwt.rundir import FORMAT_VERSION, RunInfo, read_manifest
 
-__all__ = ["RunFormatError", "LoadedRun", "load_run"]
+__all__ = ["RunFormatError", "LoadedRun", "Prediction", "load_run"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What a run's model says of one image: its ``top_k`` classes, most probable first, with
+    their probabilities over every class the run knows."""
+
+    source: str
+    classes: tuple[str, ...]
+    probabilities: tuple[float, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "top": [{"class": c, "probability": p}
+                                               for c, p in zip(self.classes, self.probabilities)]}
 
 
 class RunFormatError(NIWTError, ValueError):
@@ -81,6 +102,73 @@ class LoadedRun:
             shown = ", ".join(self.row_names[:40]) + (" ..." if len(self.row_names) > 40 else "")
             raise DataError(f"unknown class {name!r}; the classes of this run are: {shown}")
         return rows[name]
+
+    def image_transform(self) -> ImageTransform:
+        """How the run's images were prepared (resize, crop, normalisation)."""
+        t = dict(self.info.transform)
+        size = self.info.image_size
+        if t.get("resize") is None and t.get("crop") is None:  # the shapes world: its images are size x size
+            t.update(resize=size, crop=size, normalize=False)
+        return ImageTransform.from_dict(t)
+
+    def load_images(self, paths: Sequence[str | Path]) -> torch.Tensor:
+        """Image files (PNG or JPEG, any size and mode) prepared as the run's images were.
+
+        Grey and RGBA images are converted to RGB, with a note in the log.
+
+        Raises:
+            DataError: naming a file that is missing or not an image.
+        """
+        build = self.image_transform().build()
+        out = []
+        for path in paths:
+            try:
+                with Image.open(path) as probe:
+                    mode = probe.mode
+            except FileNotFoundError:
+                raise DataError(f"image file not found: {path}") from None
+            except (UnidentifiedImageError, OSError) as err:
+                raise DataError(f"{path} is not an image niwt can read (PNG or JPEG): {err}") from None
+            if mode != "RGB":
+                log.warning("%s: a %s image, converted to RGB", path, mode)
+            out.append(build(open_rgb(path)))
+        return torch.stack(out)
+
+    @property
+    def calibration(self) -> float:
+        """The calibrated-stacking constant NIWT chose on validation classes (0 when the run's
+        config does not calibrate): subtracted from the seen classes' scores before a prediction."""
+        if not self.config.eval.calibrate:
+            return 0.0
+        selection = self.metrics.result.niwt_selection()
+        return 0.0 if selection is None else float(selection.calibration)
+
+    def predict(self, images: Sequence[str | Path] | torch.Tensor, top_k: int = 5) -> tuple[Prediction, ...]:
+        """The ``top_k`` classes of every image, with their probabilities over every class the run
+        knows (a softmax over the extended classifier, after the run's calibration).
+
+        Args:
+            images: image files (prepared as the run's images were), or a prepared ``[N, 3, H, W]`` batch.
+            top_k: classes listed per image (capped at the number of classes).
+
+        Raises:
+            DataError: a file that is missing or not an image, or a ``top_k`` below 1.
+        """
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise DataError(f"`top_k` must be an integer >= 1, got {top_k!r}")
+        if isinstance(images, torch.Tensor):
+            batch, sources = images, [f"image {i}" for i in range(images.shape[0])]
+        else:
+            batch, sources = self.load_images(list(images)), [str(p) for p in images]
+        with torch.no_grad():
+            logits = self.model.eval()(batch).double()
+        logits[:, : len(self.fit_classes)] -= self.calibration
+        probs = logits.softmax(1)
+        k = min(top_k, probs.shape[1])
+        values, rows = probs.topk(k, dim=1)
+        names = self.row_names
+        return tuple(Prediction(src, tuple(names[r] for r in row.tolist()), tuple(float(v) for v in value.tolist()))
+                     for src, row, value in zip(sources, rows, values))
 
     def dataset(self):  # -> tuple[ZSLData, torch.Tensor | ImageSource]
         """The run's dataset and images, opened from its config and checked against its fingerprint."""

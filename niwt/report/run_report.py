@@ -43,41 +43,12 @@ class ExplainedImage:
 
 
 def _transform(run: LoadedRun):
-    from niwt.data.files.images import ImageTransform
-
-    t = dict(run.info.transform)
-    size = run.info.image_size
-    if t.get("resize") is None and t.get("crop") is None:  # the shapes world: its images are size x size
-        t.update(resize=size, crop=size, normalize=False)
-    return ImageTransform.from_dict(t)
+    return run.image_transform()
 
 
 def load_images(run: LoadedRun, paths: list[Path]) -> torch.Tensor:
-    """Image files prepared as the run's images were (resize, crop, normalisation).
-
-    Grey and RGBA images are converted to RGB, with a note in the log.
-
-    Raises:
-        DataError: naming a file that is missing or not an image.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    from niwt.data.files.images import open_rgb
-
-    build = _transform(run).build()
-    out = []
-    for path in paths:
-        try:
-            with Image.open(path) as probe:
-                mode = probe.mode
-        except FileNotFoundError:
-            raise DataError(f"image file not found: {path}") from None
-        except (UnidentifiedImageError, OSError) as err:
-            raise DataError(f"{path} is not an image niwt can read (PNG or JPEG): {err}") from None
-        if mode != "RGB":
-            log.warning("%s: a %s image, converted to RGB", path, mode)
-        out.append(build(open_rgb(path)))
-    return torch.stack(out)
+    """Image files prepared as the run's images were (:meth:`niwt.runs.LoadedRun.load_images`)."""
+    return run.load_images(paths)
 
 
 def _display(run: LoadedRun, images: torch.Tensor) -> np.ndarray:

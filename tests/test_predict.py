@@ -1,0 +1,68 @@
+"""niwt predict: a finished run ranks every class it knows for images no test made."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from niwt.cli import main
+from niwt.errors import DataError
+from niwt.runs import load_run
+from tests._configs import SMALL_RUN
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("predict")
+    (root / "c.toml").write_text(SMALL_RUN)
+    assert main(["run", str(root / "c.toml"), "--out", str(root / "run"), "--quiet"]) == 0
+    return root / "run"
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 255, (37, 50, 3), dtype=np.uint8)
+    paths = {"rgb_other_size.png": Image.fromarray(pixels), "grey.png": Image.fromarray(pixels[..., 0], "L"),
+             "rgba.png": Image.fromarray(np.dstack([pixels, pixels[..., :1]]), "RGBA"),
+             "photo.jpg": Image.fromarray(rng.integers(0, 255, (80, 64, 3), dtype=np.uint8))}
+    for name, image in paths.items():
+        image.save(folder / name)
+    return [folder / name for name in paths]
+
+
+def test_every_image_gets_ranked_probabilities_over_every_class_that_sum_to_1(run_dir, images):
+    run = load_run(run_dir)
+    n = len(run.row_names)
+    predictions = run.predict(images, top_k=n)
+    assert [p.source for p in predictions] == [str(p) for p in images]
+    for p in predictions:
+        assert sorted(p.classes) == sorted(run.row_names)  # every class, unseen ones included
+        assert list(p.probabilities) == sorted(p.probabilities, reverse=True)
+        assert sum(p.probabilities) == pytest.approx(1.0, abs=1e-9)
+    top = run.predict(images, top_k=3)
+    assert all(len(p.classes) == 3 and p.classes == q.classes[:3] for p, q in zip(top, predictions))
+
+
+def test_the_cli_prints_json_and_lines_and_explains_the_top_class(run_dir, images, capsys):
+    assert main(["predict", str(run_dir), *map(str, images), "--top-k", "2", "--json", "--quiet"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == len(images) and all(len(r["top"]) == 2 for r in rows)
+    assert main(["predict", str(run_dir), str(images[0]), "--explain", "--quiet"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(str(images[0])) and "because of" in out[1] and (run_dir / "explain").is_dir()
+
+
+def test_bad_images_and_top_k_are_named(run_dir, tmp_path):
+    run = load_run(run_dir)
+    (tmp_path / "notes.txt").write_text("not an image")
+    with pytest.raises(DataError, match="notes.txt is not an image"):
+        run.predict([tmp_path / "notes.txt"])
+    with pytest.raises(DataError, match="image file not found"):
+        run.predict([tmp_path / "missing.png"])
+    with pytest.raises(DataError, match="`top_k` must be an integer >= 1"):
+        run.predict([tmp_path / "missing.png"], top_k=0)

@@ -1,6 +1,9 @@
-"""Shared, session-scoped fixtures: tiny models and a tiny shapes world (nothing is downloaded)."""
+"""Shared, session-scoped fixtures: tiny models, a tiny shapes world and a small finished run (nothing is downloaded)."""
 
 from __future__ import annotations
+
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -38,3 +41,24 @@ def gap_model() -> GapLinear:
 def tiny_shapes_config() -> ShapesConfig:
     return ShapesConfig(seed=3, n_source=4, n_seen=6, n_unseen=3, n_val=2, n_source_images=8,
                         n_trainval_images=8, n_test_seen_images=4, n_test_unseen_images=4)
+
+
+@pytest.fixture(scope="session")
+def _small_run_once(tmp_path_factory) -> Path:
+    """A finished run of ``tests/_configs.SMALL_RUN``, trained once per session (never handed out:
+    modules get their own copy, so what one writes into it another never sees)."""
+    from niwt.cli import main
+    from tests._configs import SMALL_RUN
+
+    root = tmp_path_factory.mktemp("small_run")
+    (root / "c.toml").write_text(SMALL_RUN)
+    assert main(["run", str(root / "c.toml"), "--out", str(root / "run"), "--quiet"]) == 0
+    return root / "run"
+
+
+@pytest.fixture(scope="module")
+def small_run_dir(_small_run_once, tmp_path_factory) -> Path:
+    """This module's own copy of the session's small finished run."""
+
+
+    return Path(shutil.copytree(_small_run_once, tmp_path_factory.mktemp("run") / "run"))

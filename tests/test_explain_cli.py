@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,15 +12,11 @@ from PIL import Image
 from niwt.cli import main
 from niwt.rundir import read_manifest
 from niwt.runs import RunFormatError, load_run
-from tests._configs import SMALL_RUN as CONFIG
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("explain")
-    (root / "c.toml").write_text(CONFIG)
-    assert main(["run", str(root / "c.toml"), "--out", str(root / "run"), "--quiet"]) == 0
-    return root / "run"
+def run_dir(small_run_dir):
+    return small_run_dir
 
 
 def test_load_run_gives_back_the_extended_model_and_its_classes(run_dir):

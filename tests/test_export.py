@@ -11,23 +11,18 @@ import torch
 from _fixtures_data import shared_data_dir
 
 import niwt.run.export as export_module
-from niwt.cli import main
 from niwt.data.formats.xlsa17 import load_xlsa17
 from niwt.errors import RunDirectoryError
 from niwt.run.export import EXPORT_FILES, export_features, export_main
 from niwt.runs import load_run
-from tests._configs import SMALL_RUN as CONFIG
 
 SPLIT_FIELDS = ("allclasses_names", "att", "original_att", "test_seen_loc", "test_unseen_loc", "train_loc",
                 "trainval_loc", "val_loc")
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("export")
-    (root / "c.toml").write_text(CONFIG)
-    assert main(["run", str(root / "c.toml"), "--out", str(root / "run"), "--quiet"]) == 0
-    return root / "run"
+def run_dir(small_run_dir):
+    return small_run_dir
 
 
 @pytest.fixture(scope="module")

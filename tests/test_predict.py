@@ -11,15 +11,11 @@ from PIL import Image
 from niwt.cli import main
 from niwt.errors import DataError
 from niwt.runs import load_run
-from tests._configs import SMALL_RUN
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("predict")
-    (root / "c.toml").write_text(SMALL_RUN)
-    assert main(["run", str(root / "c.toml"), "--out", str(root / "run"), "--quiet"]) == 0
-    return root / "run"
+def run_dir(small_run_dir):
+    return small_run_dir
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ from torch import nn
 from niwt.errors import ConfigError, DataError
 from niwt.models.adapters import adapt
 from niwt.models.backbones import Backbone
-from niwt.models.weights import read_state_dict
+from niwt.models.weights import load_checked, read_state_dict
 
 __all__ = ["PREFIX", "timm_builder", "timm_network", "imagenet_state", "OFFLINE_IMAGENET", "InputNormalized"]
 
@@ -103,21 +103,10 @@ def imagenet_state(name: str) -> dict[str, torch.Tensor]:
 
 
 def _check_state(net: nn.Module, state: dict[str, torch.Tensor], name: str, classifier: str, source: str) -> None:
-    def kept(key: str) -> bool:  # the classifier holds the run's rows; BatchNorm's counters are no weights
-        return not key.startswith(classifier + ".") and not key.endswith("num_batches_tracked")
+    def skip(key: str) -> bool:  # the classifier holds the run's rows; BatchNorm's counters are no weights
+        return key.startswith(classifier + ".") or key.endswith("num_batches_tracked")
 
-    expected = {k: tuple(v.shape) for k, v in net.state_dict().items() if kept(k)}
-    given = {k: v for k, v in state.items() if kept(k)}
-    missing = sorted(set(expected) - set(given))
-    unexpected = sorted(set(given) - set(expected))
-    wrong = sorted(f"{k} {tuple(given[k].shape)} (expected {expected[k]})" for k in set(expected) & set(given)
-                   if tuple(given[k].shape) != expected[k])
-    if missing or unexpected or wrong:
-        parts = [f"missing {missing[:5]}" if missing else "", f"unexpected {unexpected[:5]}" if unexpected else "",
-                 f"wrong shapes {wrong[:5]}" if wrong else ""]
-        raise DataError(f"weights {source} do not fit timm's {name}: " + "; ".join(p for p in parts if p)
-                        + f". Give {name}'s weights as timm names them")
-    net.load_state_dict(given, strict=False)
+    load_checked(net, state, f"timm's {name}", source, skip=skip, naming="timm")
 
 
 def timm_network(name: str, num_classes: int, weights: str = "none") -> nn.Module:

@@ -56,9 +56,17 @@ def _describe(items: list[str]) -> str:
     return first_names(items, _SHOWN, more=" and {} more")
 
 
-def _load_checked(net: nn.Module, state: dict[str, torch.Tensor], arch: str, final: str, source: str) -> None:
-    expected = {k: v.shape for k, v in net.state_dict().items() if not k.startswith(final)}
-    given = {k: v for k, v in state.items() if not k.startswith(final)}
+def load_checked(net: nn.Module, state: dict[str, torch.Tensor], arch: str, source: str, *, skip: Callable[[str], bool],
+                 naming: str) -> None:
+    """Load ``state`` into ``net`` after checking every key and shape, except the keys ``skip``
+    says are not loaded (the classifier, whose rows are the run's).
+
+    Raises:
+        DataError: naming the first missing, unexpected and misshapen keys, and that the weights
+            must be ``arch``'s as ``naming`` names them.
+    """
+    expected = {k: v.shape for k, v in net.state_dict().items() if not skip(k)}
+    given = {k: v for k, v in state.items() if not skip(k)}
     missing = sorted(set(expected) - set(given))
     unexpected = sorted(set(given) - set(expected))
     wrong = sorted(f"{k} {tuple(given[k].shape)} (expected {tuple(expected[k])})" for k in set(expected) & set(given)
@@ -67,7 +75,7 @@ def _load_checked(net: nn.Module, state: dict[str, torch.Tensor], arch: str, fin
         parts = [f"missing {_describe(missing)}" if missing else "", f"unexpected {_describe(unexpected)}"
                  if unexpected else "", f"wrong shapes {_describe(wrong)}" if wrong else ""]
         raise DataError(f"weights {source} do not fit {arch}: " + "; ".join(p for p in parts if p)
-                        + f". Give {arch} weights as torchvision names them")
+                        + f". Give {arch} weights as {naming} names them")
     net.load_state_dict(given, strict=False)
 
 
@@ -96,5 +104,6 @@ def torchvision_network(builder: Callable[..., nn.Module], arch: str, weights: s
                               f" {str(err)[:200]}); download them where a network is available and {WEIGHTS_HELP}"
                               ) from err
     net = builder(weights=None)
-    _load_checked(net, read_state_dict(weights), arch, final, repr(weights))
+    load_checked(net, read_state_dict(weights), arch, repr(weights), skip=lambda k: k.startswith(final),
+                 naming="torchvision")
     return net

@@ -21,7 +21,7 @@ from niwt.report.overlay import overlay, save_png
 from niwt.rundir import add_to_run, write_json
 from niwt.runs import LoadedRun
 
-__all__ = ["ExplainedImage", "load_images", "explain_run", "neuron_names", "class_explanations", "write_report"]
+__all__ = ["ExplainedImage", "explain_run", "neuron_names", "class_explanations", "write_report"]
 
 log = logging.getLogger(__name__)
 
@@ -42,18 +42,9 @@ class ExplainedImage:
                 "explained": self.explained, "overlay": self.overlay, "terms": self.explanation.to_dict()["terms"]}
 
 
-def _transform(run: LoadedRun):
-    return run.image_transform()
-
-
-def load_images(run: LoadedRun, paths: list[Path]) -> torch.Tensor:
-    """Image files prepared as the run's images were (:meth:`niwt.runs.LoadedRun.load_images`)."""
-    return run.load_images(paths)
-
-
 def _display(run: LoadedRun, images: torch.Tensor) -> np.ndarray:
     """``[N, H, W, 3]`` uint8 images for display (normalisation undone)."""
-    t = _transform(run)
+    t = run.image_transform()
     x = images.detach().float().clone()
     if t.normalize:
         x = x * torch.tensor(t.std).view(1, 3, 1, 1) + torch.tensor(t.mean).view(1, 3, 1, 1)
@@ -133,7 +124,7 @@ def explain_run(run: LoadedRun, paths: list[Path], out: Path, *, class_name: str
     if class_name is not None:
         run.row_of(class_name)  # an unknown name fails before any work
     if paths:
-        images = load_images(run, paths)
+        images = run.load_images(paths)
         return explain_images_of_run(run, images, [str(p) for p in paths], out, class_name=class_name, top_k=top_k)
     data, pick, images = _test_sample(run, n)
     truth = [data.class_names[c] for c in data.labels[pick]]

@@ -8,11 +8,19 @@ ICCV 2017; NIWT, ECCV 2018, https://arxiv.org/abs/1808.02861)
 
 (``reduction="sum"``, as the authors' code) or the same divided by :math:`h w` (``"mean"``, as
 Grad-CAM). Transfer, extraction and explanations all go through :func:`importance_from_activations`.
+
+Token layers (a vision transformer's blocks, or a norm inside one) output ``[N, T, D]``: T tokens
+of D channels, the first :func:`token_prefix` of them class or register tokens and the rest the
+patch tokens of an ``h x w`` grid. Their channels are the D dimensions and the sum (or mean) runs
+over the patch tokens only, so the importance of a ViT layer is the Grad-CAM weight that
+pytorch-grad-cam computes after its reshape of the patch tokens to ``[N, D, h, w]``
+(:func:`token_grid`); a shift of a channel (:func:`shift_channels`) moves the patch tokens alone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import difflib
 from collections.abc import Callable, Iterator
 
 import torch
@@ -30,6 +38,12 @@ __all__ = [
     "resolve_layer",
     "capture_layer",
     "eval_mode",
+    "token_prefix",
+    "token_grid",
+    "patch_grid",
+    "shift_channels",
+    "channel_count",
+    "position_count",
 ]
 
 REDUCTIONS: tuple[str, ...] = ("sum", "mean")
@@ -44,7 +58,10 @@ def resolve_layer(model: nn.Module, layer: nn.Module | str) -> nn.Module:
         return layer
     names = [name for name, _ in model.named_modules() if name]
     if layer not in names:
-        raise ConfigError(f"unknown layer {layer!r}; valid layer names: {', '.join(names)}")
+        close = difflib.get_close_matches(layer, names, n=8, cutoff=0.6)
+        shown = close or names[:8]
+        raise ConfigError(f"unknown layer {layer!r}; {'close' if close else 'some valid'} names: {', '.join(shown)}"
+                          f" ({len(names)} in all: [name for name, _ in model.named_modules()] lists them)")
     return model.get_submodule(layer)
 
 
@@ -87,6 +104,88 @@ def capture_layer(module: nn.Module) -> Iterator[list[torch.Tensor]]:
         handle.remove()
 
 
+def token_prefix(model: nn.Module) -> int:
+    """How many class / register tokens precede the patch tokens at the model's token layers.
+
+    The ``num_prefix_tokens`` of ``model`` or of its first sub-module that has one (timm's vision
+    transformers, and the niwt backbones built on them, say it); 0 when none does.
+    """
+    for module in model.modules():
+        value = getattr(module, "num_prefix_tokens", None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return 0
+
+
+def _check_layout(activations: torch.Tensor, prefix: int) -> None:
+    if activations.ndim not in (2, 3, 4):
+        raise DataError(f"layer activations must be [N, K], [N, T, D] tokens or [N, K, h, w], got "
+                        f"{tuple(activations.shape)}")
+    if activations.ndim == 3 and not 0 <= prefix < activations.shape[1]:
+        raise DataError(f"token activations {tuple(activations.shape)} have {activations.shape[1]} tokens, fewer "
+                        f"than {prefix} prefix tokens and one patch token")
+
+
+def channel_count(activations: torch.Tensor) -> int:
+    """The channels K of ``[N, K]`` / ``[N, K, h, w]`` activations, or D of ``[N, T, D]`` tokens."""
+    return int(activations.shape[-1] if activations.ndim == 3 else activations.shape[1])
+
+
+def position_count(activations: torch.Tensor, prefix: int = 0) -> int:
+    """The positions a channel is summed over: ``h * w``, or the ``T - prefix`` patch tokens."""
+    _check_layout(activations, prefix)
+    if activations.ndim == 3:
+        return int(activations.shape[1] - prefix)
+    return int(activations[0, 0].numel())
+
+
+def shift_channels(activations: torch.Tensor, shift: torch.Tensor, prefix: int = 0) -> torch.Tensor:
+    """``activations`` with channel k moved by ``shift[:, k]`` at every position (every patch token).
+
+    The gradient of anything computed from the result w.r.t. ``shift`` at 0 is the summed importance.
+    """
+    _check_layout(activations, prefix)
+    if activations.ndim == 2:
+        return activations + shift
+    if activations.ndim == 4:
+        return activations + shift[:, :, None, None]
+    return torch.cat([activations[:, :prefix], activations[:, prefix:] + shift[:, None, :]], 1)
+
+
+def patch_grid(model: nn.Module) -> tuple[int, int] | None:
+    """``(h, w)`` of the model's patch grid (the ``grid_size`` of timm's patch embedding), or None."""
+    for module in model.modules():
+        grid = getattr(module, "grid_size", None)
+        if isinstance(grid, tuple) and len(grid) == 2 and all(isinstance(g, int) for g in grid):
+            return grid
+    return None
+
+
+def token_grid(activations: torch.Tensor, prefix: int = 0, grid: tuple[int, int] | None = None) -> torch.Tensor:
+    """Patch tokens ``[N, T, D]`` laid out as ``[N, D, h, w]`` maps (4-D activations are returned as given).
+
+    Args:
+        activations: token activations.
+        prefix: class / register tokens to drop first.
+        grid: ``(h, w)`` of the patch grid (:func:`patch_grid`); square when not given or when it does
+            not hold the tokens.
+
+    Raises:
+        DataError: the patch tokens do not fill the grid (a non-square count without ``grid``).
+    """
+    if activations.ndim == 4:
+        return activations
+    n_patch = position_count(activations, prefix)
+    if grid is None or grid[0] * grid[1] != n_patch:
+        side = round(n_patch ** 0.5)
+        grid = (side, side)
+    if grid[0] * grid[1] != n_patch:
+        raise DataError(f"{n_patch} patch tokens (after {prefix} prefix tokens) do not fill a {grid[0]} x {grid[1]} "
+                        "grid; give the model's patch grid")
+    patches = activations[:, prefix:]
+    return patches.reshape(patches.shape[0], grid[0], grid[1], patches.shape[2]).permute(0, 3, 1, 2)
+
+
 def _input_channels(model: nn.Module) -> int | None:
     """Input channels of the model's first convolution, or ``None`` when it has none."""
     first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
@@ -105,28 +204,35 @@ def importance_from_activations(
     reduction: str = "sum",
     *,
     create_graph: bool = False,
+    prefix_tokens: int = 0,
 ) -> torch.Tensor:
     """Importance of ``targets`` given activations and the scores computed from them.
 
     Args:
-        activations: ``[N, K, h, w]`` (or ``[N, K]``) tensor that ``scores`` depend on; must require grad.
+        activations: ``[N, K, h, w]``, ``[N, K]`` or ``[N, T, D]`` token tensor that ``scores``
+            depend on; must require grad.
         scores: ``[N, C]`` logits computed from ``activations`` with no coupling between images
             (eval mode), so one backward pass of the summed target logits gives per-image gradients.
         targets: ``[N]`` class index (column of ``scores``) per image.
         reduction: ``"sum"`` or ``"mean"`` over spatial positions.
         create_graph: keep the graph so the importances can themselves be differentiated
             (needed to optimise weights through them).
+        prefix_tokens: for token activations, the class / register tokens left out of the sum.
 
     Returns:
-        ``[N, K]`` importances.
+        ``[N, K]`` importances (``[N, D]`` for tokens).
     """
     _check_reduction(reduction)
+    _check_layout(activations, prefix_tokens)
     if targets.shape != (scores.shape[0],):
         raise DataError(f"`targets` must be [{scores.shape[0]}], got {tuple(targets.shape)}")
     picked = scores.gather(1, targets.long().view(-1, 1)).sum()
     (grad,) = torch.autograd.grad(picked, activations, create_graph=create_graph)
     if grad.ndim == 2:
         return grad
+    if grad.ndim == 3:
+        patches = grad[:, prefix_tokens:]
+        return patches.sum(1) if reduction == "sum" else patches.mean(1)
     dims = tuple(range(2, grad.ndim))
     return grad.sum(dims) if reduction == "sum" else grad.mean(dims)
 
@@ -156,14 +262,16 @@ def neuron_importance(
 
     Args:
         model: a classifier returning logits ``[N, C]``.
-        layer: the module, or its dotted name (``"features"``, ``"layer4.0"``).
+        layer: the module, or its dotted name (``"features"``, ``"layer4.0"``, a ViT's ``"blocks.10"``
+            or ``"blocks.11.norm1"``).
         images: ``[N, C, H, W]`` float tensor (or NumPy array), converted to the model's dtype; C must
             match the model's first convolution and H, W its ``image_size`` when it has one.
         targets: ``[N]`` integer class indices into the logits.
         reduction: ``"sum"`` (NIWT) or ``"mean"`` (Grad-CAM) over spatial positions.
         batch_size: stream the images in batches of this size (memory stays flat), or all at once.
         create_graph: keep the graph for higher-order gradients (only without ``batch_size``).
-        return_activations: also return the detached activations ``[N, K, h, w]``.
+        return_activations: also return the detached activations ``[N, K, h, w]`` (``[N, T, D]``
+            at a token layer: see :func:`token_grid`).
         progress: called with the number of images done after each batch.
 
     Returns:
@@ -190,6 +298,7 @@ def neuron_importance(
     step = batch_size or images.shape[0]
     out, acts = [], []
     device = ref.device if ref is not None else torch.device("cpu")
+    prefix = token_prefix(model)
     with eval_mode(model), torch.enable_grad(), capture_layer(module) as store:
         for batch in iter_batches(images, None, step, pin_memory=device.type == "cuda"):
             store.clear()
@@ -202,7 +311,7 @@ def neuron_importance(
             if tgt.numel() and (tgt.min() < 0 or tgt.max() >= n_classes):
                 raise DataError(f"`targets` must lie in [0, {n_classes}), got [{int(tgt.min())}, {int(tgt.max())}]")
             alpha = importance_from_activations(store[0], scores, tgt.to(scores.device), reduction,
-                                                create_graph=create_graph)
+                                                create_graph=create_graph, prefix_tokens=prefix)
             if ref is not None and alpha.dtype != ref.dtype:  # computed under autocast
                 alpha = alpha.to(ref.dtype)
             out.append(alpha if create_graph else alpha.detach())

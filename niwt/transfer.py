@@ -43,7 +43,13 @@ from torch import nn
 from niwt.checks import as_image_batch, as_matrix
 from niwt.device import to_device
 from niwt.errors import ConfigError, DataError, NotFittedError
-from niwt.importance import eval_mode, importance_from_activations, neuron_importance
+from niwt.importance import (
+    channel_count,
+    eval_mode,
+    importance_from_activations,
+    neuron_importance,
+    position_count,
+)
 from niwt.models.backbones import Backbone
 from niwt.training import EarlyStopping, StepEnd, optimize
 
@@ -275,7 +281,8 @@ class UnseenWeightOptimizer:
         self._check_data(pool, tau)
         with torch.no_grad(), eval_mode(model):
             probe = model.forward_features(to_device(pool[:1], ref.device))  # [1, K, h, w]
-        channels, positions = probe.shape[1], probe[0, 0].numel()
+        channels = channel_count(probe)
+        positions = position_count(probe, getattr(model, "num_prefix_tokens", 0))
         if channels != tau.shape[1]:
             raise DataError(f"`targets` have {tau.shape[1]} dimensions but the importance layer has {channels} channels")
         if cache is None and self.mode == "fast":

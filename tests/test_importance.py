@@ -102,7 +102,7 @@ def test_works_under_no_grad_and_with_frozen_parameters(gap_model):
 
 
 def test_unknown_layer_lists_the_valid_names(gap_model):
-    with pytest.raises(ConfigError, match=r"unknown layer 'conv9'.*valid layer names: conv, conv\.0"):
+    with pytest.raises(ConfigError, match=r"unknown layer 'conv9'; close names: conv, conv\.1, conv\.0 \(4 in all"):
         neuron_importance(gap_model, "conv9", torch.randn(1, 3, 4, 4, dtype=torch.float64), torch.tensor([0]))
 
 
@@ -166,3 +166,40 @@ def test_a_model_without_a_niwt_classifier_is_refused_up_front_by_transfer():
 
     with pytest.raises(ConfigError, match="`model` must be a niwt Backbone, got ResNet"):
         UnseenWeightOptimizer().fit(resnet18(weights=None), torch.rand(2, 3, 32, 32), np.ones((1, 512)))
+
+
+class _TokenHead(torch.nn.Module):
+    """Tokens ``[N, 1 + 4, 2]`` (a class token, then 4 patches) from a linear embedding, and logits
+    ``W @ (class token + sum of patch tokens)``: d o_c / d patch token = W[c] for every patch."""
+
+    num_prefix_tokens = 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = torch.nn.Linear(3, 10)
+        self.tokens = torch.nn.Identity()
+        self.head = torch.nn.Linear(2, 3, bias=False)
+        with torch.no_grad():
+            self.head.weight.copy_(torch.tensor([[1.0, 2.0], [-1.0, 0.5], [0.0, 3.0]]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.tokens(self.embed(x.mean((2, 3))).view(-1, 5, 2))
+        return self.head(t[:, 0] + t[:, 1:].sum(1))
+
+
+def test_importance_at_a_token_layer_sums_over_the_patch_tokens_only():
+    from niwt.importance import shift_channels, token_grid
+
+    model = _TokenHead()
+    x = torch.rand(2, 3, 4, 4)
+    y = torch.tensor([0, 2])
+    # the class token's gradient (W[c] too) is left out: 4 patches x W[c], or W[c] as the mean
+    torch.testing.assert_close(neuron_importance(model, "tokens", x, y, "sum"), torch.tensor([[4.0, 8.0], [0.0, 12.0]]))
+    torch.testing.assert_close(neuron_importance(model, "tokens", x, y, "mean"), torch.tensor([[1.0, 2.0], [0.0, 3.0]]))
+    tokens = torch.arange(10.0).view(1, 5, 2)
+    moved = shift_channels(tokens, torch.tensor([[10.0, 100.0]]), prefix=1)
+    torch.testing.assert_close(moved[0, 0], tokens[0, 0])  # the class token does not move
+    torch.testing.assert_close(moved[0, 1:] - tokens[0, 1:], torch.tensor([[10.0, 100.0]]).expand(4, 2))
+    grid = token_grid(tokens, prefix=1)
+    assert grid.shape == (1, 2, 2, 2)
+    torch.testing.assert_close(grid[0, :, 0, 1], tokens[0, 2])  # patch 1 sits at row 0, column 1

@@ -23,13 +23,15 @@ timm = pytest.importorskip("timm")
 pytorch_grad_cam = pytest.importorskip("pytorch_grad_cam")
 
 ARCHS = [("timm/resnet18", "features.net.layer4.0"), ("timm/convnext_atto", "features.net.norm_pre"),
-         ("timm/tf_efficientnet_lite0", "features.net.bn2")]
+         ("timm/vit_tiny_patch16_224", "features.net.blocks.10"), ("timm/tf_efficientnet_lite0", "features.net.bn2")]
+VIT = "timm/vit_tiny_patch16_224"
+SIDE = {VIT: 48}  # a 3 x 3 patch grid: small, and not square-root-ambiguous with the class token
 
 
 @functools.lru_cache(maxsize=None)
 def _backbone(arch: str):
     torch.manual_seed(0)
-    model = create_model(arch, 5).eval()
+    model = create_model(arch, 5, image_size=SIDE.get(arch, 64)).eval()
     model.classifier.set_unseen(torch.randn(2, model.num_features) * 0.05)
     return model
 
@@ -42,20 +44,28 @@ def _images(n: int = 3, side: int = 64, seed: int = 1) -> torch.Tensor:
 def test_a_timm_network_passes_the_backbone_contract_at_its_family_layer(arch, layer):
     model = _backbone(arch)
     assert model.importance_layer == layer
-    check_backbone(model, _images(2))
-    assert model_settings(arch) == ("weights", "layer")
+    check_backbone(model, _images(2, SIDE.get(arch, 64)))
+    assert model_settings(arch) == ("weights", "layer", "image_size")
 
 
-@pytest.mark.parametrize(("arch", "layer"), ARCHS[:2])
+def _vit_reshape(tokens: torch.Tensor) -> torch.Tensor:
+    """pytorch-grad-cam's reshape recipe for a ViT: drop the class token, lay the patches on their grid."""
+    side = int((tokens.shape[1] - 1) ** 0.5)
+    return tokens[:, 1:, :].reshape(tokens.shape[0], side, side, tokens.shape[2]).permute(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize(("arch", "layer"), [*ARCHS[:3], (VIT, "head.net.blocks.11.norm1")])
 def test_grad_cam_and_importance_of_timm_networks_equal_an_independent_implementation(arch, layer):
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     model = _backbone(arch)
-    x = _images(3)
+    x = _images(3, SIDE.get(arch, 64))
     y = torch.tensor([0, 4, 6])  # rows 5 and 6 are unseen classes
     ours = grad_cam(model, layer, x, y).numpy()
-    cam = GradCAM(model=model, target_layers=[model.get_submodule(layer)])
+    tokens = arch == VIT
+    cam = GradCAM(model=model, target_layers=[model.get_submodule(layer)],
+                  reshape_transform=_vit_reshape if tokens else None)
     try:
         ref = cam(input_tensor=x, targets=[ClassifierOutputTarget(int(c)) for c in y])
     finally:
@@ -75,7 +85,42 @@ def test_grad_cam_and_importance_of_timm_networks_equal_an_independent_implement
     finally:
         hook.remove()
     (grads,) = torch.autograd.grad(logits.gather(1, y[:, None]).sum(), saved["a"])
-    torch.testing.assert_close(neuron_importance(model, layer, x, y, "mean"), grads.mean((2, 3)), rtol=1e-4, atol=1e-6)
+    expected = grads[:, 1:].mean(1) if tokens else grads.mean((2, 3))  # a ViT: over its patch tokens
+    torch.testing.assert_close(neuron_importance(model, layer, x, y, "mean"), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_a_vits_default_layer_is_one_where_patch_tokens_get_gradients():
+    from niwt.models import adapt
+
+    torch.manual_seed(0)
+    net = timm_network("vit_tiny_patch16_224", 5, image_size=48).eval()
+    model = adapt(net, "blocks.10", probe_size=48)  # shares net's modules
+    x, y = _images(2, 48), torch.tensor([1, 3])
+    at_default = neuron_importance(model, model.importance_layer, x, y)
+    assert at_default.shape == (2, 192) and float(at_default.abs().sum(1).min()) > 0
+    torch.testing.assert_close(neuron_importance(net, "blocks.10", x, y), at_default)
+    # after the last block only the class token is read: no patch token gets a gradient there
+    assert float(neuron_importance(net, "blocks.11", x, y).abs().max()) == 0.0
+    assert _backbone(VIT).importance_layer == "features.net.blocks.10"
+
+
+def test_fast_and_reference_transfer_agree_on_a_vit():
+    from niwt.importance import eval_mode
+    from niwt.transfer import UnseenWeightOptimizer
+
+    torch.manual_seed(3)
+    model = create_model(VIT, 4, image_size=32).double()
+    pool = torch.rand(6, 3, 32, 32, dtype=torch.float64)
+    targets = torch.randn(2, 192, dtype=torch.float64)
+    opt = UnseenWeightOptimizer(lam=1e-3, lr=1e-2, batch_size=4, max_steps=2, patience=100, random_state=0)
+    problem = opt.prepare(model, pool, targets)
+    assert problem.positions == 4 and problem.cache.shape == (6, 5, 192)  # 2 x 2 patches and the class token
+    w = targets.new_zeros(2, 192).normal_().requires_grad_(True)
+    idx, cls = torch.arange(4), torch.tensor([0, 1, 0, 1])
+    with eval_mode(model):
+        fast = torch.autograd.grad(opt.batch_loss(problem, w, idx, cls), w)[0]
+        ref = torch.autograd.grad(opt.batch_loss(problem, w, idx, cls, mode="reference"), w)[0]
+    torch.testing.assert_close(fast, ref, rtol=1e-6, atol=1e-12)
 
 
 def _photo(name: str) -> torch.Tensor:

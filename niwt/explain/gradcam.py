@@ -21,7 +21,7 @@ from torch import nn
 
 from niwt.checks import as_image_batch, as_labels
 from niwt.errors import ConfigError, DataError
-from niwt.importance import neuron_importance
+from niwt.importance import neuron_importance, patch_grid, token_grid, token_prefix
 
 __all__ = ["grad_cam", "cam_from_activations", "scale_maps", "layer_importance", "predicted_classes"]
 
@@ -53,7 +53,8 @@ def layer_importance(
         batch_size: stream the images in batches of this size.
 
     Returns:
-        ``(weights [N, K], activations [N, K, h, w], targets [N])``, all detached.
+        ``(weights [N, K], activations [N, K, h, w], targets [N])``, all detached; a token layer's
+        patch tokens come as ``[N, D, h, w]`` on the patch grid (:func:`niwt.importance.token_grid`).
 
     Raises:
         ConfigError: unknown layer, or a layer whose output the next operation overwrites in place.
@@ -80,8 +81,11 @@ def layer_importance(
             "ReLU(inplace=True) or `out += identity`), so its importance cannot be taken there; choose that "
             f"in-place module itself or a later layer (torch: {exc})"
         ) from None
+    if acts.ndim == 3:  # a ViT's tokens: the patch tokens as maps on the patch grid
+        acts = token_grid(acts, token_prefix(model), patch_grid(model))
     if acts.ndim != 4:
-        raise DataError(f"layer {layer!r} must output [N, K, h, w] activations for a map, got {tuple(acts.shape)}")
+        raise DataError(f"layer {layer!r} must output [N, K, h, w] activations or [N, T, D] tokens for a map, got "
+                        f"{tuple(acts.shape)}")
     return weights, acts, y
 
 

@@ -34,7 +34,7 @@ import torch
 from torch import fx, nn
 
 from niwt.errors import ConfigError
-from niwt.importance import eval_mode
+from niwt.importance import eval_mode, token_prefix
 from niwt.models.backbones import Backbone, TorchvisionResNet, TorchvisionVGG
 from niwt.models.head import ExtendableLinear
 
@@ -225,6 +225,7 @@ class GraphSplit(Backbone):
         self.features.recompile()
         self.head = fx.GraphModule(model, head, class_name="Head")
         self.importance_layer = f"features.{layer}"
+        self.num_prefix_tokens = token_prefix(model)  # a ViT's class / register tokens (0 for a CNN)
         self.num_features = model.get_submodule(final).in_features
         self.classifier = ExtendableLinear(self.num_features, num_classes)
 
@@ -243,6 +244,12 @@ class GraphSplit(Backbone):
 def _head_nodes(name: str, layer: str, cut: fx.Node, end: fx.Node, order: dict[fx.Node, int]) -> set[fx.Node]:
     """The nodes ``end`` needs after ``cut``; ConfigError when one of them reads a tensor from before ``cut``."""
     needed: set[fx.Node] = set()
+    # nodes computed from the images; the rest are constants, such as the `attn_mask=None` and
+    # `is_causal=False` arguments (placeholders with defaults) of a ViT's forward
+    from_input: set[fx.Node] = set()
+    for node in sorted(order, key=order.__getitem__):
+        if (node.op == "placeholder" and not node.args) or any(n in from_input for n in node.all_input_nodes):
+            from_input.add(node)
     stack = [end] if end is not cut else []
     while stack:
         node = stack.pop()
@@ -250,6 +257,10 @@ def _head_nodes(name: str, layer: str, cut: fx.Node, end: fx.Node, order: dict[f
             continue
         if node.op == "get_attr":  # a parameter or buffer: copied into the head
             needed.add(node)
+            continue
+        if node not in from_input:  # a constant (such as a flag an attention layer computes): copied too
+            needed.add(node)
+            stack.extend(node.all_input_nodes)
             continue
         if node.op == "placeholder" or order[node] < order[cut]:
             user = next((u for u in node.users if u in needed or u is end), None)

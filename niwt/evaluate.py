@@ -106,6 +106,9 @@ class GZSLReport:
         zsl_acc: per-class accuracy on unseen-class images, label space unseen classes only.
         ausuc: area under the seen-unseen accuracy curve traced by the calibration constant.
         calibration: the calibration constant used for ``seen_acc``, ``unseen_acc`` and ``H``.
+        curve_best_H: the largest H anywhere on that curve, at the constant that is best for these
+            very labels: an analysis of how much a better operating point could give, which looks
+            at the test labels and is never used to choose anything (NaN in records written before it).
     """
 
     seen_acc: float
@@ -114,6 +117,7 @@ class GZSLReport:
     zsl_acc: float
     ausuc: float
     calibration: float
+    curve_best_H: float = float("nan")
 
     def to_dict(self) -> dict[str, float]:
         """Return the metrics as a dict of plain Python floats (JSON-ready)."""
@@ -218,14 +222,13 @@ def _group_weights(labels: np.ndarray) -> np.ndarray:
     return 1.0 / (counts[inverse] * classes.size)
 
 
-def _ausuc(prep: _Prepared) -> float:
-    """Exact area under the (unseen_acc, seen_acc) curve of calibrated stacking.
+def _curve(prep: _Prepared) -> tuple[np.ndarray, np.ndarray]:
+    """The (seen_acc, unseen_acc) points of calibrated stacking as its constant runs over every value.
 
     As the calibration constant grows from -inf to +inf, an image moves from its seen prediction to its
     unseen prediction once the constant passes its gap ``m_s - m_u``; images with equal gaps move
     together. Starting from (u=0, s=s_max), each move lowers ``s`` when the seen prediction was correct
-    and raises ``u`` when the unseen prediction is correct. The curve ends at (u=zsl_acc, s=0), and the
-    area is integrated with the trapezoid rule over ``u``.
+    and raises ``u`` when the unseen prediction is correct; the curve ends at (u=zsl_acc, s=0).
     """
     n = prep.labels.size
     weights = np.zeros(n)
@@ -243,10 +246,20 @@ def _ausuc(prep: _Prepared) -> float:
     group_end = np.append(gap_sorted[1:] != gap_sorted[:-1], True)
     s_points = np.concatenate([[s_start], s_curve[group_end]])
     u_points = np.concatenate([[0.0], u_curve[group_end]])
-    s_points = np.clip(s_points, 0.0, 1.0)
-    u_points = np.clip(u_points, 0.0, 1.0)
+    return np.clip(s_points, 0.0, 1.0), np.clip(u_points, 0.0, 1.0)
+
+
+def _ausuc(s_points: np.ndarray, u_points: np.ndarray) -> float:
+    """Exact area under the (unseen_acc, seen_acc) curve (:func:`_curve`), by the trapezoid rule over ``u``."""
     area = float(np.sum(np.diff(u_points) * (s_points[1:] + s_points[:-1]) / 2.0))
     return min(max(area, 0.0), 1.0)
+
+
+def _curve_best_h(s_points: np.ndarray, u_points: np.ndarray) -> float:
+    """The largest harmonic mean of any point of the curve (between its points nothing changes)."""
+    total = s_points + u_points
+    h = np.where(total > 0, 2 * s_points * u_points / np.where(total > 0, total, 1.0), 0.0)
+    return float(h.max())
 
 
 def _check_calibration(calibration: float) -> float:
@@ -293,7 +306,7 @@ def evaluate_gzsl(
             stacking); 0 means plain stacking.
 
     Returns:
-        A :class:`GZSLReport`; ``ausuc`` does not depend on ``calibration``. Accuracies average over
+        A :class:`GZSLReport`; ``ausuc`` and ``curve_best_H`` do not depend on ``calibration``. Accuracies average over
         the classes that have test images; a seen or unseen class without any is left out of its
         mean, with a ``UserWarning`` naming it.
 
@@ -308,13 +321,15 @@ def evaluate_gzsl(
     s, u = _seen_unseen_acc(prep, _predict(prep, calibration))
     unseen_mask = ~prep.is_seen
     zsl = per_class_accuracy(prep.pred_unseen[unseen_mask], prep.labels[unseen_mask])
+    curve = _curve(prep)
     report = GZSLReport(
         seen_acc=s,
         unseen_acc=u,
         H=harmonic_mean(s, u),
         zsl_acc=zsl,
-        ausuc=_ausuc(prep),
+        ausuc=_ausuc(*curve),
         calibration=calibration,
+        curve_best_H=_curve_best_h(*curve),
     )
     logger.debug("GZSL evaluation on %d images: %s", prep.labels.size, report)
     return report

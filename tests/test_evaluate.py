@@ -86,7 +86,7 @@ def test_evaluate_gzsl_plain_stacking() -> None:
     assert report.zsl_acc == pytest.approx(3 / 4)
     assert report.calibration == 0.0
     d = report.to_dict()
-    assert set(d) == {"seen_acc", "unseen_acc", "H", "zsl_acc", "ausuc", "calibration"}
+    assert set(d) == {"seen_acc", "unseen_acc", "H", "zsl_acc", "ausuc", "calibration", "curve_best_H"}
     assert all(type(v) is float for v in d.values())
 
 
@@ -124,6 +124,15 @@ def test_ausuc_hand_built_case() -> None:
     #   img 3 (gap 2, seen was correct) -> (3/4, 1/2); img 4 -> (3/4, 1/6); img 1 -> (3/4, 0); img 2: same
     # Area = 3/4 * 5/6 = 5/8.
     assert evaluate_gzsl(SCORES, LABELS, SEEN, UNSEEN).ausuc == pytest.approx(5 / 8)
+
+
+def test_curve_best_h_is_the_best_point_of_the_hand_built_curve() -> None:
+    # Points of the curve above: H(5/6, 1/4) = 5/13, H(5/6, 1/2) = 5/8, H(5/6, 3/4) = 15/19 (the best),
+    # H(1/2, 3/4) = 3/5, H(1/6, 3/4) = 3/11, then 0. It does not depend on the constant evaluated.
+    for calibration in (0.0, 1.5, -2.0, 1e6):
+        report = evaluate_gzsl(SCORES, LABELS, SEEN, UNSEEN, calibration=calibration)
+        assert report.curve_best_H == pytest.approx(15 / 19)
+    assert evaluate_gzsl(SCORES, LABELS, SEEN, UNSEEN, calibration=1.5).H == pytest.approx(15 / 19)
 
 
 def test_ausuc_with_a_slanted_segment() -> None:
@@ -215,3 +224,4 @@ def test_ausuc_matches_a_sweep_of_evaluate_gzsl() -> None:
     expected = float(np.sum(np.diff(u) * (s[1:] + s[:-1]) / 2))
     assert points[0].ausuc == pytest.approx(expected, abs=1e-12)
     assert 0.0 < expected < 1.0
+    assert points[0].curve_best_H == pytest.approx(max(p.H for p in points), abs=1e-12)

@@ -8,11 +8,9 @@ import time
 from niwt.baselines import get_baseline
 from niwt.config import RunConfig
 from niwt.data.settings import Setting
-from niwt.data.source import take
 from niwt.results import MethodResult, Selection
 from niwt.run.context import RunContext
 from niwt.run.stage import record_stage
-from niwt.scores import penultimate_features
 from niwt.seeding import stage_seed
 
 __all__ = ["baseline_points", "baseline_method"]
@@ -40,9 +38,8 @@ def baseline_method(ctx: RunContext, name: str) -> MethodResult:
             return {"random_state": stage_seed(ctx.config.seed, "baseline", name, setting.name)} if seeded_fit else {}
 
         if len(points) > 1 or ctx.config.eval.calibrate:
-            val, model = ctx.validation, ctx.model(ctx.validation)
-            f_fit = penultimate_features(model, take(ctx.images, val.train_idx))
-            f_eval = penultimate_features(model, take(ctx.images, val.test_idx))
+            val = ctx.validation
+            f_fit, f_eval = ctx.features(val, "train"), ctx.features(val, "test")
             grid = []
             for params in points:
                 est = get_baseline(name, **params, **seed(val)).fit(f_fit, d.labels[val.train_idx], k)
@@ -50,9 +47,8 @@ def baseline_method(ctx: RunContext, name: str) -> MethodResult:
             selection = Selection.best_of(grid)
         else:
             selection = Selection(points[0])
-        final, model = ctx.final, ctx.model(ctx.final)
-        f_train = penultimate_features(model, take(ctx.images, final.train_idx))
-        f_test = penultimate_features(model, take(ctx.images, final.test_idx))
+        final = ctx.final
+        f_train, f_test = ctx.features(final, "train"), ctx.features(final, "test")
         est = get_baseline(name, **selection.params, **seed(final)).fit(f_train, d.labels[final.train_idx], k)
         report, calibrated = ctx.final_reports(est.decision_function(f_test, k), selection)
         return MethodResult(name, report, selection, {"fit": time.perf_counter() - t0}, calibrated), None

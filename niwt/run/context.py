@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -22,7 +22,7 @@ from niwt.run.dataset import fit_to_data
 from niwt.run.knowledge import class_vectors
 from niwt.run.training import TrainedModels, in_features, train_models
 from niwt.rundir import RunInfo, StageStore, stage_key
-from niwt.scores import gzsl_scores
+from niwt.scores import gzsl_scores, penultimate_features
 from niwt.seeding import stage_generator, stage_rng, stage_seed
 
 __all__ = ["RunContext", "build_context", "array_key"]
@@ -34,7 +34,8 @@ def array_key(arr: np.ndarray) -> str:
 
 @dataclass(frozen=True, eq=False)
 class RunContext:
-    """What every method of one run shares; built once by :func:`build_context`, never mutated.
+    """What every method of one run shares; built once by :func:`build_context`, never mutated
+    (but for the memo of :meth:`features`).
 
     Attributes:
         config: the resolved run config.
@@ -56,11 +57,12 @@ class RunContext:
     progress: bool = False
     store: StageStore | None = None
     knowledge_names: tuple[str, ...] | None = None
+    _features: dict[tuple[int, str], np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def key(self, stage: str, **parts: object) -> str:
         """The key of a method's stage: its config and the keys of the models and knowledge it uses."""
         return stage_key(stage=stage, models=self.models.keys, knowledge=array_key(self.knowledge),
-                         seed=self.config.seed, eval=to_dict(self.config.eval), results_version=3, **parts)
+                         seed=self.config.seed, eval=to_dict(self.config.eval), results_version=4, **parts)
 
     def run_info(self, model: Backbone) -> RunInfo:
         """What a later command needs to read ``model`` (the final setting's, extended) back:
@@ -112,6 +114,17 @@ class RunContext:
         if selection.calibrated_gamma is None:
             return report, None
         return report, self.report(self.final, scores, calibration=selection.calibrated_gamma)
+
+    def features(self, setting: Setting, part: str) -> np.ndarray:
+        """The penultimate features ``[N, D]`` of ``setting``'s model on its ``"train"`` or ``"test"``
+        images (what the baselines are fitted on), computed once per run and shared by every baseline."""
+        if part not in ("train", "test"):
+            raise DataError(f"`part` must be 'train' or 'test', got {part!r}")
+        key = (id(setting), part)
+        if key not in self._features:
+            idx = setting.train_idx if part == "train" else setting.test_idx
+            self._features[key] = penultimate_features(self.model(setting), take(self.images, idx))
+        return self._features[key]
 
     def scores(self, model: Backbone, setting: Setting) -> np.ndarray:
         """``model``'s GZSL scores ``[N, C]`` on ``setting``'s test images."""

@@ -272,9 +272,16 @@ class EvalConfig:
 
     Attributes:
         calibrate: subtract a constant from seen scores, chosen by H on the validation classes.
+        val_splits: validation splits of the seen classes (the dataset's own, then more drawn with
+            as many val classes each); every method's hyper-parameters and calibration constant are
+            chosen by their mean H over the splits. Each split trains its own validation network.
     """
 
     calibrate: bool = False
+    val_splits: int = 1
+
+    def __post_init__(self) -> None:
+        _check("eval", self, "val_splits", low=1)
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,8 @@ __all__ = [
     "per_class_accuracy",
     "evaluate_gzsl",
     "choose_calibration",
+    "choose_common_calibration",
+    "mean_report",
 ]
 
 logger = logging.getLogger(__name__)
@@ -365,14 +367,47 @@ def choose_calibration(
         DataError: as :func:`evaluate_gzsl`.
         ConfigError: if ``n_grid`` is not an integer >= 2.
     """
+    return choose_common_calibration([(scores, labels, seen_classes, unseen_classes)], n_grid=n_grid)
+
+
+def choose_common_calibration(
+    problems: Sequence[tuple[np.ndarray, np.ndarray, Sequence[int] | np.ndarray, Sequence[int] | np.ndarray]],
+    *,
+    n_grid: int = 101,
+) -> float:
+    """The one calibrated-stacking constant that maximises the mean H over several validation problems.
+
+    Each problem is ``(scores, labels, seen_classes, unseen_classes)`` as for :func:`choose_calibration`
+    (several validation splits of the seen classes, say). The candidates are each problem's
+    :func:`choose_calibration` grid together, and the mean of the problems' H is maximised; ties go to
+    the smallest absolute value. With one problem it is :func:`choose_calibration`.
+
+    Raises:
+        DataError: no problem, or a malformed one (as :func:`evaluate_gzsl`).
+        ConfigError: if ``n_grid`` is not an integer >= 2.
+    """
     if isinstance(n_grid, bool) or not isinstance(n_grid, (int, np.integer)) or n_grid < 2:
         raise ConfigError(f"`n_grid` must be an integer >= 2, got {n_grid!r}")
-    prep = _prepare(scores, labels, seen_classes, unseen_classes)
-    gap = prep.best_seen - prep.best_unseen
-    grid = np.unique(np.concatenate([np.linspace(gap.min(), gap.max(), int(n_grid)), [0.0]]))
-    h_values = np.array([harmonic_mean(*_seen_unseen_acc(prep, _predict(prep, g))) for g in grid])
+    if not problems:
+        raise DataError("`problems` is empty: choosing a calibration needs at least one validation problem")
+    preps = [_prepare(*problem) for problem in problems]
+    gaps = [prep.best_seen - prep.best_unseen for prep in preps]
+    grid = np.unique(np.concatenate([*(np.linspace(g.min(), g.max(), int(n_grid)) for g in gaps), [0.0]]))
+    h_values = np.array([np.mean([harmonic_mean(*_seen_unseen_acc(prep, _predict(prep, g))) for prep in preps])
+                         for g in grid])
     best = h_values.max()
     candidates = grid[h_values >= best - 1e-12]
     chosen = float(candidates[np.lexsort((candidates, np.abs(candidates)))[0]])
-    logger.debug("chose calibration %.6g (H=%.4f) among %d candidates", chosen, best, grid.size)
+    logger.debug("chose calibration %.6g (mean H=%.4f over %d problem(s)) among %d candidates", chosen, best,
+                 len(preps), grid.size)
     return chosen
+
+
+def mean_report(reports: Sequence[GZSLReport]) -> GZSLReport:
+    """The field-by-field mean of several reports (one per validation split): what a grid point scores."""
+    if not reports:
+        raise DataError("`reports` is empty: a mean report needs at least one report")
+    if len(reports) == 1:
+        return reports[0]
+    values = [r.to_dict() for r in reports]
+    return GZSLReport(**{k: float(np.mean([v[k] for v in values])) for k in values[0]})

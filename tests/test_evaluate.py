@@ -9,8 +9,10 @@ from niwt.errors import ConfigError, DataError
 from niwt.evaluate import (
     GZSLReport,
     choose_calibration,
+    choose_common_calibration,
     evaluate_gzsl,
     harmonic_mean,
+    mean_report,
     per_class_accuracy,
 )
 
@@ -225,3 +227,32 @@ def test_ausuc_matches_a_sweep_of_evaluate_gzsl() -> None:
     assert points[0].ausuc == pytest.approx(expected, abs=1e-12)
     assert 0.0 < expected < 1.0
     assert points[0].curve_best_H == pytest.approx(max(p.H for p in points), abs=1e-12)
+
+
+def test_a_common_calibration_maximises_the_mean_h_of_several_problems() -> None:
+    rng = np.random.default_rng(4)
+    problems = []
+    for shift in (0.0, 2.0):  # the second problem's seen scores run higher: its own best constant is larger
+        labels = rng.integers(0, 5, size=60)
+        scores = rng.normal(size=(60, 5)) + 2.0 * np.eye(5)[labels]
+        scores[:, :3] += shift
+        problems.append((scores, labels, [0, 1, 2], [3, 4]))
+    assert choose_common_calibration(problems[:1]) == choose_calibration(*problems[0])
+    common = choose_common_calibration(problems)
+
+    def mean_h(c: float) -> float:
+        return float(np.mean([evaluate_gzsl(*p, calibration=c).H for p in problems]))
+
+    own = [choose_calibration(*p) for p in problems]
+    assert mean_h(common) >= max(mean_h(c) for c in own) - 1e-12
+    assert mean_h(common) >= max(mean_h(c) for c in np.linspace(-6, 8, 57)) - 1e-12
+    with pytest.raises(DataError, match="at least one validation problem"):
+        choose_common_calibration([])
+
+
+def test_a_mean_report_averages_every_field() -> None:
+    a = evaluate_gzsl(SCORES, LABELS, SEEN, UNSEEN)
+    b = evaluate_gzsl(SCORES, LABELS, SEEN, UNSEEN, calibration=1.5)
+    m = mean_report([a, b])
+    assert m.H == pytest.approx((5 / 8 + 15 / 19) / 2) and m.calibration == pytest.approx(0.75)
+    assert mean_report([a]) is a

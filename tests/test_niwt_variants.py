@@ -86,3 +86,41 @@ def test_transfer_pool_size_draws_a_fixed_subset(tiny_context):
     assert np.isfinite(pool.numpy()).all()
     with pytest.raises(ConfigError, match="pool_size"):
         replace(ctx.config.transfer, pool_size=-1)
+
+
+def test_more_validation_splits_draw_other_val_classes_and_choose_by_the_mean_h():
+    from niwt.data.settings import validation_splits
+    from niwt.evaluate import choose_common_calibration, evaluate_gzsl
+
+    config = resolve_config(replace(quick_config(RunConfig()), seed=2))
+    config = replace(config, eval=replace(config.eval, val_splits=3))
+    data = make_shapes(config.data)  # 6 seen classes, 2 of them val classes
+    splits = validation_splits(data, config.seed, 3)
+    assert [s.name for s in splits] == ["validation 2", "validation 3"]
+    first = set(data.val_classes.tolist())
+    second = set(splits[0].new_classes.tolist())
+    assert len(second) == 2 and not second & first  # the classes the first split left out come first
+    assert set(splits[1].new_classes.tolist()) == set(data.seen_classes.tolist()) - first - second
+    for s in splits:  # every split: the other seen classes train, none of their images is a test image twice
+        assert set(s.fit_classes.tolist()) | set(s.new_classes.tolist()) == set(data.seen_classes.tolist())
+        assert not set(s.train_idx.tolist()) & set(s.test_idx.tolist())
+        assert np.isin(data.labels[s.train_idx], s.fit_classes).all()
+    again = validation_splits(data, config.seed, 3)
+    assert all(np.array_equal(a.test_idx, b.test_idx) for a, b in zip(splits, again))
+
+    knowledge, names = class_vectors(config, data)
+    ctx = build_context(config, data, knowledge, knowledge_names=names)
+    assert len(ctx.validations) == 3 and len(ctx.models.more_validation) == 2
+    assert set(ctx.models.keys) >= {"train_val", "train_val2", "train_val3"}
+    rng = np.random.default_rng(0)
+    scores = tuple(rng.normal(size=(len(s.test_idx), data.n_classes)) for s in ctx.validations)
+    point = ctx.grid_point({"lam": 0.0}, scores)
+    problems = [(sc, data.labels[s.test_idx], s.fit_classes, s.new_classes) for sc, s in zip(scores, ctx.validations)]
+    assert point.calibrated_gamma == choose_common_calibration(problems)
+    reports = [evaluate_gzsl(*p) for p in problems]  # eval.calibrate is off: plain stacking on each split
+    assert point.report.H == pytest.approx(np.mean([r.H for r in reports]))
+    assert point.report.zsl_acc == pytest.approx(np.mean([r.zsl_acc for r in reports]))
+    with pytest.raises(Exception, match="one array per validation split"):
+        ctx.grid_point({"lam": 0.0}, scores[:1])
+    results = run_methods(ctx, ("niwt", "eszsl"))
+    assert all(r.calibrated is not None and np.isfinite(r.report.H) for r in results)

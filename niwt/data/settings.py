@@ -19,8 +19,9 @@ import numpy as np
 
 from niwt.data.record import ZSLData
 from niwt.errors import DataError
+from niwt.seeding import stage_rng
 
-__all__ = ["Setting", "build_settings", "POOLS", "pool_indices"]
+__all__ = ["Setting", "build_settings", "validation_splits", "POOLS", "pool_indices"]
 
 POOLS = ("source", "seen", "noise")
 """Where transfer's unlabeled images come from: source-class images, the setting's training
@@ -70,6 +71,52 @@ class Setting:
                 "n_train_images": int(self.train_idx.size), "n_test_images": int(self.test_idx.size)}
 
 
+def _validation(data: ZSLData, name: str, train_classes: np.ndarray, val_classes: np.ndarray,
+                rng: np.random.Generator) -> Setting:
+    """The validation setting with ``val_classes`` acting as unseen: the ``train_classes``' training
+    images, 20 % of them held out (drawn with ``rng``) to test with the val classes' images."""
+    d = data
+    tr_idx = rng.permutation(d.trainval_idx[np.isin(d.labels[d.trainval_idx], train_classes)])
+    n_hold = max(1, len(tr_idx) // 5)  # 20 %
+    hold_idx, fit_idx = np.sort(tr_idx[:n_hold]), np.sort(tr_idx[n_hold:])
+    val_idx = d.trainval_idx[np.isin(d.labels[d.trainval_idx], val_classes)]
+    return Setting(name, train_classes, val_classes, fit_idx, np.concatenate([hold_idx, val_idx]))
+
+
+def validation_splits(data: ZSLData, seed: int, n: int) -> tuple[Setting, ...]:
+    """``n - 1`` more validation settings after :func:`build_settings`' (named ``"validation 2"``, ...).
+
+    Each draws as many val classes as the dataset's own split has, among the seen classes, from its
+    own stream (``seed``, "validation classes", k); the draws cover the seen classes that earlier
+    splits left out of validation first, so that with few seen classes every one of them gets to
+    act as unseen. Hyper-parameters and the calibration constant are then chosen by their mean H
+    over every split: with one val class a split cannot tell grid points apart (its ZSL accuracy is
+    1 whatever the point), and one split's constant fits its own classes.
+    """
+    if n < 1:
+        raise DataError(f"`n` (validation splits) must be >= 1, got {n}")
+    n_val = len(data.val_classes)
+    if n > 1 and not 0 < n_val < len(data.seen_classes):
+        raise DataError(f"{n} validation splits need val classes among the seen classes; the dataset has {n_val}")
+    used = set(data.val_classes.tolist())
+    splits = []
+    for k in range(2, n + 1):
+        rng = stage_rng(seed, "validation classes", k)
+        fresh = np.array(sorted(set(data.seen_classes.tolist()) - used), dtype=np.int64)
+        if fresh.size < n_val:  # every class has been a val class: start over, all of them eligible
+            take = rng.choice(fresh, fresh.size, replace=False) if fresh.size else fresh
+            rest = rng.choice(np.setdiff1d(data.seen_classes, take), n_val - fresh.size, replace=False)
+            val = np.concatenate([take, rest])
+            used = set(val.tolist())
+        else:
+            val = rng.choice(fresh, n_val, replace=False)
+            used |= set(val.tolist())
+        val = np.sort(val).astype(np.int64)
+        splits.append(_validation(data, f"validation {k}", np.setdiff1d(data.seen_classes, val), val,
+                                  stage_rng(seed, "validation split", k)))
+    return tuple(splits)
+
+
 def build_settings(data: ZSLData, seed: int) -> tuple[Setting, Setting]:
     """The ``(validation, final)`` settings of ``data``; ``seed`` draws the validation hold-out.
 
@@ -77,12 +124,7 @@ def build_settings(data: ZSLData, seed: int) -> tuple[Setting, Setting]:
     that choose hyper-parameters check for that.
     """
     d = data
-    rng = np.random.default_rng(seed)
-    tr_idx = rng.permutation(d.trainval_idx[np.isin(d.labels[d.trainval_idx], d.train_classes)])
-    n_hold = max(1, len(tr_idx) // 5)  # 20 %
-    hold_idx, fit_idx = np.sort(tr_idx[:n_hold]), np.sort(tr_idx[n_hold:])
-    val_idx = d.trainval_idx[np.isin(d.labels[d.trainval_idx], d.val_classes)]
-    validation = Setting("validation", d.train_classes, d.val_classes, fit_idx, np.concatenate([hold_idx, val_idx]))
+    validation = _validation(d, "validation", d.train_classes, d.val_classes, np.random.default_rng(seed))
     final = Setting("final", d.seen_classes, d.unseen_classes, d.trainval_idx,
                     np.concatenate([d.test_seen_idx, d.test_unseen_idx]))
     return validation, final

@@ -24,8 +24,8 @@ def baseline_points(config: RunConfig, name: str) -> list[dict[str, float]]:
 def baseline_method(ctx: RunContext, name: str) -> MethodResult:
     """A baseline on the penultimate features, its hyper-parameters chosen on the validation setting.
 
-    The grid is searched with the validation model's features, the best point refitted on every
-    seen class with the final model's features.
+    The grid is searched with the validation models' features (its mean H over the validation
+    splits), the best point refitted on every seen class with the final model's features.
     """
 
     def compute() -> tuple[MethodResult, None]:
@@ -38,12 +38,12 @@ def baseline_method(ctx: RunContext, name: str) -> MethodResult:
             return {"random_state": stage_seed(ctx.config.seed, "baseline", name, setting.name)} if seeded_fit else {}
 
         if len(points) > 1 or ctx.config.eval.calibrate:
-            val = ctx.validation
-            f_fit, f_eval = ctx.features(val, "train"), ctx.features(val, "test")
             grid = []
-            for params in points:
-                est = get_baseline(name, **params, **seed(val)).fit(f_fit, d.labels[val.train_idx], k)
-                grid.append(ctx.grid_point(params, est.decision_function(f_eval, k)))
+            for params in points:  # each point fitted and scored on every validation split
+                scores = tuple(get_baseline(name, **params, **seed(val))
+                               .fit(ctx.features(val, "train"), d.labels[val.train_idx], k)
+                               .decision_function(ctx.features(val, "test"), k) for val in ctx.validations)
+                grid.append(ctx.grid_point(params, scores))
             selection = Selection.best_of(grid)
         else:
             selection = Selection(points[0])

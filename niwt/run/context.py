@@ -11,11 +11,11 @@ import torch
 
 from niwt.config import RunConfig, resolve_config, to_dict
 from niwt.data import ZSLData, data_key
-from niwt.data.settings import Setting, build_settings, pool_indices
+from niwt.data.settings import Setting, build_settings, pool_indices, validation_splits
 from niwt.data.source import ImageSource, take
 from niwt.device import run_device
 from niwt.errors import DataError
-from niwt.evaluate import GZSLReport, choose_calibration, evaluate_gzsl
+from niwt.evaluate import GZSLReport, choose_calibration, choose_common_calibration, evaluate_gzsl, mean_report
 from niwt.models import Backbone
 from niwt.results import GridPoint, Selection
 from niwt.run.dataset import fit_to_data
@@ -44,6 +44,7 @@ class RunContext:
         images: ``[N, 3, H, W]`` float images of the dataset.
         validation, final: the two settings (:mod:`niwt.data.settings`).
         models: the trained backbones.
+        more_validation: the further validation splits (``eval.val_splits``), after ``validation``.
         progress: show progress of long stages.
     """
 
@@ -57,6 +58,7 @@ class RunContext:
     progress: bool = False
     store: StageStore | None = None
     knowledge_names: tuple[str, ...] | None = None
+    more_validation: tuple[Setting, ...] = ()
     _features: dict[tuple[int, str], np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def key(self, stage: str, **parts: object) -> str:
@@ -79,13 +81,23 @@ class RunContext:
                        self.config.importance.layer or self.models.final.importance_layer, in_features(self.images),
                        self.config.model.arch, model.classifier.n_seen, model.classifier.n_unseen)
 
+    @property
+    def validations(self) -> tuple[Setting, ...]:
+        """Every validation split: ``validation``, then ``more_validation``."""
+        return (self.validation, *self.more_validation)
+
     def model(self, setting: Setting) -> Backbone:
         """The backbone trained for ``setting`` (shared: copy it before changing its rows)."""
         if setting is self.final:
             return self.models.final
         if self.models.validation is None:
             raise DataError("this run context has no validation model; build it with validation=True")
-        return self.models.validation
+        if setting is self.validation:
+            return self.models.validation
+        for other, model in zip(self.more_validation, self.models.more_validation):
+            if setting is other:
+                return model
+        raise DataError(f"no model was trained for the setting {setting.name!r} of this run context")
 
     def report(self, setting: Setting, scores: np.ndarray, calibration: float | None = None) -> GZSLReport:
         """GZSL report of ``scores`` on ``setting``'s test images.
@@ -99,13 +111,24 @@ class RunContext:
                            if self.config.eval.calibrate else 0.0)
         return evaluate_gzsl(scores, labels, setting.fit_classes, setting.new_classes, calibration=calibration)
 
-    def grid_point(self, params: dict[str, float], scores: np.ndarray) -> GridPoint:
-        """A point tried on the validation setting: its report, and the calibrated-stacking constant
-        that would maximise its H (used for the calibrated comparison of every method)."""
-        setting = self.validation
-        labels = self.data.labels[setting.test_idx]
-        gamma = choose_calibration(scores, labels, setting.fit_classes, setting.new_classes)
-        return GridPoint(params, self.report(setting, scores), gamma)
+    def grid_point(self, params: dict[str, float], scores: np.ndarray | tuple[np.ndarray, ...]) -> GridPoint:
+        """A point tried on the validation splits: its mean report over them, and the one
+        calibrated-stacking constant that maximises their mean H (used for the calibrated comparison
+        of every method).
+
+        ``scores`` are the point's scores on each split of :attr:`validations`, in order (one array
+        for the single split). With calibration asked for, each split's report uses that constant.
+        """
+        parts = (scores,) if isinstance(scores, np.ndarray) else tuple(scores)
+        if len(parts) != len(self.validations):
+            raise DataError(f"`scores` must hold one array per validation split ({len(self.validations)}), "
+                            f"got {len(parts)}")
+        problems = [(part, self.data.labels[s.test_idx], s.fit_classes, s.new_classes)
+                    for part, s in zip(parts, self.validations)]
+        gamma = choose_common_calibration(problems)
+        calibration = gamma if self.config.eval.calibrate else 0.0
+        reports = [self.report(s, part, calibration=calibration) for part, s in zip(parts, self.validations)]
+        return GridPoint(params, mean_report(reports), gamma)
 
     def final_reports(self, scores: np.ndarray, selection: Selection) -> tuple[GZSLReport, GZSLReport | None]:
         """The final setting's report (calibrated only if the config asks), and the report with the
@@ -166,9 +189,13 @@ def build_context(config: RunConfig, data: ZSLData, knowledge: np.ndarray, *, va
     if knowledge.shape[0] != data.n_classes:
         raise DataError(f"`knowledge` must have one row per class ({data.n_classes}), got shape {knowledge.shape}")
     settings = build_settings(data, stage_seed(config.seed, "validation split"))
+    more = validation_splits(data, config.seed, config.eval.val_splits) if validation else ()
     images = images if images is not None else data.images_tensor(np.arange(len(data.labels)))
     if models is None:
         models = train_models(config, data, images, settings, validation=validation, base=base, progress=progress,
-                              store=store)
+                              store=store, more_validation=more)
+    if validation and len(models.more_validation) != len(more):
+        raise DataError(f"the models were trained for {len(models.more_validation) + 1} validation split(s), the "
+                        f"config asks for {len(more) + 1} (eval.val_splits)")
     return RunContext(config, data, knowledge, images, settings[0], settings[1], models, progress, store,
-                      knowledge_names)
+                      knowledge_names, more)

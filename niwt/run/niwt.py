@@ -178,8 +178,8 @@ rows balanced against the seen rows (:func:`niwt.transfer.balance_unseen`)."""
 
 def select_niwt_variants(ctx: RunContext, grid: list[tuple[float, float]] | None = None,
                          ) -> dict[str, Selection]:
-    """Choose Λ and the learning rate of every NIWT variant on the validation setting (the val
-    classes act as unseen).
+    """Choose Λ and the learning rate of every NIWT variant on the validation settings (the val
+    classes act as unseen), by the mean H over the validation splits.
 
     One transfer per grid point serves every variant: each is scored with the rows as learned
     (``niwt``), then with the rows balanced (``niwt-bal``), so the variants differ only in what
@@ -190,16 +190,21 @@ def select_niwt_variants(ctx: RunContext, grid: list[tuple[float, float]] | None
         return {v: Selection({"lam": grid[0][0], "lr": grid[0][1]}) for v in NIWT_VARIANTS}
 
     def compute() -> tuple[VariantSelections, None]:
-        setting = ctx.validation
-        model = ctx.niwt_model(setting)
-        optimizers = transfer_setting(ctx, setting, model, grid).optimizers
+        # scores[variant][point][split]: one transfer per split and grid point serves both variants
+        scores: dict[str, list[list[np.ndarray]]] = {v: [[] for _ in grid] for v in NIWT_VARIANTS}
+        for setting in ctx.validations:
+            model = ctx.niwt_model(setting)
+            optimizers = transfer_setting(ctx, setting, model, grid).optimizers
+            for i, opt in enumerate(optimizers):
+                opt.apply(model)
+                for variant in NIWT_VARIANTS:  # "niwt" first: balancing changes the rows in place
+                    if variant == "niwt-bal":
+                        balance_unseen(model)
+                    scores[variant][i].append(ctx.scores(model, setting))
         points: dict[str, list[GridPoint]] = {v: [] for v in NIWT_VARIANTS}
-        for (lam, lr), opt in zip(grid, optimizers):
-            opt.apply(model)
-            for variant in NIWT_VARIANTS:  # "niwt" first: balancing changes the rows in place
-                if variant == "niwt-bal":
-                    balance_unseen(model)
-                point = ctx.grid_point({"lam": lam, "lr": lr}, ctx.scores(model, setting))
+        for variant in NIWT_VARIANTS:
+            for (lam, lr), parts in zip(grid, scores[variant]):
+                point = ctx.grid_point({"lam": lam, "lr": lr}, tuple(parts))
                 points[variant].append(point)
                 rep = point.report
                 log.info("validation %s Λ=%g lr=%g: S=%.3f U=%.3f H=%.3f", variant, lam, lr, rep.seen_acc,

@@ -81,7 +81,8 @@ def fit_seen(config: RunConfig, base: Backbone, images: torch.Tensor, labels: to
 class TrainedModels:
     """The backbones one run shares between methods: pre-trained, and trained per setting.
 
-    ``keys`` are the stage keys they were made from (what the methods' keys build on).
+    ``keys`` are the stage keys they were made from (what the methods' keys build on);
+    ``more_validation`` the models of the further validation splits, in their order.
     """
 
     base: Backbone
@@ -89,12 +90,14 @@ class TrainedModels:
     validation: Backbone | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
+    more_validation: tuple[Backbone, ...] = ()
 
 
 def train_models(config: RunConfig, data: ZSLData, images: torch.Tensor, settings: tuple[Setting, Setting], *,
                  validation: bool = True, base: Backbone | None = None, progress: bool = False,
-                 store: StageStore | None = None) -> TrainedModels:
-    """Pre-train (unless ``base`` is given), then train the final and (if asked) the validation model.
+                 store: StageStore | None = None, more_validation: tuple[Setting, ...] = ()) -> TrainedModels:
+    """Pre-train (unless ``base`` is given), then train the final and (if asked) the validation
+    model, and one more validation model per setting of ``more_validation`` (``train_val2``, ...).
 
     With ``store``, each model is a stage: reused when it finished with the same key, continued
     from its last epoch when it was interrupted.
@@ -148,5 +151,7 @@ def train_models(config: RunConfig, data: ZSLData, images: torch.Tensor, setting
             raise DataError("choosing hyper-parameters needs validation classes, but `val_classes` is empty; "
                             "set data.n_val > 0 or transfer.select = false")
         val_model = trained("train_val", val_setting, "train (val)")
+    more = tuple(trained(f"train_val{k}", setting, f"train (val {k})")
+                 for k, setting in enumerate(more_validation, start=2)) if validation else ()
     final = trained("train_final", final_setting, "train (seen)")
-    return TrainedModels(base, final, val_model, seconds, keys)
+    return TrainedModels(base, final, val_model, seconds, keys, more)

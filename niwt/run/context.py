@@ -16,7 +16,7 @@ from niwt.data.source import ImageSource, take
 from niwt.device import run_device
 from niwt.errors import DataError
 from niwt.evaluate import GZSLReport, choose_calibration, choose_common_calibration, evaluate_gzsl, mean_report
-from niwt.models import Backbone
+from niwt.models import Backbone, FeatureMLP
 from niwt.results import GridPoint, Selection
 from niwt.run.dataset import fit_to_data
 from niwt.run.knowledge import class_vectors
@@ -148,6 +148,21 @@ class RunContext:
             idx = setting.train_idx if part == "train" else setting.test_idx
             self._features[key] = penultimate_features(self.model(setting), take(self.images, idx))
         return self._features[key]
+
+    def row_scores(self, model: Backbone, setting: Setting) -> np.ndarray:
+        """:meth:`scores` of a copy of ``setting``'s backbone whose classifier rows were changed (by a
+        transfer): its classifier applied to the setting's cached penultimate features (:meth:`features`),
+        so each grid point costs a matrix product instead of a pass through the network."""
+        if isinstance(self.model(setting), FeatureMLP):  # its baselines' features are the dataset's own
+            return self.scores(model, setting)
+        weight = model.classifier.weight
+        features = torch.from_numpy(self.features(setting, "test")).to(device=weight.device, dtype=weight.dtype)
+        with torch.no_grad():
+            logits = torch.cat([model.classifier(part) for part in features.split(512)]).cpu().double().numpy()
+        scores = np.full((logits.shape[0], self.data.n_classes), -np.inf)
+        scores[:, setting.fit_classes] = logits[:, : len(setting.fit_classes)]
+        scores[:, setting.new_classes] = logits[:, len(setting.fit_classes):]
+        return scores
 
     def scores(self, model: Backbone, setting: Setting) -> np.ndarray:
         """``model``'s GZSL scores ``[N, C]`` on ``setting``'s test images."""

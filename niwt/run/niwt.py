@@ -200,7 +200,7 @@ def select_niwt_variants(ctx: RunContext, grid: list[tuple[float, float]] | None
                 for variant in NIWT_VARIANTS:  # "niwt" first: balancing changes the rows in place
                     if variant == "niwt-bal":
                         balance_unseen(model)
-                    scores[variant][i].append(ctx.scores(model, setting))
+                    scores[variant][i].append(ctx.row_scores(model, setting))
         points: dict[str, list[GridPoint]] = {v: [] for v in NIWT_VARIANTS}
         for variant in NIWT_VARIANTS:
             for (lam, lr), parts in zip(grid, scores[variant]):

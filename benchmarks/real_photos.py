@@ -1,0 +1,164 @@
+"""NIWT against the baselines on real photos, with a pretrained network and without one.
+
+Datasets (nothing downloaded; each written as a folder dataset, one sentence per class embedded by
+all-MiniLM-L6-v2):
+
+* ``fashion``: Fashion-MNIST (:mod:`fashion`: Debian's ``dataset-fashion-mnist`` idx files, or
+  ``--idx DIR``), ``--per-class`` photos of each of the 10 classes at 64 px; unseen: pullover,
+  dress, sneaker.
+* ``digits``: scikit-learn's 1,797 handwritten digits at 64 px (:mod:`balance_real`); unseen 3, 8.
+
+Arms (``configs/real-photos_*.toml``): ``scratch`` (niwt's small VGG trained on the seen classes,
+32 px), ``fixed`` (ImageNet EfficientNet-Lite0, only its classifier trained) and ``finetuned`` (the
+same, its classifier first, then every layer). Every method (``niwt``, ``niwt-bal``, ALE, DEM,
+ESZSL, SAE) is chosen by one rule: its hyper-parameters and its calibrated-stacking constant by the
+mean H over ``eval.val_splits`` validation splits of the seen classes; the test images are only
+looked at for the reported figures. ``curve H*`` is the best H anywhere on a method's own
+seen-unseen curve: an analysis that looks at the test labels, never used to choose.
+
+    python benchmarks/real_photos.py [--seeds 5] [--datasets fashion digits] [--arms scratch fixed finetuned]
+                                     [--per-class 150] [--val-splits 3] [--out runs/real_photos]
+
+Each arm runs in its own process, which reports its wall time and peak memory (resident set);
+``--out`` keeps every arm's run directory (``niwt report`` reads them), ``summary.md`` the tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+ARMS = {"scratch": "real-photos_scratch.toml", "fixed": "real-photos_lite0-fixed.toml",
+        "finetuned": "real-photos_lite0-finetuned.toml"}
+DATASETS = ("fashion", "digits")
+METHODS = ("niwt", "niwt-bal", "ale", "dem", "eszsl", "sae")
+BASELINES = METHODS[2:]
+
+
+def write_dataset(name: str, root: Path, per_class: int, idx: Path | None) -> Path:
+    """The dataset ``name`` as a folder dataset under ``root`` (written once, then reused)."""
+    if (root / "classes.csv").is_file():
+        return root
+    if name == "fashion":
+        from fashion import IDX_DIR, write_fashion
+
+        return write_fashion(root, per_class=per_class, size=64, seed=0, idx_dir=idx or IDX_DIR)
+    from balance_real import write_digits
+
+    return write_digits(root, size=64)
+
+
+def arm_config(arm: str, data_root: Path, seeds: int, val_splits: int | None):
+    from niwt.config import apply_overrides, load_config, resolve_config
+
+    config = apply_overrides(load_config(ROOT / "configs" / ARMS[arm]), [f'data.root="{data_root.as_posix()}"'])
+    if val_splits is not None:
+        config = replace(config, eval=replace(config.eval, val_splits=val_splits))
+    return resolve_config(replace(config, compare=replace(config.compare, seeds=seeds)))
+
+
+def run_arm(arm: str, data_root: Path, out: Path, seeds: int, val_splits: int | None) -> None:
+    """One arm in this process: ``niwt compare`` into ``out``, then its wall time and peak memory."""
+    from niwt.experiments import compare
+
+    start = time.perf_counter()
+    compare(arm_config(arm, data_root, seeds, val_splits), out, force=True, methods=METHODS)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+    (out / "bench.json").write_text(json.dumps({"seconds": seconds, "peak_rss_mb": peak}))
+
+
+def _cell(values: np.ndarray) -> str:
+    return f"{values.mean():.3f} ± {values.std():.3f}"
+
+
+def arm_table(out: Path, title: str) -> tuple[list[str], dict]:
+    """The markdown table of one finished arm, and its figures."""
+    from niwt.results import Comparison, paired_difference
+
+    comparison = Comparison.from_dict(json.loads((out / "metrics.json").read_text()))
+    bench = json.loads((out / "bench.json").read_text())
+    rows = {}
+    for i, method in enumerate(comparison.methods):
+        results = [run.results[i] for run in comparison.runs]
+        rows[method] = {
+            "S": np.array([r.report.seen_acc for r in results]), "U": np.array([r.report.unseen_acc for r in results]),
+            "H": np.array([r.report.H for r in results]), "ZSL": np.array([r.report.zsl_acc for r in results]),
+            "AUSUC": np.array([r.report.ausuc for r in results]),
+            "S cal": np.array([r.calibrated.seen_acc for r in results]),
+            "U cal": np.array([r.calibrated.unseen_acc for r in results]),
+            "H cal": np.array([r.calibrated.H for r in results]),
+            "curve H*": np.array([r.report.curve_best_H for r in results])}
+    n = len(comparison.runs)
+    lines = [f"**{title}** ({n} seeds; {bench['seconds'] / 60:.1f} min, peak memory {bench['peak_rss_mb']:.0f} MB)", "",
+             "| method | S | U | H | S cal. | U cal. | H cal. | ZSL | AUSUC | curve H* (analysis) | H cal. − H* |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for method, r in rows.items():
+        cells = [_cell(r[k]) for k in ("S", "U", "H", "S cal", "U cal", "H cal", "ZSL", "AUSUC", "curve H*")]
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {np.mean(r['H cal'] - r['curve H*']):+.3f} |")
+    figures: dict = {"seconds": bench["seconds"], "peak_rss_mb": bench["peak_rss_mb"], "seeds": n,
+                     "methods": {m: {k: v.tolist() for k, v in r.items()} for m, r in rows.items()}}
+    lines.append("")
+    for key, label in (("H cal", "calibrated"), ("H", "plain")):
+        best_base = np.max([rows[b][key] for b in BASELINES], axis=0)
+        which = [BASELINES[j] for j in np.argmax([rows[b][key] for b in BASELINES], axis=0)]
+        for variant in ("niwt", "niwt-bal"):
+            diff = paired_difference(variant, "best baseline", rows[variant][key], best_base, key)
+            figures[f"{variant} - best baseline ({label})"] = diff.to_dict()
+            lines.append(f"- {label}: `{variant}` − the best baseline of each seed ({', '.join(which)}): "
+                         f"{diff.mean:+.3f} [{diff.low:+.3f}, {diff.high:+.3f}], ahead on {diff.wins}/{n} seeds")
+    return lines, figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=5, help="seeds per arm (default: 5)")
+    parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
+    parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
+    parser.add_argument("--per-class", type=int, default=150, help="Fashion-MNIST photos per class (default: 150)")
+    parser.add_argument("--val-splits", type=int, help="validation splits (default: the arm config's)")
+    parser.add_argument("--idx", type=Path, help="folder of Fashion-MNIST's idx files (default: Debian's)")
+    parser.add_argument("--out", type=Path, default=Path("runs/real_photos"))
+    parser.add_argument("--one", nargs=2, metavar=("ARM", "DATASET"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    tag = "" if args.val_splits is None else f"-k{args.val_splits}"
+    if args.one:
+        arm, dataset = args.one
+        run_arm(arm, args.out / "data" / dataset, args.out / f"{dataset}-{arm}{tag}", args.seeds, args.val_splits)
+        return 0
+    summary, figures = [], {}
+    for dataset in args.datasets:
+        write_dataset(dataset, args.out / "data" / dataset, args.per_class, args.idx)
+        for arm in args.arms:
+            out = args.out / f"{dataset}-{arm}{tag}"
+            cmd = [sys.executable, __file__, "--one", arm, dataset, "--seeds", str(args.seeds), "--out", str(args.out)]
+            if args.val_splits is not None:
+                cmd += ["--val-splits", str(args.val_splits)]
+            print(f"{dataset} / {arm}: running ({args.seeds} seeds) ...", flush=True)
+            subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            lines, figs = arm_table(out, f"{dataset}, {arm}{tag}")
+            print("\n".join(lines) + "\n", flush=True)
+            summary += lines + [""]
+            figures[f"{dataset}-{arm}{tag}"] = figs
+    (args.out / f"summary{tag}.md").write_text("\n".join(summary))
+    (args.out / f"summary{tag}.json").write_text(json.dumps(figures, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

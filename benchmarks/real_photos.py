@@ -12,12 +12,19 @@ Arms (``configs/real-photos_*.toml``): ``scratch`` (niwt's small VGG trained on 
 32 px), ``fixed`` (ImageNet EfficientNet-Lite0, only its classifier trained) and ``finetuned`` (the
 same, its classifier first, then every layer). Every method (``niwt``, ``niwt-bal``, ALE, DEM,
 ESZSL, SAE) is chosen by one rule: its hyper-parameters and its calibrated-stacking constant by the
-mean H over ``eval.val_splits`` validation splits of the seen classes; the test images are only
-looked at for the reported figures. ``curve H*`` is the best H anywhere on a method's own
+mean H over the validation problems; the test images are only looked at for the reported figures.
+Two designs of those problems (``--validation``):
+
+* ``splits`` (the default): three validation splits of the seen classes (``eval.val_splits = 3``),
+  each with as many val classes as the dataset has unseen classes (``data.val_fraction`` set to
+  n_unseen / n_seen), so that the validation problem looks like the test problem: as many unseen
+  rows compete with the seen ones, and every seen class gets to act as unseen;
+* ``single``: the folder format's default, one split with 20 % of the seen classes (one class of
+  seven for Fashion-MNIST). ``curve H*`` is the best H anywhere on a method's own
 seen-unseen curve: an analysis that looks at the test labels, never used to choose.
 
     python benchmarks/real_photos.py [--seeds 5] [--datasets fashion digits] [--arms scratch fixed finetuned]
-                                     [--per-class 150] [--val-splits 3] [--out runs/real_photos]
+                                     [--per-class 100] [--validation splits|single] [--out runs/real_photos]
 
 Each arm runs in its own process, which reports its wall time and peak memory (resident set);
 ``--out`` keeps every arm's run directory (``niwt report`` reads them), ``summary.md`` the tables.
@@ -26,6 +33,7 @@ Each arm runs in its own process, which reports its wall time and peak memory (r
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import logging
 import os
@@ -62,21 +70,32 @@ def write_dataset(name: str, root: Path, per_class: int, idx: Path | None) -> Pa
     return write_digits(root, size=64)
 
 
-def arm_config(arm: str, data_root: Path, seeds: int, val_splits: int | None):
+def class_counts(data_root: Path) -> tuple[int, int]:
+    """``(n_seen, n_unseen)`` of a folder dataset, from the split column of its classes.csv."""
+    with (data_root / "classes.csv").open(encoding="utf-8") as f:
+        splits = [row["split"] for row in csv.DictReader(f)]
+    return splits.count("seen"), splits.count("unseen")
+
+
+def arm_config(arm: str, data_root: Path, seeds: int, validation: str):
+    """The arm's config on ``data_root`` with the asked validation design (see the module docstring)."""
     from niwt.config import apply_overrides, load_config, resolve_config
 
     config = apply_overrides(load_config(ROOT / "configs" / ARMS[arm]), [f'data.root="{data_root.as_posix()}"'])
-    if val_splits is not None:
-        config = replace(config, eval=replace(config.eval, val_splits=val_splits))
+    if validation == "single":
+        config = replace(config, eval=replace(config.eval, val_splits=1))
+    else:
+        n_seen, n_unseen = class_counts(data_root)
+        config = replace(config, data=replace(config.data, val_fraction=n_unseen / n_seen))
     return resolve_config(replace(config, compare=replace(config.compare, seeds=seeds)))
 
 
-def run_arm(arm: str, data_root: Path, out: Path, seeds: int, val_splits: int | None) -> None:
+def run_arm(arm: str, data_root: Path, out: Path, seeds: int, validation: str) -> None:
     """One arm in this process: ``niwt compare`` into ``out``, then its wall time and peak memory."""
     from niwt.experiments import compare
 
     start = time.perf_counter()
-    compare(arm_config(arm, data_root, seeds, val_splits), out, force=True, methods=METHODS)
+    compare(arm_config(arm, data_root, seeds, validation), out, force=True, methods=METHODS)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
     (out / "bench.json").write_text(json.dumps({"seconds": seconds, "peak_rss_mb": peak}))
@@ -124,39 +143,46 @@ def arm_table(out: Path, title: str) -> tuple[list[str], dict]:
     return lines, figures
 
 
+def write_summary(out: Path) -> None:
+    """``summary.md`` and ``summary.json`` of every finished arm under ``out`` (this call's and earlier ones')."""
+    summary, figures = [], {}
+    order = [f"{d}-{a}{t}" for d in DATASETS for a in ARMS for t in ("", "-single")]
+    for name in order:
+        if (out / name / "bench.json").is_file():
+            lines, figs = arm_table(out / name, name.replace("-", ", ", 1))
+            summary += lines + [""]
+            figures[name] = figs
+    (out / "summary.md").write_text("\n".join(summary))
+    (out / "summary.json").write_text(json.dumps(figures, indent=1))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5, help="seeds per arm (default: 5)")
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
     parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
-    parser.add_argument("--per-class", type=int, default=150, help="Fashion-MNIST photos per class (default: 150)")
-    parser.add_argument("--val-splits", type=int, help="validation splits (default: the arm config's)")
+    parser.add_argument("--per-class", type=int, default=100, help="Fashion-MNIST photos per class (default: 100)")
+    parser.add_argument("--validation", choices=("splits", "single"), default="splits",
+                        help="the validation design (default: splits; see above)")
     parser.add_argument("--idx", type=Path, help="folder of Fashion-MNIST's idx files (default: Debian's)")
     parser.add_argument("--out", type=Path, default=Path("runs/real_photos"))
     parser.add_argument("--one", nargs=2, metavar=("ARM", "DATASET"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    tag = "" if args.val_splits is None else f"-k{args.val_splits}"
+    tag = "" if args.validation == "splits" else f"-{args.validation}"
     if args.one:
         arm, dataset = args.one
-        run_arm(arm, args.out / "data" / dataset, args.out / f"{dataset}-{arm}{tag}", args.seeds, args.val_splits)
+        run_arm(arm, args.out / "data" / dataset, args.out / f"{dataset}-{arm}{tag}", args.seeds, args.validation)
         return 0
-    summary, figures = [], {}
     for dataset in args.datasets:
         write_dataset(dataset, args.out / "data" / dataset, args.per_class, args.idx)
         for arm in args.arms:
-            out = args.out / f"{dataset}-{arm}{tag}"
-            cmd = [sys.executable, __file__, "--one", arm, dataset, "--seeds", str(args.seeds), "--out", str(args.out)]
-            if args.val_splits is not None:
-                cmd += ["--val-splits", str(args.val_splits)]
-            print(f"{dataset} / {arm}: running ({args.seeds} seeds) ...", flush=True)
+            cmd = [sys.executable, __file__, "--one", arm, dataset, "--seeds", str(args.seeds), "--out", str(args.out),
+                   "--validation", args.validation]
+            print(f"{dataset} / {arm}{tag}: running ({args.seeds} seeds) ...", flush=True)
             subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-            lines, figs = arm_table(out, f"{dataset}, {arm}{tag}")
-            print("\n".join(lines) + "\n", flush=True)
-            summary += lines + [""]
-            figures[f"{dataset}-{arm}{tag}"] = figs
-    (args.out / f"summary{tag}.md").write_text("\n".join(summary))
-    (args.out / f"summary{tag}.json").write_text(json.dumps(figures, indent=1))
+            print("\n".join(arm_table(args.out / f"{dataset}-{arm}{tag}", f"{dataset}, {arm}{tag}")[0]) + "\n", flush=True)
+    write_summary(args.out)
     return 0
 
 

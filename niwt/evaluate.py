@@ -40,6 +40,7 @@ __all__ = [
     "evaluate_gzsl",
     "choose_calibration",
     "choose_common_calibration",
+    "seen_unseen_curve",
     "mean_report",
 ]
 
@@ -249,6 +250,19 @@ def _curve(prep: _Prepared) -> tuple[np.ndarray, np.ndarray]:
     s_points = np.concatenate([[s_start], s_curve[group_end]])
     u_points = np.concatenate([[0.0], u_curve[group_end]])
     return np.clip(s_points, 0.0, 1.0), np.clip(u_points, 0.0, 1.0)
+
+
+def seen_unseen_curve(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    seen_classes: Sequence[int] | np.ndarray,
+    unseen_classes: Sequence[int] | np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The seen-unseen curve of calibrated stacking behind AUSUC: ``(unseen_acc, seen_acc)`` arrays
+    of every state it passes as its constant runs from -inf to +inf, starting at ``(0, s_max)`` and
+    ending at ``(zsl_acc, 0)`` (arguments as for :func:`evaluate_gzsl`)."""
+    s_points, u_points = _curve(_prepare(scores, labels, seen_classes, unseen_classes))
+    return u_points, s_points
 
 
 def _ausuc(s_points: np.ndarray, u_points: np.ndarray) -> float:

@@ -37,9 +37,37 @@ from niwt.messages import first_names
 from niwt.version import __version__
 
 __all__ = ["MANIFEST", "FORMAT", "FORMAT_VERSION", "Manifest", "read_manifest", "check_output_dir", "run_dir",
-           "in_run_dir", "write_json", "versions", "add_to_run", "StageStore", "stage_key", "STAGES", "RunInfo", "check_file_folder", "write_files"]
+           "in_run_dir", "write_json", "versions", "add_to_run", "StageStore", "stage_key", "STAGES", "RunInfo", "check_file_folder", "write_files",
+           "TEST_SCORES", "save_test_scores", "load_test_scores", "stage_dir"]
 
 log = logging.getLogger(__name__)
+
+TEST_SCORES = "test_scores.npy"
+"""A method stage's scores ``[N, C]`` (float32) of the final setting's test images, in its
+``test_idx`` order (test-seen images, then test-unseen ones), one column per global class
+(``-inf`` outside the setting): what the report's seen-unseen curves, per-class accuracies and
+confusions are drawn from."""
+
+
+def save_test_scores(directory: Path, scores: Any) -> None:
+    """Keep a method's final test scores in its stage directory (:data:`TEST_SCORES`)."""
+    import numpy as np
+
+    np.save(directory / TEST_SCORES, np.asarray(scores, dtype=np.float32))
+
+
+def load_test_scores(directory: Path) -> Any:
+    """The ``float64`` scores :func:`save_test_scores` kept in ``directory``, or None where there are none
+    (a stage written before they were kept)."""
+    import numpy as np
+
+    path = directory / TEST_SCORES
+    return np.load(path, allow_pickle=False).astype(np.float64) if path.is_file() else None
+
+
+def stage_dir(run: Path, seed: int, name: str) -> Path:
+    """Where the finished stage ``name`` of seed ``seed`` lies in run directory ``run``."""
+    return Path(run) / STAGES / f"seed{seed}.{name}"
 
 T = TypeVar("T")
 

@@ -12,16 +12,18 @@ import torch
 
 from niwt.data.settings import Setting
 from niwt.errors import DataError, RunDirectoryError
+from niwt.evaluate import seen_unseen_curve
 from niwt.explain.fidelity import FidelityReport, fidelity
 from niwt.explain.gradcam import grad_cam
 from niwt.explain.names import NeuronName, name_neurons
 from niwt.explain.text import ClassExplanation, ImageExplanation, explain_classes, explain_images
 from niwt.report.html import GalleryItem, write_html_report
 from niwt.report.overlay import overlay, save_png
-from niwt.rundir import add_to_run, write_json
+from niwt.report.plots import mean_curve, plot_confusion, plot_per_class_accuracy, plot_seen_unseen_curves
+from niwt.rundir import add_to_run, load_test_scores, stage_dir, write_json
 from niwt.runs import LoadedRun
 
-__all__ = ["ExplainedImage", "explain_run", "neuron_names", "class_explanations", "write_report"]
+__all__ = ["ExplainedImage", "explain_run", "neuron_names", "class_explanations", "gzsl_plots", "write_report"]
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +179,79 @@ def _gzsl_rows(run: LoadedRun) -> list[dict[str, object]]:
     return rows
 
 
+def _stacked(scores: np.ndarray, seen: np.ndarray, classes: np.ndarray, calibration: float) -> np.ndarray:
+    """Calibrated-stacking predictions (global class ids) over the run's classes."""
+    shifted = scores[:, classes].copy()
+    shifted[:, np.isin(classes, seen)] -= calibration
+    return classes[shifted.argmax(1)]
+
+
+def gzsl_plots(run: LoadedRun, data) -> list[tuple[str, Path]]:
+    """``plots/`` of the GZSL results, from the test scores each method's stage kept.
+
+    * ``gzsl_curves.png``: every method's seen-unseen curve (the mean curve over seeds when there
+      are several), its plain (constant 0) and calibrated operating points marked (their mean);
+    * ``per_class_accuracy.png`` and ``unseen_confusions.png``: NIWT's (the first seed's, at its
+      reported operating point).
+
+    Methods whose stages kept no scores (runs written before they were kept) are left out, and said.
+    """
+    comparison = run.metrics.result
+    idx = np.concatenate([data.test_seen_idx, data.test_unseen_idx])
+    labels = data.labels[idx]
+    seen, unseen = run.fit_classes, run.new_classes
+    classes = np.concatenate([seen, unseen])
+    out = run.path / "plots"
+    out.mkdir(exist_ok=True)
+    curves, points, first_scores, missing = {}, {}, {}, []
+    for i, method in enumerate(comparison.methods):
+        per_seed = [load_test_scores(stage_dir(run.path, seed_run.seed, method)) for seed_run in comparison.runs]
+        if any(scores is None or scores.shape[0] != idx.size for scores in per_seed):
+            missing.append(method)
+            continue
+        first_scores[method] = per_seed[0]
+        seed_curves = [seen_unseen_curve(scores, labels, seen, unseen) for scores in per_seed]
+        curves[method] = seed_curves[0] if len(seed_curves) == 1 else mean_curve(seed_curves)
+        results = [seed_run.results[i] for seed_run in comparison.runs]
+        marks = [(float(np.mean([r.report.unseen_acc for r in results])),
+                  float(np.mean([r.report.seen_acc for r in results])), "plain")]
+        if all(r.calibrated is not None for r in results):
+            marks.append((float(np.mean([r.calibrated.unseen_acc for r in results])),
+                          float(np.mean([r.calibrated.seen_acc for r in results])), "calibrated"))
+        points[method] = marks
+    if missing:
+        log.warning("no test scores kept for %s (a run written before they were): left out of the plots",
+                    ", ".join(missing))
+    plots: list[tuple[str, Path]] = []
+    if not curves:
+        return plots
+    n_seeds = len(comparison.runs)
+    title = ("Seen-unseen curves" + (f" (mean of {n_seeds} seeds)" if n_seeds > 1 else "")
+             + "; markers: plain and calibrated operating points")
+    plot_seen_unseen_curves(curves, points, out / "gzsl_curves.png", title)
+    plots.append(("Every method's seen-unseen curve (calibrated stacking; its area is AUSUC), with the operating "
+                  "points each method reports", out / "gzsl_curves.png"))
+    method = "niwt" if "niwt" in first_scores else next(iter(first_scores))
+    result = comparison.runs[0].results[comparison.methods.index(method)]
+    pred = _stacked(first_scores[method], seen, classes, result.report.calibration)
+    names = [run.class_names[c] for c in classes]
+    accuracy = [float(np.mean(pred[labels == c] == c)) if np.any(labels == c) else 0.0 for c in classes]
+    plot_per_class_accuracy(names, accuracy, [c in set(unseen.tolist()) for c in classes],
+                            out / "per_class_accuracy.png", f"{method}: per-class accuracy (seed {comparison.runs[0].seed})")
+    plots.append((f"{method}: accuracy of each class among all {classes.size} (seed {comparison.runs[0].seed})",
+                  out / "per_class_accuracy.png"))
+    unseen_rows = np.isin(labels, unseen)
+    columns = [*unseen.tolist(), -1]
+    matrix = np.zeros((unseen.size, len(columns)))
+    for true, got in zip(labels[unseen_rows], pred[unseen_rows]):
+        matrix[unseen.tolist().index(true), columns.index(got) if got in columns else len(columns) - 1] += 1
+    plot_confusion(matrix, [run.class_names[c] for c in unseen], [*(run.class_names[c] for c in unseen), "a seen class"],
+                   out / "unseen_confusions.png", f"{method}: where the unseen classes' test images go")
+    plots.append((f"{method}: the unseen classes' test images, by predicted class (rows sum to 1)",
+                  out / "unseen_confusions.png"))
+    return plots
+
+
 def write_report(run: LoadedRun, *, n_gallery: int = 12) -> Path:
     """``niwt report``: ``RUN_DIR/report.html``, one self-contained page."""
     data, images = run.dataset()
@@ -202,7 +277,11 @@ def write_report(run: LoadedRun, *, n_gallery: int = 12) -> Path:
             gallery.append(GalleryItem(shown[i], overlay(shown[i], cams[i].numpy()), run.row_names[truth_rows[j]],
                                        run.row_names[predicted[j]], terms))
     names = neuron_names(run) if run.inverse is not None else []
-    plots = sorted((run.path / "plots").glob("*.png")) if (run.path / "plots").is_dir() else []
+    drawn = gzsl_plots(run, data)
+    own = {p.name for _, p in drawn}
+    others = sorted(p for p in (run.path / "plots").glob("*.png") if p.name not in own) \
+        if (run.path / "plots").is_dir() else []
+    plots = [*drawn, *others]
     path = run.path / "report.html"
     write_html_report(path, title=f"NIWT on {run.info.dataset or 'the dataset'}",
                       subtitle=f"{run.config.model.arch}, {run.config.train.mode}, seed {run.config.seed}; "
@@ -210,6 +289,6 @@ def write_report(run: LoadedRun, *, n_gallery: int = 12) -> Path:
                       gzsl_rows=_gzsl_rows(run), plots=plots, gallery=gallery,
                       class_explanations=class_explanations(run), neuron_names=names,
                       fidelity=_fidelity(run, data, images, names))
-    add_to_run(run.path, ["report.html"])
+    add_to_run(run.path, ["report.html", *(f"plots/{p.name}" for _, p in drawn)])
     return path
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 from niwt.baselines import get_baseline
 from niwt.config import RunConfig
@@ -11,6 +13,7 @@ from niwt.data.settings import Setting
 from niwt.results import MethodResult, Selection
 from niwt.run.context import RunContext
 from niwt.run.stage import record_stage
+from niwt.rundir import save_test_scores
 from niwt.seeding import stage_seed
 
 __all__ = ["baseline_points", "baseline_method"]
@@ -28,7 +31,7 @@ def baseline_method(ctx: RunContext, name: str) -> MethodResult:
     splits), the best point refitted on every seen class with the final model's features.
     """
 
-    def compute() -> tuple[MethodResult, None]:
+    def compute() -> tuple[MethodResult, Callable[[Path], None]]:
         t0 = time.perf_counter()
         d, k = ctx.data, ctx.knowledge
         points = baseline_points(ctx.config, name)
@@ -50,7 +53,9 @@ def baseline_method(ctx: RunContext, name: str) -> MethodResult:
         final = ctx.final
         f_train, f_test = ctx.features(final, "train"), ctx.features(final, "test")
         est = get_baseline(name, **selection.params, **seed(final)).fit(f_train, d.labels[final.train_idx], k)
-        report, calibrated = ctx.final_reports(est.decision_function(f_test, k), selection)
-        return MethodResult(name, report, selection, {"fit": time.perf_counter() - t0}, calibrated), None
+        scores = est.decision_function(f_test, k)
+        report, calibrated = ctx.final_reports(scores, selection)
+        result = MethodResult(name, report, selection, {"fit": time.perf_counter() - t0}, calibrated)
+        return result, lambda directory: save_test_scores(directory, scores)
 
     return record_stage(ctx.store, name, ctx.key(name, grid=ctx.config.compare.grid(name)), compute, MethodResult)

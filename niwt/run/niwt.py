@@ -29,7 +29,7 @@ from niwt.progress import StageProgress
 from niwt.results import GridPoint, MethodResult, Selection
 from niwt.run.context import RunContext
 from niwt.run.stage import record_stage
-from niwt.rundir import RunInfo, write_json
+from niwt.rundir import RunInfo, save_test_scores, write_json
 from niwt.seeding import stage_seed
 from niwt.transfer import UnseenWeightOptimizer, balance_unseen
 
@@ -131,6 +131,7 @@ class NIWTRun:
     info: RunInfo
     inverse: InverseMapper | None = None
     knowledge: np.ndarray | None = None
+    test_scores: np.ndarray | None = None
 
     @property
     def report(self) -> GZSLReport:
@@ -143,7 +144,8 @@ class NIWTRun:
     def save(self, directory: Path) -> None:
         """Weights (safetensors), maps and transfer records of the run, as a run directory keeps
         them: ``model/`` (``niwt.safetensors``, ``run.json``, ``knowledge.safetensors``),
-        ``mapping/`` (forward map, its selection, the inverse map) and ``transfer/history.json``."""
+        ``mapping/`` (forward map, its selection, the inverse map), ``transfer/history.json`` and
+        the final test images' scores (:func:`save_test_scores`)."""
         for part in ("model", "mapping", "transfer"):
             (directory / part).mkdir(exist_ok=True)
         save_weights(self.model, directory / "model" / "niwt.safetensors", metadata={"arch": self.info.arch})
@@ -163,6 +165,8 @@ class NIWTRun:
                       str(directory / "model" / "knowledge.safetensors"))
         if self.inverse is not None:
             self.inverse.save(directory / "mapping" / "inverse.safetensors")
+        if self.test_scores is not None:
+            save_test_scores(directory, self.test_scores)
 
 
 def _niwt_config(ctx: RunContext) -> dict[str, object]:
@@ -298,10 +302,11 @@ def fit_niwt(ctx: RunContext, selection: Selection | None = None, *, variant: st
     opt.apply(model)
     if variant == "niwt-bal":
         balance_unseen(model)
-    report, calibrated = ctx.final_reports(ctx.scores(model, setting), selection)
+    scores = ctx.scores(model, setting)
+    report, calibrated = ctx.final_reports(scores, selection)
     result = MethodResult(variant, report, selection, {**ctx.models.seconds, **seconds, **shared.seconds},
                           calibrated)
-    return NIWTRun(result, model, out.mapper, opt, ctx.run_info(model), shared.inverse, ctx.knowledge)
+    return NIWTRun(result, model, out.mapper, opt, ctx.run_info(model), shared.inverse, ctx.knowledge, scores)
 
 
 def niwt_method(ctx: RunContext, selection: Selection | None = None, *,

@@ -38,7 +38,8 @@ from niwt.version import __version__
 
 __all__ = ["MANIFEST", "FORMAT", "FORMAT_VERSION", "Manifest", "read_manifest", "check_output_dir", "run_dir",
            "in_run_dir", "write_json", "versions", "add_to_run", "StageStore", "stage_key", "STAGES", "RunInfo", "check_file_folder", "write_files",
-           "TEST_SCORES", "save_test_scores", "load_test_scores", "stage_dir"]
+           "TEST_SCORES", "save_test_scores", "load_test_scores", "stage_dir",
+           "file_checksum", "verify_run"]
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +89,56 @@ class Manifest:
     niwt_version: str = ""
     created: str = ""
     stages: dict[str, Any] = field(default_factory=dict)
+    checksums: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": self.format, "format_version": self.format_version, "niwt_version": self.niwt_version,
                 "command": self.command, "created": self.created, "stages": dict(self.stages),
-                "files": list(self.files)}
+                "files": list(self.files), "checksums": dict(self.checksums)}
+
+
+def file_checksum(path: Path) -> str:
+    """``"sha256:<hex>"`` of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return f"sha256:{digest.hexdigest()}"
+
+
+def _checksums(root: Path, files: Any) -> dict[str, str]:
+    return {name: file_checksum(root / name) for name in files}
+
+
+def _first_mismatch(root: Path, checksums: dict[str, str]) -> str | None:
+    """What is wrong with the first file of ``checksums`` that is missing or differs, or None."""
+    for name, expected in sorted(checksums.items()):
+        path = root / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if file_checksum(path) != expected:
+            return f"{name} was altered or truncated since it was written ({path.stat().st_size} bytes, checksum differs)"
+    return None
+
+
+def verify_run(directory: str | Path) -> Manifest:
+    """The manifest of the complete run in ``directory``, every file it lists checked against its checksum.
+
+    Runs written before checksums were kept are returned unchecked.
+
+    Raises:
+        RunDirectoryError: not a complete niwt run, or a listed file that is missing, truncated or
+            altered (named, with what to do).
+    """
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    if manifest is None:
+        raise RunDirectoryError(f"{str(directory)!r} is not a complete niwt run (no niwt {MANIFEST})")
+    problem = _first_mismatch(directory, manifest.checksums)
+    if problem is not None:
+        raise RunDirectoryError(f"run {str(directory)!r} is damaged: {problem}; nothing of it was loaded. Rerun "
+                                "the command that wrote it (with --resume, only the damaged stages are recomputed)")
+    return manifest
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -192,9 +238,12 @@ def read_manifest(directory: str | Path) -> Manifest | None:
         return None
     if not all(isinstance(f, str) for f in raw["files"]):
         return None
+    sums = raw.get("checksums") or {}
+    if not isinstance(sums, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in sums.items()):
+        return None
     return Manifest(command=str(raw.get("command", "")), files=tuple(raw["files"]),
                     format_version=raw.get("format_version", 0), niwt_version=str(raw.get("niwt_version", "")),
-                    created=str(raw.get("created", "")), stages=dict(raw.get("stages") or {}))
+                    created=str(raw.get("created", "")), stages=dict(raw.get("stages") or {}), checksums=dict(sums))
 
 
 def _describe(names: list[str]) -> str:
@@ -307,10 +356,10 @@ def check_output_dir(out: str | Path, force: bool = False) -> str:
 def _finish(out: Path, staging: Path, command: str, force: bool, stages: dict[str, Any]) -> None:
 
     failpoint("write:before-manifest")
-    manifest = Manifest(command=command, files=tuple(p for p in _listing(staging)
-                                                     if (staging / p).is_file() and p != _LOCK),
-                        niwt_version=__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                        stages=stages)
+    files = tuple(p for p in _listing(staging) if (staging / p).is_file() and p != _LOCK)
+    manifest = Manifest(command=command, files=files, niwt_version=__version__,
+                        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), stages=stages,
+                        checksums=_checksums(staging, files))
     write_json(staging / MANIFEST, manifest.to_dict())
     failpoint("write:after-manifest")
     (staging / _LOCK).unlink(missing_ok=True)  # from here on a complete run: resumable by its manifest
@@ -335,8 +384,10 @@ def add_to_run(run: str | Path, paths: list[str]) -> None:
     manifest = read_manifest(run)
     if manifest is None:
         raise RunDirectoryError(f"{str(run)!r} is not a complete niwt run (no niwt {MANIFEST})")
-    files = sorted(set(manifest.files) | {Path(p).as_posix() for p in paths})
-    write_json(run / MANIFEST, {**manifest.to_dict(), "files": files})
+    added = {Path(p).as_posix() for p in paths}
+    files = sorted(set(manifest.files) | added)
+    checksums = {**manifest.checksums, **_checksums(run, sorted(added))} if manifest.checksums else {}
+    write_json(run / MANIFEST, {**manifest.to_dict(), "files": files, "checksums": checksums})
 
 
 # --- finished stages, and resuming a killed run -------------------------------------------------
@@ -354,8 +405,10 @@ def stage_key(**parts: Any) -> str:
 
 class StageStore:
     """The finished stages of a run: ``stages/<name>/`` with a ``stage.json`` naming the key it was
-    made from, written last through a temporary directory and a rename, so a directory never claims
-    a stage it did not finish. A stage whose key changed is recomputed; the others are reused.
+    made from and the checksum of every file, written last through a temporary directory and a
+    rename, so a directory never claims a stage it did not finish. A stage whose key changed, or
+    one of whose files is missing or differs from its checksum (named in a warning), is
+    recomputed; the others are reused.
 
     Args:
         run: the (staging) run directory.
@@ -382,6 +435,11 @@ class StageStore:
             return None
         if not isinstance(record, dict) or record.get("key") != key:
             return None
+        files = record.get("files")
+        problem = _first_mismatch(path, files) if isinstance(files, dict) else None
+        if problem is not None:
+            log.warning("stage %s: %s; it is recomputed", name, problem)
+            return None
         log.info("stage %s: reused (key %s)", name, key)
         return path
 
@@ -404,8 +462,10 @@ class StageStore:
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=self.root))
         try:
             yield tmp
+            files = [p for p in _listing(tmp) if (tmp / p).is_file()]
             write_json(tmp / STAGE_RECORD, {"name": name, "key": key,
-                                            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+                                            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                            "files": _checksums(tmp, files)})
             final = self.root / name
             if final.exists():
                 trash = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".old", dir=self.root))

@@ -22,12 +22,12 @@ from safetensors.torch import load_file
 from niwt.config import RunConfig, load_config, model_options, resolve_config
 from niwt.data import data_key, open_dataset
 from niwt.data.files.images import ImageTransform, open_rgb
-from niwt.errors import DataError, NIWTError
+from niwt.errors import DataError, NIWTError, RunDirectoryError
 from niwt.explain.inverse import InverseMapper
 from niwt.mapping import ImportanceMapper, build_map
 from niwt.models import Backbone, load_model
 from niwt.results import RunMetrics
-from niwt.rundir import FORMAT_VERSION, RunInfo, read_manifest
+from niwt.rundir import FORMAT_VERSION, RunInfo, read_manifest, verify_run
 
 __all__ = ["RunFormatError", "LoadedRun", "Prediction", "load_run"]
 
@@ -190,8 +190,9 @@ def load_run(path: str | Path) -> LoadedRun:
     """Read a run directory written by niwt (only safetensors and JSON are read; nothing is unpickled).
 
     Raises:
-        RunFormatError: ``path`` is not a complete niwt run, was written by another format version, or
-            lacks the trained model (a run of ``sweep-lambda`` or ``reproduce``, or ``compare`` without NIWT).
+        RunFormatError: ``path`` is not a complete niwt run, was written by another format version, has
+            a file that is missing, truncated or altered since it was written (named), or lacks the
+            trained model (a run of ``sweep-lambda`` or ``reproduce``, or ``compare`` without NIWT).
     """
     path = Path(path)
     if not path.is_dir():
@@ -202,6 +203,10 @@ def load_run(path: str | Path) -> LoadedRun:
     if manifest.format_version != FORMAT_VERSION:
         raise RunFormatError(f"{str(path)!r} was written in run format {manifest.format_version} (niwt "
                              f"{manifest.niwt_version or '?'}); this niwt reads format {FORMAT_VERSION}: rerun it")
+    try:
+        verify_run(path)  # every file against the checksum the manifest holds
+    except RunDirectoryError as err:
+        raise RunFormatError(str(err)) from None
     weights, info_path = path / "model" / "niwt.safetensors", path / "model" / "run.json"
     if not weights.exists() or not info_path.exists():
         raise RunFormatError(f"{str(path)!r} holds no trained NIWT model (model/niwt.safetensors and "

@@ -94,6 +94,12 @@ def test_other_format_version_and_missing_model_are_refused(run_dir, tmp_path):
         load_run(copy)
     (copy / "manifest.json").write_text(json.dumps(manifest))
     (copy / "model" / "niwt.safetensors").unlink()
+    with pytest.raises(RunFormatError, match="damaged: model/niwt.safetensors is missing"):
+        load_run(copy)
+    # a run that never had a model (as `sweep-lambda` writes) is told apart from a damaged one
+    listed = [f for f in manifest["files"] if f != "model/niwt.safetensors"]
+    sums = {k: v for k, v in manifest["checksums"].items() if k != "model/niwt.safetensors"}
+    (copy / "manifest.json").write_text(json.dumps({**manifest, "files": listed, "checksums": sums}))
     with pytest.raises(RunFormatError, match="holds no trained NIWT model"):
         load_run(copy)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -168,3 +169,39 @@ def test_a_stage_is_claimed_only_when_finished(tmp_path):
         (d / "new").write_text("written")
     assert store.get("s", "k") is None and (store.get("s", "k2") / "new").exists()
     assert not (tmp_path / "stages" / "s" / "whole").exists()
+
+
+def test_a_run_keeps_a_checksum_of_every_file_and_load_run_names_a_damaged_one(small_run_dir, tmp_path):
+    import shutil
+
+    from niwt.rundir import file_checksum, read_manifest, verify_run
+    from niwt.runs import RunFormatError, load_run
+
+    run = Path(shutil.copytree(small_run_dir, tmp_path / "run"))
+    manifest = read_manifest(run)
+    assert set(manifest.checksums) == set(manifest.files)
+    assert manifest.checksums["model/niwt.safetensors"] == file_checksum(run / "model" / "niwt.safetensors")
+    verify_run(run)
+    weights = run / "model" / "niwt.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])  # truncated
+    with pytest.raises(RunFormatError, match=r"damaged: model/niwt\.safetensors was altered or truncated"):
+        load_run(run)
+    weights.write_bytes(data)
+    load_run(run)
+    (run / "metrics.json").unlink()
+    with pytest.raises(RunFormatError, match=r"damaged: metrics\.json is missing"):
+        load_run(run)
+
+
+def test_a_stage_whose_file_differs_from_its_checksum_is_recomputed(tmp_path, caplog):
+    from niwt.rundir import StageStore
+
+    store = StageStore(tmp_path)
+    with store.put("fit", "k1") as d:
+        (d / "weights.bin").write_bytes(b"\x01\x02\x03")
+    assert store.get("fit", "k1") is not None
+    (tmp_path / "stages" / "fit" / "weights.bin").write_bytes(b"\x01\x02\x04")
+    with caplog.at_level("WARNING"):
+        assert store.get("fit", "k1") is None
+    assert "stage fit: weights.bin was altered or truncated" in caplog.text and "recomputed" in caplog.text

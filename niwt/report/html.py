@@ -41,7 +41,8 @@ th, td { border: 1px solid #d0d7de; padding: 4px 10px; text-align: left; vertica
 th { background: #f3f5f7; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 figure.plot { display: inline-block; margin: 8px 16px 8px 0; }
-figure.plot img { max-width: 540px; border: 1px solid #d0d7de; }
+figure.plot { max-width: 100%; }
+figure.plot img { max-width: 100%; height: auto; border: 1px solid #d0d7de; }
 figcaption { font-size: 0.88em; color: #57606a; }
 .gallery { display: flex; flex-wrap: wrap; gap: 12px; }
 .card { border: 1px solid #d0d7de; border-radius: 6px; padding: 8px; width: 272px; font-size: 0.86em;

@@ -136,7 +136,7 @@ def plot_per_class_accuracy(names: Sequence[str], accuracy: Sequence[float], uns
                             path: str | Path, title: str = "") -> None:
     """Per-class GZSL accuracy as bars, seen classes in one colour and unseen ones in another."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.35 * len(names) + 2), 4), dpi=120)
+    fig, ax = plt.subplots(figsize=(min(14.0, max(5.0, 0.3 * len(names) + 2)), 4.2), dpi=110)
     colors = ["tab:orange" if u else "tab:blue" for u in unseen]
     ax.bar(range(len(names)), accuracy, color=colors)
     ax.set_xticks(range(len(names)))

@@ -23,7 +23,7 @@ timm = pytest.importorskip("timm")
 pytorch_grad_cam = pytest.importorskip("pytorch_grad_cam")
 
 ARCHS = [("timm/resnet18", "features.net.layer4.0"), ("timm/convnext_atto", "features.net.norm_pre"),
-         ("timm/vit_tiny_patch16_224", "features.net.blocks.10"), ("timm/tf_efficientnet_lite0", "features.net.bn2")]
+         ("timm/vit_tiny_patch16_224", "features.net.blocks.10"), ("timm/tf_efficientnet_lite0", "features.net.blocks")]
 VIT = "timm/vit_tiny_patch16_224"
 SIDE = {VIT: 48}  # a 3 x 3 patch grid: small, and not square-root-ambiguous with the class token
 
@@ -87,6 +87,20 @@ def test_grad_cam_and_importance_of_timm_networks_equal_an_independent_implement
     (grads,) = torch.autograd.grad(logits.gather(1, y[:, None]).sum(), saved["a"])
     expected = grads[:, 1:].mean(1) if tokens else grads.mean((2, 3))  # a ViT: over its patch tokens
     torch.testing.assert_close(neuron_importance(model, layer, x, y, "mean"), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_a_cnns_default_layer_is_not_one_where_importance_is_the_classifier_row():
+    # EfficientNet's forward_features ends in bn2, then only a global pool and the classifier: there
+    # every image's importance for a class is that class's row. The default is the stage before conv_head.
+    torch.manual_seed(0)
+    net = timm_network("tf_efficientnet_lite0", 5).eval()
+    x, y = _images(2, 64), torch.tensor([2, 2])
+    at_bn2 = neuron_importance(net, "bn2", x, y, "sum")  # sum over positions of w_c / hw
+    torch.testing.assert_close(at_bn2, net.classifier.weight[2].expand(2, -1), rtol=1e-4, atol=1e-6)
+    model = _backbone("timm/tf_efficientnet_lite0")
+    assert model.importance_layer == "features.net.blocks"
+    chosen = neuron_importance(model, model.importance_layer, x, y)
+    assert float(torch.nn.functional.cosine_similarity(chosen[:1], chosen[1:])) < 0.999  # differs per image
 
 
 def test_a_vits_default_layer_is_one_where_patch_tokens_get_gradients():

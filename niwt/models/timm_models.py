@@ -15,9 +15,10 @@ The network's input convention (the mean and std its weights were trained with, 
 pretrained config) is part of the backbone: it takes images in [0, 1] and normalises them itself,
 so a run, ``explain`` and a later ``predict`` feed it alike (a run turns the data pipeline's own
 ImageNet normalisation off for these models). The importance layer is ``layer4.0`` for a ResNet
-(as niwt's own ResNets and the paper), ``blocks.<n-2>`` for a ViT (the last block's input: see
-:func:`_default_layer`), else the module whose output ``forward_features`` returns (the last conv
-block); any named module whose output alone feeds the rest can be asked for. The network is split
+(as niwt's own ResNets and the paper), ``blocks.<n-2>`` for a ViT (the last block's input), else
+the last module of ``forward_features`` after which a layer with weights still runs (the last conv
+block, or the stages before a 1x1 head conv that feeds only pooling and the classifier, whose
+output would give every image its class's classifier row as importance: see :func:`_default_layer`); any named module whose output alone feeds the rest can be asked for. The network is split
 there by :func:`niwt.models.adapt`. At a ViT's token layer, importance sums each channel over the
 patch tokens (:mod:`niwt.importance`), and transfer's fast path shifts the patch tokens and runs
 the blocks after the layer: exact, as for a CNN, with the earlier blocks computed once.
@@ -172,14 +173,49 @@ def timm_network(name: str, num_classes: int, weights: str = "none", image_size:
     return net
 
 
+def _leaves_in_order(net: nn.Module) -> list[str]:
+    """The names of the leaf modules of ``net`` in the order one forward pass runs them."""
+    ran: list[str] = []
+    leaves = [(n, m) for n, m in net.named_modules() if n and not any(True for _ in m.children())]
+    hooks = [m.register_forward_hook(lambda *_, n=n: ran.append(n)) for n, m in leaves]
+    try:
+        with torch.no_grad():
+            net.eval()(torch.zeros(1, 3, 64, 64))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return ran
+
+
+def _learns_after(net: nn.Module, layer: str, ran: list[str]) -> bool:
+    """Whether a module with weights other than the classifier runs after ``layer``: if none does (only
+    pooling, dropout or activations before the classifier), the importance of a class at ``layer``
+    is the class's classifier row for every image (d o_c / d A = w_c / hw), which leaves NIWT
+    nothing to learn per image."""
+    inside = [i for i, n in enumerate(ran) if n == layer or n.startswith(layer + ".")]
+    if not inside:
+        return False
+    classifier = net.get_classifier() if hasattr(net, "get_classifier") else None
+    for name in ran[inside[-1] + 1:]:
+        module = net.get_submodule(name)
+        if module is not classifier and any(True for _ in module.parameters(recurse=False)):
+            return True
+    return False
+
+
 def _default_layer(net: nn.Module) -> str:
     """``layer4.0`` for a ResNet; ``blocks.<n-2>`` (the last block's input) for a vision transformer;
-    else the module whose output ``forward_features`` returns.
+    else the last module run in ``forward_features`` whose importance varies from image to image.
 
     A ViT whose head reads the class token after the last block gets no gradient at the patch tokens
     of the last block's output (they are never read again), so its importance there is all zeros;
     one block earlier the last block's attention still carries every patch token into the class
     token, and the block output is the whole residual stream, so the network splits there cleanly.
+    A CNN whose last module feeds only a global pool and the classifier (EfficientNet's ``bn2``) has
+    the classifier row as every image's importance there, so the default steps back to the last
+    module after which a layer with weights still runs (EfficientNet's ``blocks``, before its 1x1
+    ``conv_head``, as VGG16's conv5_3 before fc6 in the paper). A head with weights after the pool
+    (ConvNeXt's LayerNorm, MobileNetV3's ``conv_head``) keeps ``forward_features``' output.
     """
     if type(net).__name__ == "ResNet" and hasattr(net, "layer4"):
         return "layer4.0"
@@ -187,7 +223,13 @@ def _default_layer(net: nn.Module) -> str:
     if hasattr(net, "patch_embed") and isinstance(blocks, nn.Sequential) and len(blocks) >= 2:
         return f"blocks.{len(blocks) - 2}"
     finished: list[str] = []
-    hooks = [child.register_forward_hook(lambda *_, n=n: finished.append(n)) for n, child in net.named_children()]
+    outputs: dict[str, int] = {}
+
+    def record(name: str, out: object) -> None:
+        finished.append(name)
+        outputs[name] = out.ndim if isinstance(out, torch.Tensor) else 0
+
+    hooks = [child.register_forward_hook(lambda _m, _i, out, n=n: record(n, out)) for n, child in net.named_children()]
     try:
         with torch.no_grad():
             net.eval().forward_features(torch.zeros(1, 3, 64, 64))
@@ -196,6 +238,10 @@ def _default_layer(net: nn.Module) -> str:
             hook.remove()
     if not finished:
         raise ConfigError(f"{type(net).__name__}: no module runs in forward_features; give importance.layer")
+    ran = _leaves_in_order(net)
+    for name in (n for n in reversed(finished) if outputs[n] == 4 and finished.count(n) == 1):
+        if _learns_after(net, name, ran):
+            return name
     return finished[-1]
 
 

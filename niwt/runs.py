@@ -24,6 +24,7 @@ from niwt.data import data_key, open_dataset
 from niwt.data.files.images import ImageTransform, open_rgb
 from niwt.errors import DataError, NIWTError, RunDirectoryError
 from niwt.explain.inverse import InverseMapper
+from niwt.knowledge import KnowledgeEncoder
 from niwt.mapping import ImportanceMapper, build_map
 from niwt.models import Backbone, load_model
 from niwt.results import RunMetrics
@@ -66,6 +67,8 @@ class LoadedRun:
         knowledge: ``[C, d]`` class vectors the run used; knowledge_names: their d names.
         mapper: the forward map knowledge -> importance; inverse: the inverse map (None if absent).
         info: its ``model/run.json`` (:class:`~niwt.rundir.RunInfo`: dataset fingerprint, image transform, layer).
+        encoder: what its class vectors were made with (:class:`~niwt.knowledge.KnowledgeEncoder`;
+            None for a run written before runs kept it).
     """
 
     path: Path
@@ -80,6 +83,7 @@ class LoadedRun:
     mapper: ImportanceMapper
     inverse: InverseMapper | None
     info: RunInfo
+    encoder: KnowledgeEncoder | None = None
 
     @property
     def classes(self) -> np.ndarray:
@@ -102,6 +106,22 @@ class LoadedRun:
             shown = ", ".join(self.row_names[:40]) + (" ..." if len(self.row_names) > 40 else "")
             raise DataError(f"unknown class {name!r}; the classes of this run are: {shown}")
         return rows[name]
+
+    def encode(self, *, description: str | Sequence[str] | None = None,
+               attributes: dict[str, float] | None = None) -> np.ndarray:
+        """The knowledge vector a new class would get in this run, from its description or its
+        attribute values, made exactly as the run's own classes' vectors were
+        (:meth:`~niwt.knowledge.KnowledgeEncoder.encode`).
+
+        Raises:
+            RunFormatError: a run written before runs kept their knowledge encoder.
+            DataError: knowledge the encoder cannot use (said why).
+        """
+        if self.encoder is None:
+            raise RunFormatError(f"run {str(self.path)!r} was written before runs kept their knowledge encoder "
+                                 "(model/knowledge_encoder.json), so a new class's knowledge cannot be encoded as "
+                                 "its classes' was; rerun it with this niwt")
+        return self.encoder.encode(description=description, attributes=attributes)
 
     def image_transform(self) -> ImageTransform:
         """How the run's images were prepared (resize, crop, normalisation)."""
@@ -223,8 +243,14 @@ def load_run(path: str | Path) -> LoadedRun:
     inverse_path = path / "mapping" / "inverse.safetensors"
     inverse = InverseMapper.load(inverse_path) if inverse_path.exists() else None
     knowledge = _knowledge(config, info, path)
+    encoder_path = path / "model" / "knowledge_encoder.json"
+    try:
+        encoder = KnowledgeEncoder.from_dict(_read_json(encoder_path)) if encoder_path.exists() else None
+    except NIWTError as err:
+        raise RunFormatError(f"{encoder_path}: {err}") from err
     return LoadedRun(path, config, metrics, model, info.class_names, np.asarray(info.fit_classes, np.int64),
-                     np.asarray(info.new_classes, np.int64), knowledge, info.knowledge_names, mapper, inverse, info)
+                     np.asarray(info.new_classes, np.int64), knowledge, info.knowledge_names, mapper, inverse, info,
+                     encoder)
 
 
 def _load_model(config: RunConfig, info: RunInfo, weights: Path) -> Backbone:

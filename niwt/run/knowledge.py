@@ -6,9 +6,9 @@ import numpy as np
 
 from niwt.config import RunConfig
 from niwt.data import ZSLData
-from niwt.knowledge import knowledge_vectors
+from niwt.knowledge import KnowledgeEncoder, fit_encoder, knowledge_vectors
 
-__all__ = ["class_vectors", "load_knowledge"]
+__all__ = ["class_vectors", "load_knowledge", "class_encoder"]
 
 
 def class_vectors(config: RunConfig, data: ZSLData) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -21,3 +21,9 @@ def class_vectors(config: RunConfig, data: ZSLData) -> tuple[np.ndarray, tuple[s
 def load_knowledge(config: RunConfig, data: ZSLData) -> np.ndarray:
     """Class vectors ``[C, d]`` of ``data`` as ``config.knowledge`` asks."""
     return class_vectors(config, data)[0]
+
+
+def class_encoder(config: RunConfig, data: ZSLData) -> KnowledgeEncoder:
+    """What ``data``'s class vectors are made with, as ``config.knowledge`` asks (kept in a run)."""
+    k = config.knowledge
+    return fit_encoder(data, k.source, k.normalize, k.text_encoder)

@@ -23,11 +23,13 @@ from niwt.errors import ConfigError
 from niwt.evaluate import GZSLReport
 from niwt.explain.inverse import InverseConfig, InverseMapper
 from niwt.importance import neuron_importance
+from niwt.knowledge import KnowledgeEncoder
 from niwt.mapping import ImportanceMapper
 from niwt.models import Backbone, save_weights
 from niwt.progress import StageProgress
 from niwt.results import GridPoint, MethodResult, Selection
 from niwt.run.context import RunContext
+from niwt.run.knowledge import class_encoder
 from niwt.run.stage import record_stage
 from niwt.rundir import RunInfo, save_test_scores, write_json
 from niwt.seeding import stage_seed
@@ -132,6 +134,7 @@ class NIWTRun:
     inverse: InverseMapper | None = None
     knowledge: np.ndarray | None = None
     test_scores: np.ndarray | None = None
+    encoder: KnowledgeEncoder | None = None
 
     @property
     def report(self) -> GZSLReport:
@@ -144,8 +147,9 @@ class NIWTRun:
     def save(self, directory: Path) -> None:
         """Weights (safetensors), maps and transfer records of the run, as a run directory keeps
         them: ``model/`` (``niwt.safetensors``, ``run.json``, ``knowledge.safetensors``),
-        ``mapping/`` (forward map, its selection, the inverse map), ``transfer/history.json`` and
-        the final test images' scores (:func:`save_test_scores`)."""
+        ``mapping/`` (forward map, its selection, the inverse map), ``transfer/history.json``, the
+        final test images' scores (:func:`~niwt.rundir.save_test_scores`) and
+        ``model/knowledge_encoder.json`` (:class:`~niwt.knowledge.KnowledgeEncoder`)."""
         for part in ("model", "mapping", "transfer"):
             (directory / part).mkdir(exist_ok=True)
         save_weights(self.model, directory / "model" / "niwt.safetensors", metadata={"arch": self.info.arch})
@@ -167,6 +171,8 @@ class NIWTRun:
             self.inverse.save(directory / "mapping" / "inverse.safetensors")
         if self.test_scores is not None:
             save_test_scores(directory, self.test_scores)
+        if self.encoder is not None:
+            write_json(directory / "model" / "knowledge_encoder.json", self.encoder.to_dict())
 
 
 def _niwt_config(ctx: RunContext) -> dict[str, object]:
@@ -306,7 +312,8 @@ def fit_niwt(ctx: RunContext, selection: Selection | None = None, *, variant: st
     report, calibrated = ctx.final_reports(scores, selection)
     result = MethodResult(variant, report, selection, {**ctx.models.seconds, **seconds, **shared.seconds},
                           calibrated)
-    return NIWTRun(result, model, out.mapper, opt, ctx.run_info(model), shared.inverse, ctx.knowledge, scores)
+    return NIWTRun(result, model, out.mapper, opt, ctx.run_info(model), shared.inverse, ctx.knowledge, scores,
+                   class_encoder(ctx.config, ctx.data))
 
 
 def niwt_method(ctx: RunContext, selection: Selection | None = None, *,

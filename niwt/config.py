@@ -109,7 +109,7 @@ class ModelConfig:
     Attributes:
         arch: registered backbone name (`niwt.list_models()`): the small "vgg" and "resnet", torchvision's
             "vgg11" ... "vgg19_bn" and "resnet18" ... "resnet152" ("tv_vgg16", "tv_resnet101": older names), "mlp";
-            "timm/<name>" for any timm CNN classifier (the optional timm extra).
+            "timm/<name>" for any timm classifier, CNN or vision transformer (the optional timm extra).
         width: channels of the first convolution block (shapes backbones).
         hidden: width of fc6/fc7, the penultimate feature size (VGG-like only; unset: the model's default).
         dropout: dropout after fc6/fc7 (VGG-like only; unset: the model's default).

@@ -41,6 +41,7 @@ __all__ = [
     "choose_calibration",
     "choose_common_calibration",
     "seen_unseen_curve",
+    "gzsl_predictions",
     "mean_report",
 ]
 
@@ -250,6 +251,19 @@ def _curve(prep: _Prepared) -> tuple[np.ndarray, np.ndarray]:
     s_points = np.concatenate([[s_start], s_curve[group_end]])
     u_points = np.concatenate([[0.0], u_curve[group_end]])
     return np.clip(s_points, 0.0, 1.0), np.clip(u_points, 0.0, 1.0)
+
+
+def gzsl_predictions(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    seen_classes: Sequence[int] | np.ndarray,
+    unseen_classes: Sequence[int] | np.ndarray,
+    *,
+    calibration: float = 0.0,
+) -> np.ndarray:
+    """``[N]`` global class predicted for each image by calibrated stacking with ``calibration``: the
+    predictions behind :func:`evaluate_gzsl`'s ``seen_acc`` and ``unseen_acc`` (same arguments)."""
+    return _predict(_prepare(scores, labels, seen_classes, unseen_classes), _check_calibration(calibration))
 
 
 def seen_unseen_curve(

@@ -15,13 +15,19 @@ from niwt.importance import eval_mode
 from niwt.models import Backbone, FeatureMLP
 from niwt.training import predict_logits
 
-__all__ = ["gzsl_scores", "score_images", "model_features", "penultimate_features"]
+__all__ = ["gzsl_scores", "spread_rows", "score_images", "model_features", "penultimate_features"]
 
 
 def gzsl_scores(model: Backbone, images: torch.Tensor | ImageSource, seen: np.ndarray, unseen: np.ndarray,
                 n_classes: int) -> np.ndarray:
     """Logits of ``model`` (seen rows then unseen rows) spread into global class columns ``[N, C]``."""
     logits = distributed.on_shards(lambda part: predict_logits(model, part), images).cpu().double().numpy()
+    return spread_rows(logits, seen, unseen, n_classes)
+
+
+def spread_rows(logits: np.ndarray, seen: np.ndarray, unseen: np.ndarray, n_classes: int) -> np.ndarray:
+    """Classifier-row logits ``[N, S + U]`` (seen rows, then unseen rows) as global class columns
+    ``[N, C]``; columns of classes in neither set are ``-inf``."""
     scores = np.full((logits.shape[0], n_classes), -np.inf)
     scores[:, seen] = logits[:, : len(seen)]
     scores[:, unseen] = logits[:, len(seen) :]

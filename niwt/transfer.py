@@ -49,6 +49,7 @@ from niwt.importance import (
     importance_from_activations,
     neuron_importance,
     position_count,
+    token_prefix,
 )
 from niwt.models.backbones import Backbone
 from niwt.training import EarlyStopping, StepEnd, optimize
@@ -282,7 +283,7 @@ class UnseenWeightOptimizer:
         with torch.no_grad(), eval_mode(model):
             probe = model.forward_features(to_device(pool[:1], ref.device))  # [1, K, h, w]
         channels = channel_count(probe)
-        positions = position_count(probe, getattr(model, "num_prefix_tokens", 0))
+        positions = position_count(probe, token_prefix(model))
         if channels != tau.shape[1]:
             raise DataError(f"`targets` have {tau.shape[1]} dimensions but the importance layer has {channels} channels")
         if cache is None and self.mode == "fast":

@@ -27,11 +27,13 @@ from niwt.knowledge.vectors import (
     NORMALIZATIONS,
     SOURCES,
     TEXT_ENCODERS,
+    _apply_zscore,
     _check_choice,
-    _tame,
+    _normalize,
     _terms,
+    _tfidf_fit,
+    _zscore_stats,
     sentence_vectors,
-    tfidf_vectors,
 )
 from niwt.messages import first_names
 
@@ -140,21 +142,12 @@ class KnowledgeEncoder:
         row = np.zeros(len(self.names))
         for term, k in known.items():
             row[column[term]] = k
-        row *= np.asarray(self.idf)
-        norm = np.linalg.norm(row)
-        return row / norm if norm > 0 else row
+        return _normalize((row * np.asarray(self.idf))[None, :], "l2")[0][0]
 
     def _normalized(self, raw: np.ndarray) -> np.ndarray:
-        if self.normalize == "none":
-            return raw
-        if self.normalize == "l2":
-            peak = np.abs(raw).max(initial=0.0)
-            raw = raw / peak if peak > 1e150 else raw
-            norm = np.linalg.norm(raw)
-            return raw / norm if norm > 0 else raw
-        scaled = raw / np.asarray(self.scale)
-        out = (scaled - np.asarray(self.mean)) / np.where(np.asarray(self.constant), 1.0, np.asarray(self.std))
-        return np.where(np.asarray(self.constant), 0.0, out)
+        if self.normalize == "zscore":  # the fitted classes' statistics, never this one class's
+            return _apply_zscore(raw, *(np.asarray(v) for v in (self.scale, self.mean, self.std, self.constant)))
+        return _normalize(raw[None, :].copy(), self.normalize)[0][0]
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -169,16 +162,6 @@ class KnowledgeEncoder:
                        str(d.get("sentence_model", "")))
         except (KeyError, TypeError, ValueError) as err:
             raise DataError(f"knowledge encoder record is malformed ({type(err).__name__}: {err})") from None
-
-
-def _zscore_stats(mat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(scale, mean, std, constant)`` of zscore over the rows of ``mat``, as ``attribute_vectors`` computes them."""
-    peak = np.abs(mat).max(axis=0, initial=0.0)
-    scale = np.where(peak > 1e150, peak, 1.0)
-    tamed = _tame(mat, axis=0)
-    mean, std = tamed.mean(axis=0), tamed.std(axis=0)
-    constant = std <= 1e-12 * np.maximum(1.0, np.abs(tamed).max(axis=0, initial=0.0))
-    return scale, mean, std, constant
 
 
 def fit_encoder(data: ZSLData, source: str = "attributes", normalize: str = "l2",
@@ -200,10 +183,8 @@ def fit_encoder(data: ZSLData, source: str = "attributes", normalize: str = "l2"
     elif not data.descriptions or not any(len(texts) for texts in data.descriptions):
         raise DataError(f"source='text' needs class descriptions, but dataset {data.name!r} holds none")
     elif text_encoder == "tfidf":
-        raw, names = tfidf_vectors(data.descriptions)
-        docs = [Counter(t for text in texts for t in _terms(text, 1)) for texts in data.descriptions]
-        df = np.array([sum(term in doc for doc in docs) for term in names], dtype=np.float64)
-        idf = tuple(float(v) for v in np.log((1.0 + len(docs)) / (1.0 + df)) + 1.0)
+        raw, names, idf_values = _tfidf_fit(data.descriptions)
+        idf = tuple(float(v) for v in idf_values)
     else:
         raw = sentence_vectors(data.descriptions)
         names = tuple(f"embedding:{i}" for i in range(raw.shape[1]))

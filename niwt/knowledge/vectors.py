@@ -76,21 +76,34 @@ def _tame(mat: np.ndarray, axis: int) -> np.ndarray:
     return np.divide(mat, peak, out=mat.copy(), where=peak > 1e150)
 
 
+def _zscore_stats(mat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(scale, mean, std, constant)`` of zscore over the rows of ``mat``: what each column is divided
+    by first (:func:`_tame`: 1 but for huge values), then its mean and population std, and whether it
+    is constant (such columns become 0)."""
+    peak = np.abs(mat).max(axis=0, initial=0.0)
+    scale = np.where(peak > 1e150, peak, 1.0)
+    tamed = mat / scale
+    mean, std = tamed.mean(axis=0), tamed.std(axis=0)
+    constant = std <= 1e-12 * np.maximum(1.0, np.abs(tamed).max(axis=0, initial=0.0))
+    return scale, mean, std, constant
+
+
+def _apply_zscore(mat: np.ndarray, scale: np.ndarray, mean: np.ndarray, std: np.ndarray,
+                  constant: np.ndarray) -> np.ndarray:
+    """Rows of ``mat`` standardised with :func:`_zscore_stats`' statistics (constant columns 0)."""
+    return np.where(constant, 0.0, (mat / scale - mean) / np.where(constant, 1.0, std))
+
+
 def _normalize(mat: np.ndarray, normalize: str) -> tuple[np.ndarray, np.ndarray]:
     """``(vectors, constant)``: ``mat`` normalised, and which columns zscore found constant (set to 0)."""
     constant = np.zeros(mat.shape[1], dtype=bool)
-    if normalize != "none":
-        mat = _tame(mat, axis=1 if normalize == "l2" else 0)
     if normalize == "l2":
+        mat = _tame(mat, axis=1)
         norms = np.linalg.norm(mat, axis=1, keepdims=True)
         np.divide(mat, norms, out=mat, where=norms > 0)
     elif normalize == "zscore":
-        mean = mat.mean(axis=0, keepdims=True)
-        std = mat.std(axis=0, keepdims=True)
-        scale = np.maximum(1.0, np.abs(mat).max(axis=0, keepdims=True, initial=0.0))
-        flat = std <= 1e-12 * scale
-        mat = np.where(flat, 0.0, (mat - mean) / np.where(flat, 1.0, std))
-        constant = flat.reshape(-1)
+        stats = _zscore_stats(mat)
+        mat, constant = _apply_zscore(mat, *stats), stats[3]
     return mat, constant
 
 
@@ -228,6 +241,14 @@ def tfidf_vectors(
         ConfigError: if ``min_df`` or ``ngram`` is not a positive int.
         DataError: if ``descriptions`` is malformed or no term survives ``min_df``.
     """
+    matrix, vocabulary, _ = _tfidf_fit(descriptions, min_df=min_df, ngram=ngram)
+    return matrix, vocabulary
+
+
+def _tfidf_fit(
+    descriptions: Sequence[Sequence[str]], *, min_df: int = 1, ngram: int = 1
+) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
+    """:func:`tfidf_vectors`, and each term's idf (what a new class's description is weighted with)."""
     for name, value in (("min_df", min_df), ("ngram", ngram)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ConfigError(f"`{name}` must be a positive int, got {value!r}")
@@ -252,7 +273,7 @@ def tfidf_vectors(
                 tf[c, j] = k
     doc_freq = np.array([df[term] for term in vocabulary], dtype=np.float64)
     idf = np.log((1.0 + n_docs) / (1.0 + doc_freq)) + 1.0
-    return _normalize(tf * idf, "l2")[0], vocabulary
+    return _normalize(tf * idf, "l2")[0], vocabulary, idf
 
 
 @contextlib.contextmanager

@@ -23,7 +23,14 @@ from torch import nn
 
 from niwt.checks import as_image_batch, as_labels
 from niwt.errors import ConfigError, DataError
-from niwt.importance import channel_count, eval_mode, importance_from_activations, neuron_importance, shift_channels
+from niwt.importance import (
+    channel_count,
+    eval_mode,
+    importance_from_activations,
+    neuron_importance,
+    shift_channels,
+    token_prefix,
+)
 
 __all__ = ["BackboneContractError", "CONTRACT_CLAUSES", "check_backbone"]
 
@@ -127,7 +134,7 @@ def check_backbone(
 
             features = _run(model, "b", lambda: model.forward_head(acts))
             cache = _run(model, "b", lambda: model.head_cache(acts))
-            prefix = getattr(model, "num_prefix_tokens", 0)
+            prefix = token_prefix(model)
             zeros = torch.zeros((acts.shape[0], channel_count(acts)), dtype=acts.dtype, device=acts.device)
             at_zero = _run(model, "b", lambda: model.forward_head_shifted(cache, zeros))
             _compare(model, "b", "features at shift 0", at_zero, features, rtol, atol)

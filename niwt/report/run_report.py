@@ -12,7 +12,7 @@ import torch
 
 from niwt.data.settings import Setting
 from niwt.errors import DataError, RunDirectoryError
-from niwt.evaluate import seen_unseen_curve
+from niwt.evaluate import gzsl_predictions, seen_unseen_curve
 from niwt.explain.fidelity import FidelityReport, fidelity
 from niwt.explain.gradcam import grad_cam
 from niwt.explain.names import NeuronName, name_neurons
@@ -179,13 +179,6 @@ def _gzsl_rows(run: LoadedRun) -> list[dict[str, object]]:
     return rows
 
 
-def _stacked(scores: np.ndarray, seen: np.ndarray, classes: np.ndarray, calibration: float) -> np.ndarray:
-    """Calibrated-stacking predictions (global class ids) over the run's classes."""
-    shifted = scores[:, classes].copy()
-    shifted[:, np.isin(classes, seen)] -= calibration
-    return classes[shifted.argmax(1)]
-
-
 def gzsl_plots(run: LoadedRun, data) -> list[tuple[str, Path]]:
     """``plots/`` of the GZSL results, from the test scores each method's stage kept.
 
@@ -233,7 +226,7 @@ def gzsl_plots(run: LoadedRun, data) -> list[tuple[str, Path]]:
                   "points each method reports", out / "gzsl_curves.png"))
     method = "niwt" if "niwt" in first_scores else next(iter(first_scores))
     result = comparison.runs[0].results[comparison.methods.index(method)]
-    pred = _stacked(first_scores[method], seen, classes, result.report.calibration)
+    pred = gzsl_predictions(first_scores[method], labels, seen, unseen, calibration=result.report.calibration)
     names = [run.class_names[c] for c in classes]
     accuracy = [float(np.mean(pred[labels == c] == c)) if np.any(labels == c) else 0.0 for c in classes]
     plot_per_class_accuracy(names, accuracy, [c in set(unseen.tolist()) for c in classes],

@@ -22,7 +22,7 @@ from niwt.run.dataset import fit_to_data
 from niwt.run.knowledge import class_vectors
 from niwt.run.training import TrainedModels, in_features, train_models
 from niwt.rundir import RunInfo, StageStore, stage_key
-from niwt.scores import gzsl_scores, penultimate_features
+from niwt.scores import gzsl_scores, penultimate_features, spread_rows
 from niwt.seeding import stage_generator, stage_rng, stage_seed
 
 __all__ = ["RunContext", "build_context", "array_key"]
@@ -159,10 +159,7 @@ class RunContext:
         features = torch.from_numpy(self.features(setting, "test")).to(device=weight.device, dtype=weight.dtype)
         with torch.no_grad():
             logits = torch.cat([model.classifier(part) for part in features.split(512)]).cpu().double().numpy()
-        scores = np.full((logits.shape[0], self.data.n_classes), -np.inf)
-        scores[:, setting.fit_classes] = logits[:, : len(setting.fit_classes)]
-        scores[:, setting.new_classes] = logits[:, len(setting.fit_classes):]
-        return scores
+        return spread_rows(logits, setting.fit_classes, setting.new_classes, self.data.n_classes)
 
     def scores(self, model: Backbone, setting: Setting) -> np.ndarray:
         """``model``'s GZSL scores ``[N, C]`` on ``setting``'s test images."""

@@ -44,13 +44,20 @@ KNOWLEDGE = {
 UNSEEN = ("3", "8")
 
 
-def write_digits(root: Path, size: int = 32) -> Path:
-    """The digits as a folder dataset under ``root``: one folder of PNGs per digit and classes.csv."""
+def write_digits(root: Path, size: int = 32, per_class: int | None = None) -> Path:
+    """The digits as a folder dataset under ``root``: one folder of PNGs per digit and classes.csv.
+
+    ``per_class``: keep only the first that many images of each digit (in the dataset's order); all by default.
+    """
     from sklearn.datasets import load_digits
 
     digits = load_digits()
     root.mkdir(parents=True, exist_ok=True)
+    kept: dict[int, int] = {}
     for i, (image, label) in enumerate(zip(digits.images, digits.target)):
+        kept[label] = kept.get(label, 0) + 1
+        if per_class is not None and kept[label] > per_class:
+            continue
         folder = root / str(label)
         folder.mkdir(exist_ok=True)
         gray = (image / 16.0 * 255).astype(np.uint8)

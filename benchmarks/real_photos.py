@@ -6,7 +6,8 @@ all-MiniLM-L6-v2):
 * ``fashion``: Fashion-MNIST (:mod:`fashion`: Debian's ``dataset-fashion-mnist`` idx files, or
   ``--idx DIR``), ``--per-class`` photos of each of the 10 classes at 64 px; unseen: pullover,
   dress, sneaker.
-* ``digits``: scikit-learn's 1,797 handwritten digits at 64 px (:mod:`balance_real`); unseen 3, 8.
+* ``digits``: scikit-learn's handwritten digits (1,797; the first ``--per-class`` of each digit) at 64 px
+  (:mod:`balance_real`); unseen 3, 8.
 
 Arms (``configs/real-photos_*.toml``): ``scratch`` (niwt's small VGG trained on the seen classes,
 32 px), ``fixed`` (ImageNet EfficientNet-Lite0, only its classifier trained) and ``finetuned`` (the
@@ -67,7 +68,7 @@ def write_dataset(name: str, root: Path, per_class: int, idx: Path | None) -> Pa
         return write_fashion(root, per_class=per_class, size=64, seed=0, idx_dir=idx or IDX_DIR)
     from balance_real import write_digits
 
-    return write_digits(root, size=64)
+    return write_digits(root, size=64, per_class=per_class)
 
 
 def class_counts(data_root: Path) -> tuple[int, int]:
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=5, help="seeds per arm (default: 5)")
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
     parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
-    parser.add_argument("--per-class", type=int, default=100, help="Fashion-MNIST photos per class (default: 100)")
+    parser.add_argument("--per-class", type=int, default=100, help="photos per class of either dataset (default: 100)")
     parser.add_argument("--validation", choices=("splits", "single"), default="splits",
                         help="the validation design (default: splits; see above)")
     parser.add_argument("--idx", type=Path, help="folder of Fashion-MNIST's idx files (default: Debian's)")

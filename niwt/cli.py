@@ -134,6 +134,27 @@ def get_args_parser() -> argparse.ArgumentParser:
                       help="also the Grad-CAM overlay and the words behind the top class (as niwt explain)")
     pred.add_argument("--json", action="store_true", help="print JSON instead of lines")
     pred.add_argument("--quiet", action="store_true", help="warnings only")
+    teach = sub.add_parser("teach", help="teach a finished run new classes from a description, in seconds",
+                           description="Add each class NAME to RUN from its description (a run with text "
+                           "knowledge) or its attribute values (a run with attribute knowledge), encoded as the "
+                           "run's own classes were; its classifier row is learned from the transfer pool's cache "
+                           "the run kept, at the run's chosen lambda and learning rate (no dataset, no training). "
+                           "Several classes: repeat --name with one --description (or --attributes) each, in the "
+                           "same order. Writes a new run (RUN-taught beside RUN, or --out) unless --in-place.")
+    teach.add_argument("run", type=Path, help="a run directory of niwt run / demo / compare")
+    teach.add_argument("--name", action="append", required=True, help="the new class's name (repeatable)")
+    told = teach.add_mutually_exclusive_group(required=True)
+    told.add_argument("--description", action="append", help="its description, in words (repeatable)")
+    told.add_argument("--attributes", action="append", metavar="NAME=VALUE,...",
+                      help="its attribute values; attributes not named are 0 (repeatable)")
+    _rewrite_args(teach)
+    forget = sub.add_parser("forget", help="take classes out of a run: taught ones, or its own unseen ones",
+                            description="Remove the classifier row of each class NAME (a taught class, or one of "
+                            "the run's unseen classes; seen classes were trained on their images and stay). Writes "
+                            "a new run (RUN-taught beside RUN, or --out) unless --in-place.")
+    forget.add_argument("run", type=Path, help="a run directory")
+    forget.add_argument("--name", action="append", required=True, help="the class to forget (repeatable)")
+    _rewrite_args(forget)
     names = sub.add_parser("names", help="the neuron-name table of a run",
                            description="For each channel of the importance layer, the knowledge dimensions its "
                            "one-hot importance maps to through the inverse map (the paper's neuron names).")
@@ -280,6 +301,8 @@ def _run(args: argparse.Namespace) -> int:
         return _explain_commands(args)
     if args.command == "predict":
         return _predict(args)
+    if args.command in ("teach", "forget"):
+        return _teach(args)
     if args.command == "export-features":
         from niwt.run.export import export_main
 
@@ -350,6 +373,44 @@ def _predict(args: argparse.Namespace) -> int:
             r = explained[i]
             terms = ", ".join(t.name for t in r.explanation.terms)
             sys.stdout.write(f"  {r.predicted} because of {terms}; overlay {r.overlay}\n")
+    return 0
+
+
+def _rewrite_args(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--out", type=Path, help="the new run directory (default: RUN-taught beside RUN)")
+    where.add_argument("--in-place", action="store_true", help="replace RUN itself")
+    parser.add_argument("--force", action="store_true", help="replace a niwt run at --out")
+    parser.add_argument("--quiet", action="store_true", help="warnings only")
+
+
+def _teach(args: argparse.Namespace) -> int:
+    from niwt.runs import Lesson, load_run
+    from niwt.runs.teach import parse_attributes
+
+    run = load_run(args.run)
+    if args.command == "forget":
+        changed = run.forget(args.name)
+    else:
+        told = args.description if args.description is not None else args.attributes
+        flag = "--description" if args.description is not None else "--attributes"
+        if len(told) != len(args.name):
+            raise ConfigError(f"{len(args.name)} --name but {len(told)} {flag}: give one {flag} per --name, in the "
+                              "same order")
+        lessons = [Lesson(name, description=text) if args.description is not None
+                   else Lesson(name, attributes=parse_attributes(text)) for name, text in zip(args.name, told)]
+        start = time.perf_counter()
+        changed = run.teach(lessons)
+        seconds = time.perf_counter() - start
+    saved = changed.save(args.out, in_place=args.in_place, force=args.force)
+    event = saved.events[-1]
+    if args.command == "teach":
+        sys.stdout.write(f"Taught {', '.join(event.classes)} in {seconds:.2f} s ({event.steps} transfer steps, "
+                         f"{event.seconds:.2f} s; Λ = {event.lam:g}, lr = {event.lr:g}).\n")
+    else:
+        sys.stdout.write(f"Forgot {', '.join(event.classes)}.\n")
+    sys.stdout.write(f"Wrote {saved.path}: {len(saved.row_names)} classes ({len(saved.fit_classes)} seen, "
+                     f"{len(saved.new_classes)} unseen, {len(saved.taught_classes)} of them taught).\n")
     return 0
 
 

@@ -5,14 +5,16 @@ This module imports nothing of niwt, so every layer can use it.
 * :func:`quote` — ``repr`` of a value, cut to :data:`QUOTE_LIMIT` characters with its length stated;
 * :func:`short_name` — a name as it is, or quoted and cut when it is too long for a message;
 * :func:`first_names` — the first ``k`` names of a list and how many more there are;
-* :func:`quote_names` — the same, each name quoted, in list brackets.
+* :func:`quote_names` — the same, each name quoted, in list brackets;
+* :func:`close_names` — the known names close to a mistyped one.
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Iterable
 
-__all__ = ["QUOTE_LIMIT", "quote", "short_name", "first_names", "quote_names"]
+__all__ = ["QUOTE_LIMIT", "quote", "short_name", "first_names", "quote_names", "close_names"]
 
 QUOTE_LIMIT = 80
 """Characters of a value read from a file that an error message repeats (a longer value is cut)."""
@@ -71,3 +73,8 @@ def quote_names(names: Iterable[object], k: int = 5) -> str:
         ``"['a', 'b', ... (3 more)]"``-style text (a list's repr when the names are few and short).
     """
     return "[" + first_names(names, k, show=quote) + "]"
+
+
+def close_names(name: object, known: Iterable[str], n: int = 5, cutoff: float = 0.5) -> list[str]:
+    """Up to ``n`` of ``known`` that look like ``name`` (difflib's ratio at least ``cutoff``), closest first."""
+    return difflib.get_close_matches(str(name), list(known), n=n, cutoff=cutoff)

@@ -38,7 +38,7 @@ from niwt.version import __version__
 
 __all__ = ["MANIFEST", "FORMAT", "FORMAT_VERSION", "Manifest", "read_manifest", "check_output_dir", "run_dir",
            "in_run_dir", "write_json", "versions", "add_to_run", "StageStore", "stage_key", "STAGES", "RunInfo", "check_file_folder", "write_files",
-           "TEST_SCORES", "save_test_scores", "load_test_scores", "stage_dir",
+           "TEST_SCORES", "POOL_CACHE", "save_test_scores", "load_test_scores", "stage_dir",
            "file_checksum", "verify_run"]
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,10 @@ TEST_SCORES = "test_scores.npy"
 ``test_idx`` order (test-seen images, then test-unseen ones), one column per global class
 (``-inf`` outside the setting): what the report's seen-unseen curves, per-class accuracies and
 confusions are drawn from."""
+
+
+POOL_CACHE = "pool_cache.safetensors"
+"""In a run's ``transfer/``: the transfer pool's cache (:class:`niwt.transfer.PoolCache`), what teaching a class reads."""
 
 
 def save_test_scores(directory: Path, scores: Any) -> None:

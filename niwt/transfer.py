@@ -27,6 +27,10 @@ Public hooks for tools that time or inspect the transfer (e.g. ``benchmarks/tran
 :meth:`UnseenWeightOptimizer.prepare` and :meth:`UnseenWeightOptimizer.batch_loss` (the loss of any
 batch of pairs, in either mode), and the ``cache`` and ``on_step`` arguments of
 :meth:`UnseenWeightOptimizer.fit`.
+
+A :class:`PoolCache` is that one-off work with the layout it came from (channels, positions),
+saved with the run: :meth:`UnseenWeightOptimizer.fit_cached` learns new rows from it alone,
+without the pool's images (how a finished run is taught a class, :mod:`niwt.runs`).
 """
 
 from __future__ import annotations
@@ -35,14 +39,17 @@ import logging
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from niwt.checks import as_image_batch, as_matrix
 from niwt.device import to_device
-from niwt.errors import ConfigError, DataError, NotFittedError
+from niwt.errors import ConfigError, DataError, NotFittedError, RunDirectoryError
 from niwt.importance import (
     channel_count,
     eval_mode,
@@ -54,7 +61,8 @@ from niwt.importance import (
 from niwt.models.backbones import Backbone
 from niwt.training import EarlyStopping, StepEnd, optimize
 
-__all__ = ["balance_unseen", "UnseenWeightOptimizer", "TransferProblem", "init_unseen_weights", "transfer_loss", "PairSampler"]
+__all__ = ["balance_unseen", "UnseenWeightOptimizer", "TransferProblem", "PoolCache", "init_unseen_weights",
+           "transfer_loss", "PairSampler"]
 
 log = logging.getLogger(__name__)
 
@@ -132,15 +140,78 @@ class TransferProblem:
         positions: h * w, its spatial positions (the divisor of ``reduction="mean"``).
         cache: ``[P, ...]`` what the fast path needs per pool image (:meth:`UnseenWeightOptimizer.pool_cache`),
             or None (reference mode).
+        pool: None for a problem made from a :class:`PoolCache` alone (fast path only).
     """
 
     model: Backbone
-    pool: torch.Tensor
+    pool: torch.Tensor | None
     targets: torch.Tensor
     mean_seen: torch.Tensor
     channels: int
     positions: int
     cache: torch.Tensor | None
+
+
+@dataclass(frozen=True)
+class PoolCache:
+    """The fast path's one-off work on a pool (:meth:`UnseenWeightOptimizer.pool_cache`), with
+    the importance layer's layout it needs: enough to learn new rows without the pool's images.
+
+    Attributes:
+        cache: ``[P, ...]`` one entry per pool image (``model.head_cache`` of its activations).
+        channels: K, the importance layer's channels (the width of a target).
+        positions: its spatial positions or patch tokens (the divisor of ``reduction="mean"``).
+    """
+
+    cache: torch.Tensor
+    channels: int
+    positions: int
+
+    @classmethod
+    def of(cls, model: Backbone, pool: torch.Tensor, batch_size: int = 64) -> PoolCache:
+        """The cache of ``pool`` (``[P, 3, H, W]`` images) in ``model``, in the classifier's dtype."""
+        if not isinstance(model, Backbone):
+            raise ConfigError(f"`model` must be a niwt Backbone, got {type(model).__name__}")
+        ref = model.classifier.weight
+        pool = as_image_batch("pool", pool, channels=getattr(model, "in_channels", 3),
+                              size=getattr(model, "image_size", None), dtype=ref.dtype)
+        if pool.ndim != 4 or pool.shape[0] == 0:
+            raise DataError(f"`pool` must be a non-empty image tensor [P, 3, H, W], got {tuple(pool.shape)}")
+        channels, positions = _layout(model, pool)
+        return cls(UnseenWeightOptimizer.pool_cache(model, pool, batch_size), channels, positions)
+
+    @property
+    def nbytes(self) -> int:
+        return self.cache.numel() * self.cache.element_size()
+
+    def save(self, path: Path) -> None:
+        """Write it as safetensors (the layout in the file's metadata)."""
+        save_file({"cache": self.cache.detach().cpu().contiguous()}, str(path),
+                  metadata={"channels": str(self.channels), "positions": str(self.positions)})
+
+    @classmethod
+    def load(cls, path: Path) -> PoolCache:
+        """Read what :meth:`save` wrote.
+
+        Raises:
+            RunDirectoryError: naming the file when it is not a pool cache.
+        """
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+            cache = load_file(str(path))["cache"]
+            return cls(cache, int(meta["channels"]), int(meta["positions"]))
+        except (OSError, SafetensorError, KeyError, ValueError) as err:
+            raise RunDirectoryError(f"{path} is not a niwt pool cache ({type(err).__name__}: {err})") from None
+
+
+def _layout(model: Backbone, pool: torch.Tensor) -> tuple[int, int]:
+    """``(channels, positions)`` of the importance layer, from one pool image."""
+    with torch.no_grad(), eval_mode(model):
+        probe = model.forward_features(to_device(pool[:1], model.classifier.weight.device))
+    return channel_count(probe), position_count(probe, token_prefix(model))
 
 
 def balance_unseen(model: Backbone) -> Backbone:
@@ -214,6 +285,9 @@ class UnseenWeightOptimizer:
     def _check_data(self, pool: torch.Tensor, targets: torch.Tensor) -> None:
         if pool.ndim != 4 or pool.shape[0] == 0:
             raise DataError(f"`pool` must be a non-empty image tensor [P, 3, H, W], got {tuple(pool.shape)}")
+        self._check_targets(targets)
+
+    def _check_targets(self, targets: torch.Tensor) -> None:
         if targets.ndim != 2 or targets.shape[0] == 0:
             raise DataError(f"`targets` must be [U, K] predicted importances, got {tuple(targets.shape)}")
         if not torch.isfinite(targets).all():
@@ -280,10 +354,7 @@ class UnseenWeightOptimizer:
         pool = as_image_batch("pool", pool, channels=getattr(model, "in_channels", 3),
                               size=getattr(model, "image_size", None), dtype=ref.dtype)
         self._check_data(pool, tau)
-        with torch.no_grad(), eval_mode(model):
-            probe = model.forward_features(to_device(pool[:1], ref.device))  # [1, K, h, w]
-        channels = channel_count(probe)
-        positions = position_count(probe, token_prefix(model))
+        channels, positions = _layout(model, pool)
         if channels != tau.shape[1]:
             raise DataError(f"`targets` have {tau.shape[1]} dimensions but the importance layer has {channels} channels")
         if cache is None and self.mode == "fast":
@@ -291,6 +362,31 @@ class UnseenWeightOptimizer:
         if cache is not None and cache.shape[0] != pool.shape[0]:
             raise DataError(f"`cache` must hold one entry per pool image: expected {pool.shape[0]}, got {cache.shape[0]}")
         return TransferProblem(model, pool, tau, ref.detach().mean(0), channels, positions, cache)
+
+    def prepare_cached(self, model: Backbone, pool_cache: PoolCache, targets: torch.Tensor | np.ndarray,
+                       ) -> TransferProblem:
+        """:meth:`prepare` from a :class:`PoolCache` alone: the fast path, without the pool's images.
+
+        Raises:
+            ConfigError: as :meth:`prepare`.
+            DataError: for malformed targets, or targets whose width is not the cache's channel count.
+        """
+        self._check_params()
+        if not isinstance(model, Backbone):
+            raise ConfigError(f"`model` must be a niwt Backbone, got {type(model).__name__}")
+        if not isinstance(pool_cache, PoolCache):
+            raise ConfigError(f"`pool_cache` must be a PoolCache, got {type(pool_cache).__name__}")
+        ref = model.classifier.weight
+        tau = torch.from_numpy(as_matrix("targets", targets)).to(ref.device, ref.dtype)
+        self._check_targets(tau)
+        if pool_cache.channels != tau.shape[1]:
+            raise DataError(f"`targets` have {tau.shape[1]} dimensions but the pool cache's importance layer has "
+                            f"{pool_cache.channels} channels")
+        cache = pool_cache.cache.to(ref.device, ref.dtype)
+        if cache.shape[0] == 0:
+            raise DataError("`pool_cache` holds no pool image")
+        return TransferProblem(model, None, tau, ref.detach().mean(0), pool_cache.channels, pool_cache.positions,
+                               cache)
 
     def batch_loss(self, problem: TransferProblem, weight: torch.Tensor, idx: torch.Tensor, cls: torch.Tensor, *,
                    mode: str | None = None) -> torch.Tensor:
@@ -321,6 +417,8 @@ class UnseenWeightOptimizer:
         if cls.numel() and (int(cls.min()) < 0 or int(cls.max()) >= n_classes):
             raise DataError(f"`cls` must lie in [0, {n_classes}), got [{int(cls.min())}, {int(cls.max())}]")
         if mode == "reference":
+            if problem.pool is None:
+                raise ConfigError("`mode=\"reference\"` needs the pool's images; this problem was made from a pool cache")
             return self._loss_reference(problem, weight, idx, cls)
         if problem.cache is None:
             raise ConfigError("`mode=\"fast\"` needs a problem with a cache: prepare it in fast mode or pass `cache`")
@@ -370,19 +468,30 @@ class UnseenWeightOptimizer:
         Returns:
             self.
         """
-        problem = self.prepare(model, pool, targets, cache=cache)
+        return self._fit(self.prepare(model, pool, targets, cache=cache), self.mode, on_step)
+
+    def fit_cached(self, model: Backbone, pool_cache: PoolCache, targets: torch.Tensor | np.ndarray, *,
+                   on_step: Callable[[StepEnd], bool | None] | None = None) -> UnseenWeightOptimizer:
+        """:meth:`fit` from a :class:`PoolCache` alone (the fast path whatever ``mode`` says: both
+        paths give the same loss and gradient); the same rows as :meth:`fit` on the pool it was made of."""
+        return self._fit(self.prepare_cached(model, pool_cache, targets), "fast", on_step)
+
+    def _fit(self, problem: TransferProblem, mode: str,
+             on_step: Callable[[StepEnd], bool | None] | None) -> UnseenWeightOptimizer:
+        model = problem.model
         self.channels_, self.positions_ = problem.channels, problem.positions
         gen = torch.Generator().manual_seed(self.random_state)
         seen = model.classifier.weight.detach()
         weight = init_unseen_weights(seen, problem.targets.shape[0], self.init, gen).requires_grad_(True)
         self.init_weights_ = weight.detach().cpu().clone()
-        sampler = iter(PairSampler(problem.pool.shape[0], problem.targets.shape[0], self.batch_size, gen))
+        n_pool = problem.cache.shape[0] if problem.pool is None else problem.pool.shape[0]
+        sampler = iter(PairSampler(n_pool, problem.targets.shape[0], self.batch_size, gen))
         with eval_mode(model):
             result = optimize(
-                [weight], lambda pair: self.batch_loss(problem, weight, *pair), lambda: (next(sampler),),
+                [weight], lambda pair: self.batch_loss(problem, weight, *pair, mode=mode), lambda: (next(sampler),),
                 torch.optim.Adam([weight], lr=self.lr), epochs=self.max_steps, size=lambda _: 1,
                 early_stopping=EarlyStopping(self.patience, self.tol), on_step=on_step, progress=self.progress,
-                desc=f"transfer ({self.mode})", unit="step",
+                desc=f"transfer ({mode})", unit="step",
             )
         self.weights_ = weight.detach().cpu().clone()  # fitted rows on the host, whatever the model's device
         self.history_ = list(result.step_losses)

@@ -60,3 +60,43 @@ def test_every_kind_is_declared_once_in_the_registry():
     for name, kind in KINDS.items():
         assert kind.config().kind == name if name == "shapes" else kind.config(root="r").kind == name
         assert (kind.survey is not None) == (kind.detect is not None) == (name in FORMATS)
+
+
+def _by_class(data, images) -> dict[str, torch.Tensor]:
+    return {name: images[np.flatnonzero(data.labels == c)] for c, name in enumerate(data.class_names)}
+
+
+@pytest.mark.parametrize("kind", ["shapes", "folder"])
+def test_withheld_classes_leave_with_their_images_and_nothing_else_changes(tiny_shapes_config, tmp_path, kind):
+    from niwt.errors import DataError
+
+    if kind == "shapes":
+        config = tiny_shapes_config
+    else:
+        config = FolderDataConfig(root=str(make_folder(tmp_path)), seed=0, resize=16, crop=16, check_images=False)
+    data, images = open_dataset(config, feature_mode=False)
+    gone = data.class_names[int(data.unseen_classes[0])]
+    less, rest = open_dataset(dataclasses.replace(config, withhold=[gone]), feature_mode=False)
+    assert less.class_names == tuple(n for n in data.class_names if n != gone)
+    assert len(rest) == data.labels.size - int(np.sum(data.labels == data.class_names.index(gone)))
+    full, kept = _by_class(data, images), _by_class(less, rest)
+    for name in less.class_names:  # every other class: the same knowledge and the same images, in order
+        torch.testing.assert_close(kept[name], full[name], rtol=0, atol=0)
+        np.testing.assert_array_equal(less.knowledge[less.class_names.index(name)],
+                                      data.knowledge[data.class_names.index(name)])
+    for part in ("seen_classes", "unseen_classes", "train_classes", "val_classes"):
+        assert [less.class_names[c] for c in getattr(less, part)] == \
+            [data.class_names[c] for c in getattr(data, part) if data.class_names[c] != gone], part
+    for part in ("trainval_idx", "test_seen_idx", "test_unseen_idx"):
+        names = [less.class_names[c] for c in less.labels[getattr(less, part)]]
+        assert names == [data.class_names[c] for c in data.labels[getattr(data, part)] if data.class_names[c] != gone]
+    seen = data.class_names[int(data.seen_classes[0])]
+    with pytest.raises(DataError, match=f"{seen!r} is not an unseen class"):
+        open_dataset(dataclasses.replace(config, withhold=[seen]), feature_mode=False)
+    with pytest.raises(DataError, match="'nope' is not a class"):
+        open_dataset(dataclasses.replace(config, withhold=["nope"]), feature_mode=False)
+    every = [data.class_names[c] for c in data.unseen_classes]
+    with pytest.raises(DataError, match="leaves no unseen class"):
+        open_dataset(dataclasses.replace(config, withhold=every), feature_mode=False)
+    with pytest.raises(ConfigError, match="withhold must be a list of class names"):
+        dataclasses.replace(config, withhold="x")

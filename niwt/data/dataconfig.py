@@ -21,6 +21,7 @@ from niwt.data.formats.cub import load_cub
 from niwt.data.formats.folder import load_folder
 from niwt.data.formats.splits import DEFAULT_VAL_FRACTION
 from niwt.data.formats.xlsa17 import load_xlsa17
+from niwt.data.withhold import check_withhold
 from niwt.errors import ConfigError
 
 __all__ = ["FilesDataConfig", "AwA2DataConfig", "CUBDataConfig", "Xlsa17DataConfig", "FolderDataConfig"]
@@ -45,6 +46,8 @@ class FilesDataConfig:
         check_images: open every image once when loading (unreadable ones are reported).
         workers: DataLoader worker processes reading images (0: in the main process); unset:
             min(4, CPU count). Numbers do not depend on it.
+        withhold: unseen classes the run leaves out altogether, with their images
+            (:func:`~niwt.data.withhold.withhold_classes`): to be taught to the finished run later.
     """
 
     root: str = ""
@@ -55,6 +58,7 @@ class FilesDataConfig:
     normalize: bool = ImageTransform.normalize
     check_images: bool = True
     workers: int | None = None
+    withhold: tuple[str, ...] = ()
 
     @property
     def image_size(self) -> int:
@@ -71,13 +75,14 @@ class FilesDataConfig:
         check_positive(section, self, "resize", "crop")
         check_value(section, self, "seed", low=0)
         check_value(section, self, "workers", low=0)
+        check_withhold(section, self)
 
     def transform(self) -> ImageTransform:
         return ImageTransform(resize=self.resize, crop=self.crop, normalize=self.normalize)
 
     def loader_options(self) -> dict[str, Any]:
         """Keyword arguments of the format's loader (empty strings mean unset)."""
-        skip = {"kind", "root", "resize", "crop", "normalize", "workers"}
+        skip = {"kind", "root", "resize", "crop", "normalize", "workers", "withhold"}
         options = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
         options = {k: (None if v == "" else v) for k, v in options.items()}
         return {**options, "transform": self.transform()}

@@ -15,6 +15,7 @@ import torch
 from niwt.data.record import ZSLData
 from niwt.data.registry import KINDS, DataConfig, load_dataset
 from niwt.data.source import FileImages, ImageSource
+from niwt.data.withhold import withhold_classes
 from niwt.errors import ConfigError
 
 __all__ = ["open_dataset"]
@@ -27,7 +28,7 @@ def open_dataset(data_config: DataConfig, *, feature_mode: bool) -> tuple[ZSLDat
 
     Args:
         data_config: the run's resolved ``[data]`` config (``ShapesConfig`` or a files data config;
-            ``niwt.config.resolve_config`` fills its seed).
+            ``niwt.config.resolve_config`` fills its seed); its ``withhold`` classes are left out.
         feature_mode: the model runs on pre-extracted features (``model.arch = "mlp"``): the images
             are the features ``[N, D, 1, 1]``, each vector a one-pixel image of D channels.
 
@@ -38,9 +39,13 @@ def open_dataset(data_config: DataConfig, *, feature_mode: bool) -> tuple[ZSLDat
     Raises:
         ConfigError: for feature mode on a dataset without features (the shapes world included),
             or a dataset without images (features only), which NIWT cannot train a CNN on.
-        DataError: from the loader.
+        DataError: from the loader, or for ``withhold`` naming a class that is not an unseen one.
     """
-    cfg = data_config
+    data, images = _open(data_config, feature_mode)
+    return withhold_classes(data, images, data_config.withhold)
+
+
+def _open(cfg: DataConfig, feature_mode: bool) -> tuple[ZSLData, torch.Tensor | ImageSource]:
     kind = KINDS[cfg.kind]
     if not kind.from_files:
         if feature_mode:

@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from niwt.data.record import ZSLData
+from niwt.data.withhold import check_withhold
 from niwt.errors import ConfigError
 
 __all__ = [
@@ -164,6 +165,8 @@ class ShapesConfig:
         purity_min: lower bound of the class purity (chance of the primary value) per group.
         purity_max: upper bound of the class purity per group.
         noise: standard deviation of the background noise, in ``[0, 1]`` intensity units.
+        withhold: unseen classes a run leaves out altogether (:func:`~niwt.data.withhold.withhold_classes`):
+            the world is made as without it, then they and their images are taken out.
         kind: "shapes" (the dataset kind of a run's `[data]` table).
     """
 
@@ -180,14 +183,16 @@ class ShapesConfig:
     purity_min: float = 0.85
     purity_max: float = 1.0
     noise: float = 0.15
+    withhold: tuple[str, ...] = ()
     kind: str = "shapes"
 
     def __post_init__(self) -> None:
         if self.kind != "shapes":
             raise ConfigError(f"ShapesConfig.kind must be 'shapes', got {self.kind!r}")
+        check_withhold("ShapesConfig", self)
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "kind" or f.name == "seed" and value is None:
+            if f.name in ("kind", "withhold") or f.name == "seed" and value is None:
                 continue
             if f.type in ("int", int, "int | None"):
                 if isinstance(value, bool) or not isinstance(value, (int, np.integer)):

@@ -11,7 +11,7 @@ fitted class its own vector back. It round-trips through JSON (:meth:`~Knowledge
 
 from __future__ import annotations
 
-import difflib
+import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -35,9 +35,11 @@ from niwt.knowledge.vectors import (
     _zscore_stats,
     sentence_vectors,
 )
-from niwt.messages import first_names
+from niwt.messages import close_names, first_names
 
 __all__ = ["KnowledgeEncoder", "fit_encoder"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,7 @@ class KnowledgeEncoder:
         row = np.zeros(len(self.names))
         for name, value in attributes.items():
             if name not in index:
-                close = difflib.get_close_matches(str(name), self.names, n=5, cutoff=0.5)
+                close = close_names(name, self.names)
                 raise DataError(f"unknown attribute {name!r}" + (f"; close names: {', '.join(close)}" if close else "")
                                 + f"; this run's {len(self.names)} attributes: {first_names(self.names, 8, show=str)}")
             try:
@@ -139,6 +141,10 @@ class KnowledgeEncoder:
             raise DataError(f"no word of the description is in this run's TF-IDF vocabulary of {len(self.names)} "
                             f"terms (unknown: {first_names(words, 8, show=repr)}); describe the class with words "
                             "its classes' descriptions use")
+        unknown = sorted({t for t in counts if t not in column and " " not in t})
+        if unknown:
+            log.warning("%d word(s) of the description are not in this run's TF-IDF vocabulary and tell it nothing: %s",
+                        len(unknown), first_names(unknown, 8, show=repr))
         row = np.zeros(len(self.names))
         for term, k in known.items():
             row[column[term]] = k

@@ -26,7 +26,6 @@ the blocks after the layer: exact, as for a CNN, with the earlier blocks compute
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from collections.abc import Callable
 
@@ -34,6 +33,7 @@ import torch
 from torch import nn
 
 from niwt.errors import ConfigError, DataError
+from niwt.messages import close_names
 from niwt.models.adapters import adapt
 from niwt.models.backbones import Backbone
 from niwt.models.weights import load_checked, read_state_dict
@@ -150,7 +150,7 @@ def timm_network(name: str, num_classes: int, weights: str = "none", image_size:
     timm = _timm()
     known = timm.list_models()
     if name not in known:
-        close = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
+        close = close_names(name, known)
         raise ConfigError(f"timm has no model {name!r}" + (f"; close names: {', '.join(close)}" if close else "")
                           + "; timm.list_models() lists them all")
     net = _create(timm, name, num_classes, image_size)

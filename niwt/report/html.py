@@ -188,6 +188,7 @@ def build_html_report(
     class_explanations: Sequence[ClassExplanation] = (),
     neuron_names: Sequence[NeuronName] = (),
     fidelity: FidelityReport | None = None,
+    taught: Sequence[Mapping[str, object]] = (),
     image_scale: int = 4,
     neuron_limit: int | None = 64,
 ) -> str:
@@ -203,6 +204,8 @@ def build_html_report(
         class_explanations: per class, what the network was told (:class:`~niwt.explain.text.ClassExplanation`).
         neuron_names: the neuron names (:class:`~niwt.explain.names.NeuronName`).
         fidelity: the explanations' fidelity (:class:`~niwt.explain.fidelity.FidelityReport`), if measured.
+        taught: what the run was taught or made to forget since it ran, one dict per event (``when``,
+            ``what``, ``classes``, ``told``, ``transfer``); the section is shown only when there is any.
         image_scale: nearest-neighbour upscaling of gallery images given as arrays.
         neuron_limit: neurons listed at most (``None``: all).
 
@@ -214,7 +217,9 @@ def build_html_report(
     n_names = len(neuron_names)
     shown = n_names if neuron_limit is None else min(n_names, neuron_limit)
     sections = [
-        ("Generalized zero-shot results", "", _table(list(gzsl_rows), "no results")),
+        ("Generalized zero-shot results",
+         "The run's figures on its dataset's test images, before any class was taught or forgotten." if taught else "",
+         _table(list(gzsl_rows), "no results")),
         ("Plots", "", _plots(plots)),
         ("Unseen-class test images, explained",
          "Left: the test image; right: the Grad-CAM map of the predicted class over it; below: the top knowledge "
@@ -230,6 +235,11 @@ def build_html_report(
         ("Fidelity of the explanations", "Each measure of the network beside its baselines.",
          _table([] if fidelity is None else fidelity.rows(), "no fidelity measures")),
     ]
+    if taught:
+        sections.insert(0, ("Taught and forgotten since the run",
+                            "Classes added from their descriptions (niwt teach) or taken out (niwt forget), oldest "
+                            "first: their rows come from the run's transfer, with no image of them.",
+                            _table(list(taught), "")))
     body = "".join(f"<section><h2>{_esc(name)}</h2>" + (f'<p class="note">{_esc(note)}</p>' if note else "")
                    + f"{content}</section>" for name, note, content in sections)
     sub = f'<p class="note">{_esc(subtitle)}</p>' if subtitle else ""

@@ -112,9 +112,14 @@ def explain_images_of_run(run: LoadedRun, images: torch.Tensor, sources: list[st
     return records
 
 
+def _scored_unseen(run: LoadedRun, data) -> np.ndarray:
+    """The unseen test images of classes the run scores (a class it was made to forget has none)."""
+    return data.test_unseen_idx[np.isin(data.labels[data.test_unseen_idx], run.new_classes)]
+
+
 def _test_sample(run: LoadedRun, n: int, unseen_only: bool = True, seed: int = 0):
     data, images = run.dataset()
-    idx = data.test_unseen_idx if unseen_only else np.concatenate([data.test_seen_idx, data.test_unseen_idx])
+    idx = _scored_unseen(run, data) if unseen_only else np.concatenate([data.test_seen_idx, _scored_unseen(run, data)])
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(idx, size=min(n, idx.size), replace=False))
     return data, pick, images[pick]
@@ -157,7 +162,8 @@ def _fidelity(run: LoadedRun, data, images, names: list[NeuronName], n: int = 24
         return None
     rng = np.random.default_rng(1)
     seen = rng.choice(data.test_seen_idx, size=min(n // 2, data.test_seen_idx.size), replace=False)
-    unseen = rng.choice(data.test_unseen_idx, size=min(n // 2, data.test_unseen_idx.size), replace=False)
+    scored = _scored_unseen(run, data)
+    unseen = rng.choice(scored, size=min(n // 2, scored.size), replace=False)
     idx = np.sort(np.concatenate([seen, unseen]))
     setting = Setting("final", run.fit_classes, run.new_classes, np.zeros(0, np.int64), idx)
     rows = setting.rows(data.labels[idx])
@@ -192,8 +198,8 @@ def gzsl_plots(run: LoadedRun, data) -> list[tuple[str, Path]]:
     comparison = run.metrics.result
     idx = np.concatenate([data.test_seen_idx, data.test_unseen_idx])
     labels = data.labels[idx]
-    seen, unseen = run.fit_classes, run.new_classes
-    classes = np.concatenate([seen, unseen])
+    seen = run.fit_classes
+    unseen: np.ndarray | None = None  # the run's own unseen classes: the scores' columns (a taught run has others)
     out = run.path / "plots"
     out.mkdir(exist_ok=True)
     curves, points, first_scores, missing = {}, {}, {}, []
@@ -202,6 +208,8 @@ def gzsl_plots(run: LoadedRun, data) -> list[tuple[str, Path]]:
         if any(scores is None or scores.shape[0] != idx.size for scores in per_seed):
             missing.append(method)
             continue
+        if unseen is None:
+            unseen = np.setdiff1d(np.flatnonzero(np.isfinite(per_seed[0][0])), seen)
         first_scores[method] = per_seed[0]
         seed_curves = [seen_unseen_curve(scores, labels, seen, unseen) for scores in per_seed]
         curves[method] = seed_curves[0] if len(seed_curves) == 1 else mean_curve(seed_curves)
@@ -216,8 +224,9 @@ def gzsl_plots(run: LoadedRun, data) -> list[tuple[str, Path]]:
         log.warning("no test scores kept for %s (a run written before they were): left out of the plots",
                     ", ".join(missing))
     plots: list[tuple[str, Path]] = []
-    if not curves:
+    if not curves or unseen is None:
         return plots
+    classes = np.concatenate([seen, unseen])
     n_seeds = len(comparison.runs)
     title = ("Seen-unseen curves" + (f" (mean of {n_seeds} seeds)" if n_seeds > 1 else "")
              + "; markers: plain and calibrated operating points")
@@ -245,10 +254,21 @@ def gzsl_plots(run: LoadedRun, data) -> list[tuple[str, Path]]:
     return plots
 
 
+def _taught_rows(run: LoadedRun) -> list[dict[str, object]]:
+    rows = []
+    for event in run.events:
+        told = "; ".join(f"{x.name}: {x.told}" for x in event.lessons)
+        transfer = (f"Λ={event.lam:g}, lr={event.lr:g}, {event.steps} steps, {event.seconds:.2f} s"
+                    if event.action == "teach" else "")
+        rows.append({"when": event.at, "what": event.action, "classes": ", ".join(event.classes), "told": told,
+                     "transfer": transfer})
+    return rows
+
+
 def write_report(run: LoadedRun, *, n_gallery: int = 12) -> Path:
     """``niwt report``: ``RUN_DIR/report.html``, one self-contained page."""
     data, images = run.dataset()
-    idx = data.test_unseen_idx
+    idx = _scored_unseen(run, data)
     batch = images[idx]
     with torch.no_grad():
         predicted = run.model(batch).argmax(1).numpy()
@@ -281,7 +301,7 @@ def write_report(run: LoadedRun, *, n_gallery: int = 12) -> Path:
                       f"{len(run.fit_classes)} seen and {len(run.new_classes)} unseen classes",
                       gzsl_rows=_gzsl_rows(run), plots=plots, gallery=gallery,
                       class_explanations=class_explanations(run), neuron_names=names,
-                      fidelity=_fidelity(run, data, images, names))
+                      fidelity=_fidelity(run, data, images, names), taught=_taught_rows(run))
     add_to_run(run.path, ["report.html", *(f"plots/{p.name}" for _, p in drawn)])
     return path
 

@@ -31,9 +31,9 @@ from niwt.results import GridPoint, MethodResult, Selection
 from niwt.run.context import RunContext
 from niwt.run.knowledge import class_encoder
 from niwt.run.stage import record_stage
-from niwt.rundir import RunInfo, save_test_scores, write_json
+from niwt.rundir import POOL_CACHE, RunInfo, save_test_scores, write_json
 from niwt.seeding import stage_seed
-from niwt.transfer import UnseenWeightOptimizer, balance_unseen
+from niwt.transfer import PoolCache, UnseenWeightOptimizer, balance_unseen
 
 __all__ = ["NIWT_VARIANTS", "NIWTRun", "VariantSelections", "TransferOutput", "FinalTransfer", "transfer_grid", "transfer_setting", "niwt_transfer", "select_niwt_variants", "select_niwt", "final_transfers", "fit_niwt", "niwt_method", "niwt_methods"]
 
@@ -50,14 +50,16 @@ def transfer_grid(config: RunConfig) -> list[tuple[float, float]]:
 
 @dataclass(frozen=True, eq=False)
 class TransferOutput:
-    """What :func:`niwt_transfer` made: the map, the targets, one optimiser per grid point, and the
-    seen images' importances it was fitted on (with their classifier rows)."""
+    """What :func:`niwt_transfer` made: the map, the targets, one optimiser per grid point, the
+    seen images' importances it was fitted on (with their classifier rows), and the pool's cache
+    every point's transfer read (kept in the run, so that it can be taught new classes)."""
 
     mapper: ImportanceMapper
     targets: np.ndarray
     optimizers: tuple[UnseenWeightOptimizer, ...]
     importances: torch.Tensor
     labels: torch.Tensor
+    pool_cache: PoolCache | None = None
 
 
 def niwt_transfer(config: RunConfig, model: Backbone, knowledge: np.ndarray, images: torch.Tensor,
@@ -85,6 +87,7 @@ def niwt_transfer(config: RunConfig, model: Backbone, knowledge: np.ndarray, ima
     targets = mapper.predict(knowledge[new_classes])
     targets = distributed.broadcast(torch.from_numpy(targets)).numpy()  # every process transfers rank 0's
     t = config.transfer
+    pool_cache = PoolCache.of(model, pool)  # the fast path's one-off work, shared by every point
     optimizers = []
     for lam, lr in grid:
         opt = UnseenWeightOptimizer(lam=lam, lr=lr, batch_size=t.batch_size, max_steps=t.max_steps,
@@ -93,9 +96,9 @@ def niwt_transfer(config: RunConfig, model: Backbone, knowledge: np.ndarray, ima
                                     # the points of a grid share one stream: they differ in (Λ, lr) alone, so the choice compares them
                                     random_state=stage_seed(config.seed, "transfer", stage),
                                     progress=progress)
-        optimizers.append(opt.fit(model, pool, targets))
+        optimizers.append(opt.fit(model, pool, targets, cache=pool_cache.cache))
         opt.weights_ = distributed.broadcast(opt.weights_)  # the rows every process scores with are rank 0's
-    return TransferOutput(mapper, targets, tuple(optimizers), alpha, labels)
+    return TransferOutput(mapper, targets, tuple(optimizers), alpha, labels, pool_cache)
 
 
 def transfer_setting(ctx: RunContext, setting: Setting, model: Backbone, grid: list[tuple[float, float]],
@@ -135,6 +138,7 @@ class NIWTRun:
     knowledge: np.ndarray | None = None
     test_scores: np.ndarray | None = None
     encoder: KnowledgeEncoder | None = None
+    pool_cache: PoolCache | None = None
 
     @property
     def report(self) -> GZSLReport:
@@ -148,8 +152,9 @@ class NIWTRun:
         """Weights (safetensors), maps and transfer records of the run, as a run directory keeps
         them: ``model/`` (``niwt.safetensors``, ``run.json``, ``knowledge.safetensors``),
         ``mapping/`` (forward map, its selection, the inverse map), ``transfer/history.json``, the
-        final test images' scores (:func:`~niwt.rundir.save_test_scores`) and
-        ``model/knowledge_encoder.json`` (:class:`~niwt.knowledge.KnowledgeEncoder`)."""
+        final test images' scores (:func:`~niwt.rundir.save_test_scores`),
+        ``model/knowledge_encoder.json`` (:class:`~niwt.knowledge.KnowledgeEncoder`) and
+        ``transfer/pool_cache.safetensors`` (:class:`~niwt.transfer.PoolCache`: what teaching a class needs)."""
         for part in ("model", "mapping", "transfer"):
             (directory / part).mkdir(exist_ok=True)
         save_weights(self.model, directory / "model" / "niwt.safetensors", metadata={"arch": self.info.arch})
@@ -173,6 +178,8 @@ class NIWTRun:
             save_test_scores(directory, self.test_scores)
         if self.encoder is not None:
             write_json(directory / "model" / "knowledge_encoder.json", self.encoder.to_dict())
+        if self.pool_cache is not None:
+            self.pool_cache.save(directory / "transfer" / POOL_CACHE)
 
 
 def _niwt_config(ctx: RunContext) -> dict[str, object]:
@@ -313,7 +320,7 @@ def fit_niwt(ctx: RunContext, selection: Selection | None = None, *, variant: st
     result = MethodResult(variant, report, selection, {**ctx.models.seconds, **seconds, **shared.seconds},
                           calibrated)
     return NIWTRun(result, model, out.mapper, opt, ctx.run_info(model), shared.inverse, ctx.knowledge, scores,
-                   class_encoder(ctx.config, ctx.data))
+                   class_encoder(ctx.config, ctx.data), out.pool_cache)
 
 
 def niwt_method(ctx: RunContext, selection: Selection | None = None, *,

@@ -1,4 +1,6 @@
-"""Reading a finished run back: the extended model, its classes, knowledge and maps.
+"""Reading a finished run back: the extended model, its classes, knowledge and maps; and what it
+can do then: predict a user's images, be taught new classes or forget some (:mod:`niwt.runs.teach`)
+and be saved as a new run.
 
 Everything comes from the run directory itself (weights as safetensors, records as JSON); the
 dataset, when a command needs its images, is opened from the run's config and checked against the
@@ -7,28 +9,51 @@ fingerprint the run recorded, so a changed dataset is never silently mistaken fo
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
-from niwt.config import RunConfig, load_config, model_options, resolve_config
+from niwt.config import RunConfig, load_config, model_options, resolve_config, to_dict
 from niwt.data import data_key, open_dataset
 from niwt.data.files.images import ImageTransform, open_rgb
 from niwt.errors import DataError, NIWTError, RunDirectoryError
 from niwt.explain.inverse import InverseMapper
+from niwt.faults import failpoint
 from niwt.knowledge import KnowledgeEncoder
 from niwt.mapping import ImportanceMapper, build_map
-from niwt.models import Backbone, load_model
+from niwt.models import Backbone, load_model, save_weights
 from niwt.results import RunMetrics
-from niwt.rundir import FORMAT_VERSION, RunInfo, read_manifest, verify_run
+from niwt.rundir import (
+    FORMAT_VERSION,
+    MANIFEST,
+    POOL_CACHE,
+    RunInfo,
+    read_manifest,
+    run_dir,
+    verify_run,
+    write_json,
+)
+from niwt.runs.teach import (
+    TAUGHT,
+    Lesson,
+    TeachEvent,
+    check_new_names,
+    learn_rows,
+    lessons_of,
+    read_events,
+    write_events,
+)
+from niwt.transfer import PoolCache
 
 __all__ = ["RunFormatError", "LoadedRun", "Prediction", "load_run"]
 
@@ -69,6 +94,9 @@ class LoadedRun:
         info: its ``model/run.json`` (:class:`~niwt.rundir.RunInfo`: dataset fingerprint, image transform, layer).
         encoder: what its class vectors were made with (:class:`~niwt.knowledge.KnowledgeEncoder`;
             None for a run written before runs kept it).
+        events: what it was taught or made to forget since its run (:class:`~niwt.runs.teach.TeachEvent`).
+        saved: False for a run :meth:`teach` or :meth:`forget` changed in memory: :meth:`save` writes
+            it (``path`` is then the run it came from).
     """
 
     path: Path
@@ -84,6 +112,8 @@ class LoadedRun:
     inverse: InverseMapper | None
     info: RunInfo
     encoder: KnowledgeEncoder | None = None
+    events: tuple[TeachEvent, ...] = ()
+    saved: bool = True
 
     @property
     def classes(self) -> np.ndarray:
@@ -190,6 +220,169 @@ class LoadedRun:
         return tuple(Prediction(src, tuple(names[r] for r in row.tolist()), tuple(float(v) for v in value.tolist()))
                      for src, row, value in zip(sources, rows, values))
 
+    @property
+    def taught_classes(self) -> tuple[str, ...]:
+        """The classes taught since the run that it still has, in the order they were taught."""
+        names = set(self.row_names)
+        out: list[str] = []
+        for event in self.events:
+            if event.action == "teach":
+                out += [c for c in event.classes if c not in out]
+            else:
+                out = [c for c in out if c not in event.classes]
+        return tuple(c for c in out if c in names)
+
+    def teach(self, lessons: Lesson | Sequence[Lesson] | str, *, description: str | None = None,
+              attributes: Mapping[str, float] | None = None) -> LoadedRun:
+        """This run with new classes, each from its description or attribute values
+        (:mod:`niwt.runs.teach`): their rows are learned from the pool cache the run kept, at its
+        chosen Λ and learning rate; nothing else of the run changes. In memory: :meth:`save` writes it.
+
+        ``run.teach("zebra", description="a striped horse")``, or several classes at once:
+        ``run.teach([Lesson("zebra", description=...), Lesson("okapi", description=...)])``.
+
+        Raises:
+            RunFormatError: a run written before runs kept their knowledge encoder and pool cache.
+            DataError: a name that is already a class of the run, or knowledge its encoder cannot
+                use (an empty description, no word of its vocabulary, an unknown attribute: said which).
+        """
+        lessons = lessons_of(lessons, description, attributes)
+        names = [x.name for x in lessons]
+        check_new_names(names, self.row_names)
+        vectors = []
+        for lesson in lessons:
+            try:
+                vectors.append(self.encode(description=lesson.description, attributes=lesson.attributes))
+            except DataError as err:
+                raise DataError(f"class {lesson.name!r}: {err}") from None
+        cache_file = self.path / "transfer" / POOL_CACHE
+        if not cache_file.is_file():
+            raise RunFormatError(f"run {str(self.path)!r} was written before runs kept their transfer pool's cache "
+                                 f"(transfer/{POOL_CACHE}), which teaching learns the new rows from; rerun it with "
+                                 "this niwt")
+        try:
+            pool_cache = PoolCache.load(cache_file)
+        except RunDirectoryError as err:
+            raise RunFormatError(str(err)) from None
+        lam, lr = self._transfer_point()
+        rows = learn_rows(self.model, self.mapper, np.stack(vectors), pool_cache, lam=lam, lr=lr,
+                          transfer=to_dict(self.config.transfer), reduction=self.config.importance.reduction,
+                          seed=self.config.seed, names=names)
+        class_names, knowledge = list(self.class_names), self.knowledge.copy()
+        ids = []
+        for name, vector in zip(names, vectors):
+            if name in class_names:  # a class of the dataset without a row (forgotten): it takes the new vector
+                ids.append(class_names.index(name))
+                knowledge[ids[-1]] = vector
+            else:
+                ids.append(len(class_names))
+                class_names.append(name)
+                knowledge = np.concatenate([knowledge, vector[None].astype(knowledge.dtype)])
+        model = copy.deepcopy(self.model)
+        head = model.classifier
+        weight = torch.cat([head.unseen_weight.detach().cpu(), rows.weights.to(head.unseen_weight.dtype)])
+        bias = torch.cat([head.unseen_bias.detach().cpu(), torch.zeros(len(ids), dtype=head.unseen_bias.dtype)])
+        head.set_unseen(weight, bias)
+        event = TeachEvent("teach", tuple(names), lessons=lessons, lam=lam, lr=lr, steps=rows.steps, loss=rows.loss,
+                           seconds=rows.seconds)
+        return self._changed(tuple(class_names), knowledge, np.concatenate([self.new_classes, ids]).astype(np.int64),
+                             model, event)
+
+    def forget(self, names: str | Sequence[str]) -> LoadedRun:
+        """This run without the rows of classes ``names``: taught ones leave the run, the dataset's
+        unseen classes keep their name and vector but get no score. In memory: :meth:`save` writes it.
+
+        Raises:
+            DataError: a name that is not a class of the run, or a seen class (its row was trained
+                on its images), or all of the run's unseen classes.
+        """
+        names = [names] if isinstance(names, str) else list(names)
+        if not names:
+            raise DataError("no class to forget: give at least one name")
+        rows = [self.row_of(n) for n in names]
+        seen = [n for n, r in zip(names, rows) if r < len(self.fit_classes)]
+        if seen:
+            raise DataError(f"{seen[0]!r} is a seen class of this run: its row was trained on its images and cannot "
+                            f"be forgotten; forget taught or unseen classes ({', '.join(self.row_names[len(self.fit_classes):])})")
+        keep = [i for i in range(len(self.new_classes)) if len(self.fit_classes) + i not in set(rows)]
+        if not keep:
+            raise DataError("forgetting every unseen class of the run leaves no unseen row; keep at least one")
+        taught = set(self.taught_classes)
+        gone = sorted(int(self.new_classes[r - len(self.fit_classes)]) for n, r in zip(names, rows) if n in taught)
+        model = copy.deepcopy(self.model)
+        head = model.classifier
+        head.set_unseen(head.unseen_weight.detach()[keep].cpu(), head.unseen_bias.detach()[keep].cpu())
+        new_classes = self.new_classes[keep]
+        class_names = [c for i, c in enumerate(self.class_names) if i not in gone]
+        knowledge = np.delete(self.knowledge, gone, axis=0)
+        new_classes = np.array([c - sum(g < c for g in gone) for c in new_classes.tolist()], np.int64)
+        return self._changed(tuple(class_names), knowledge, new_classes, model, TeachEvent("forget", tuple(names)))
+
+    def _changed(self, class_names: tuple[str, ...], knowledge: np.ndarray, new_classes: np.ndarray, model: Backbone,
+                 event: TeachEvent) -> LoadedRun:
+        info = replace(self.info, class_names=class_names, new_classes=tuple(int(c) for c in new_classes),
+                       n_unseen=len(new_classes))
+        return replace(self, model=model.eval(), class_names=class_names, new_classes=new_classes, knowledge=knowledge,
+                       info=info, events=(*self.events, event), saved=False)
+
+    def _transfer_point(self) -> tuple[float, float]:
+        """The (Λ, lr) of the transfer behind the run's unseen rows (``transfer/history.json``)."""
+        record = _read_json(self.path / "transfer" / "history.json")
+        try:
+            return float(record["lam"]), float(record["lr"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise RunFormatError(f"{self.path / 'transfer' / 'history.json'} holds no transfer point: {err}") from None
+
+    def default_out(self) -> Path:
+        """Where :meth:`save` writes without ``out``: ``<run>-taught`` beside the run (``-2``, ``-3`` ... when taken)."""
+        base = self.path.parent / f"{self.path.name}-taught"
+        out, i = base, 1
+        while out.exists():
+            i += 1
+            out = base.with_name(f"{base.name}-{i}")
+        return out
+
+    def save(self, out: str | Path | None = None, *, in_place: bool = False, force: bool = False) -> LoadedRun:
+        """Write this run as a complete run directory and return it read back from there.
+
+        The run it came from is copied (every file its manifest lists, but ``report.html``,
+        ``plots/`` and ``explain/``, which describe that run: ``niwt report`` makes them again),
+        then its model, classes, knowledge and ``taught.json`` are written. Like every run
+        directory it is written in a private staging directory and renamed into place when
+        complete, so a killed save leaves every run as it was.
+
+        Args:
+            out: the new run directory (default: :meth:`default_out`).
+            in_place: replace the run it came from instead (``out`` must not be given).
+            force: replace a niwt run at ``out``.
+
+        Raises:
+            RunDirectoryError: ``out`` holds files that are not a niwt run, or a run and ``force`` is
+                False; the source run changed since it was loaded (named).
+        """
+        if in_place and out is not None:
+            raise DataError("give `out` or `in_place=True`, not both")
+        target = self.path if in_place else Path(out) if out is not None else self.default_out()
+        if not in_place and target.resolve() == self.path.resolve():
+            raise RunDirectoryError(f"{str(target)!r} is the run being saved; pass in_place=True (--in-place) to "
+                                    "replace it, or give another directory")
+        command = self.events[-1].action if self.events else "teach"
+        with run_dir(target, force=force or in_place, command=command) as staging:
+            manifest = verify_run(self.path)  # nothing of the source changed since it was loaded
+            for name in manifest.files:
+                if name == MANIFEST or _regenerated(name):
+                    continue
+                (staging / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(self.path / name, staging / name)
+            save_weights(self.model, staging / "model" / "niwt.safetensors", metadata={"arch": self.info.arch})
+            write_json(staging / "model" / "run.json", self.info.to_dict())
+            save_file({"knowledge": torch.from_numpy(np.ascontiguousarray(self.knowledge))},
+                      str(staging / "model" / "knowledge.safetensors"))
+            write_json(staging / TAUGHT, write_events(self.events))
+            failpoint("teach:before-finish")
+        log.info("wrote %s (%s)", target, "; ".join(e.summary() for e in self.events[-1:]))
+        return load_run(target)
+
     def dataset(self):  # -> tuple[ZSLData, torch.Tensor | ImageSource]
         """The run's dataset and images, opened from its config and checked against its fingerprint."""
         data, images = open_dataset(resolve_config(self.config).data, feature_mode=self.config.model.arch == "mlp")
@@ -248,9 +441,18 @@ def load_run(path: str | Path) -> LoadedRun:
         encoder = KnowledgeEncoder.from_dict(_read_json(encoder_path)) if encoder_path.exists() else None
     except NIWTError as err:
         raise RunFormatError(f"{encoder_path}: {err}") from err
+    try:
+        events = read_events(path / TAUGHT)
+    except RunDirectoryError as err:
+        raise RunFormatError(str(err)) from None
     return LoadedRun(path, config, metrics, model, info.class_names, np.asarray(info.fit_classes, np.int64),
                      np.asarray(info.new_classes, np.int64), knowledge, info.knowledge_names, mapper, inverse, info,
-                     encoder)
+                     encoder, events)
+
+
+def _regenerated(name: str) -> bool:
+    """Files of a run that describe it as it was and that later commands write again (not copied to a taught run)."""
+    return name == "report.html" or name.startswith(("plots/", "explain/"))
 
 
 def _load_model(config: RunConfig, info: RunInfo, weights: Path) -> Backbone:

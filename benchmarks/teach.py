@@ -1,0 +1,172 @@
+"""Teaching a finished run a class it never saw, against the same class as one of its own unseen classes.
+
+For each kind of knowledge (``attributes``; ``text``, TF-IDF of the class descriptions) and each of
+the first ``--classes`` unseen classes c of the demo's shapes world (same seed throughout):
+
+* run A: ``niwt run`` with the demo's config: c is one of the run's unseen classes;
+* run B: the same with ``data.withhold = [c]``: the run never hears of c (its name, knowledge and images
+  are left out of the dataset);
+* B + c: run B taught c (``LoadedRun.teach``) from its attribute values, or from its descriptions.
+
+GZSL per-class accuracy on the full dataset's test images (every class's images; each run's own
+calibration applied, as ``predict`` applies it): c in B + c against c in A, and every other class.
+Timing: a full ``niwt run`` (A), ``load_run``, ``teach`` after the run is loaded, and ``predict`` per
+image (one PNG at a time, and 64 at once), with their ratios to the full run, all in this process.
+
+    python benchmarks/teach.py [--seed 0] [--classes 2] [--kinds attributes text] [--quick] [--out runs/teach]
+
+``--quick`` runs a tiny world (a smoke test of the script, not a measurement).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+KINDS = ("attributes", "text")
+
+
+def kind_config(kind: str, seed: int, quick: bool, withhold: tuple[str, ...] = ()):
+    """The demo's config (or the tiny one) with ``kind`` knowledge and ``withhold`` left out."""
+    from niwt.run.presets import demo_config, quick_config
+
+    config = demo_config(seed)
+    if quick:
+        config = quick_config(config)
+    return replace(config, knowledge=replace(config.knowledge, source=kind),
+                   data=replace(config.data, withhold=withhold))
+
+
+def class_accuracy(run, data, images) -> dict[str, float]:
+    """Per-class GZSL accuracy of ``run`` on ``data``'s test images of the classes it scores, with its
+    calibration (subtracted from the seen rows' scores, as ``LoadedRun.predict`` does)."""
+    idx = np.concatenate([data.test_seen_idx, data.test_unseen_idx])
+    names = [data.class_names[c] for c in data.labels[idx]]
+    rows = set(run.row_names)
+    idx = np.array([i for i, n in zip(idx, names) if n in rows])
+    with torch.no_grad():
+        scores = torch.cat([run.model.eval()(images[idx[i : i + 256]]) for i in range(0, idx.size, 256)]).double()
+    scores[:, : len(run.fit_classes)] -= run.calibration
+    predicted = np.array(run.row_names)[scores.argmax(1).numpy()]
+    truth = np.array([data.class_names[c] for c in data.labels[idx]])
+    return {name: float(np.mean(predicted[truth == name] == name)) for name in sorted(set(truth))}
+
+
+def harmonic(run, accuracy: dict[str, float]) -> tuple[float, float, float]:
+    seen = [accuracy[run.class_names[c]] for c in run.fit_classes if run.class_names[c] in accuracy]
+    unseen = [accuracy[run.class_names[c]] for c in run.new_classes if run.class_names[c] in accuracy]
+    s, u = float(np.mean(seen)), float(np.mean(unseen))
+    return s, u, 0.0 if s + u == 0 else 2 * s * u / (s + u)
+
+
+def lesson(kind: str, data, name: str):
+    from niwt.runs import Lesson
+
+    c = data.class_names.index(name)
+    if kind == "text":
+        return Lesson(name, description=tuple(data.descriptions[c]))
+    return Lesson(name, attributes=dict(zip(data.knowledge_names, data.knowledge[c].tolist())))
+
+
+def predict_seconds(run, data, images, folder: Path) -> tuple[float, float]:
+    """Seconds per image of ``run.predict`` on PNG files: one file per call (16 calls), and 64 per call."""
+    idx = data.test_unseen_idx[:64]
+    paths = []
+    for i, j in enumerate(idx):
+        path = folder / f"{i:02d}.png"
+        pixels = (images[j].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        Image.fromarray(pixels).save(path)
+        paths.append(path)
+    run.predict(paths[:1])  # warm
+    t0 = time.perf_counter()
+    for p in paths[:16]:
+        run.predict([p])
+    one = (time.perf_counter() - t0) / 16
+    t0 = time.perf_counter()
+    run.predict(paths)
+    return one, (time.perf_counter() - t0) / len(paths)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--classes", type=int, default=2, help="unseen classes withheld, one run each (default: 2)")
+    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
+    parser.add_argument("--quick", action="store_true", help="a tiny world: a smoke test, not a measurement")
+    parser.add_argument("--out", type=Path, default=Path("runs/teach"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+
+    from niwt.config import resolve_config
+    from niwt.data import open_dataset
+    from niwt.run.commands import run_to_dir
+    from niwt.runs import load_run
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    results: dict = {"seed": args.seed, "quick": args.quick, "kinds": {}}
+    lines = []
+    for kind in args.kinds:
+        full = resolve_config(kind_config(kind, args.seed, args.quick))
+        data, images = open_dataset(full.data, feature_mode=False)
+        t0 = time.perf_counter()
+        run_to_dir(full, args.out / f"{kind}-A", force=True)
+        run_seconds = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        run_a = load_run(args.out / f"{kind}-A")
+        load_seconds = time.perf_counter() - t0
+        acc_a = class_accuracy(run_a, data, images)
+        with tempfile.TemporaryDirectory() as tmp:
+            one, batched = predict_seconds(run_a, data, images, Path(tmp))
+        record = {"run_seconds": run_seconds, "load_seconds": load_seconds, "predict_seconds_one": one,
+                  "predict_seconds_per_image_of_64": batched, "A": dict(zip("SUH", harmonic(run_a, acc_a))),
+                  "classes": {}}
+        lines += [f"## {kind} knowledge (seed {args.seed})", "",
+                  f"full `niwt run` {run_seconds:.1f} s; `load_run` {load_seconds:.2f} s; `predict` {one * 1000:.1f} ms "
+                  f"per image one at a time ({one / run_seconds:.1e} of the run), {batched * 1000:.1f} ms per image "
+                  f"64 at a time", "",
+                  "| withheld class c | teach (s) | teach / full run | acc. of c in A | acc. of c in B + c | "
+                  "largest move of another class | S, U, H of A | S, U, H of B + c |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for name in [data.class_names[c] for c in data.unseen_classes[: args.classes]]:
+            out_b = args.out / f"{kind}-B-{name}"
+            run_to_dir(resolve_config(kind_config(kind, args.seed, args.quick, (name,))), out_b, force=True)
+            run_b = load_run(out_b)
+            t0 = time.perf_counter()
+            taught = run_b.teach(lesson(kind, data, name))
+            teach_seconds = time.perf_counter() - t0
+            taught.save(args.out / f"{kind}-B-{name}-taught", force=True)
+            acc_b = class_accuracy(taught, data, images)
+            others = {n: acc_b[n] - acc_a[n] for n in acc_a if n != name}
+            worst = max(others, key=lambda n: abs(others[n]))
+            sa, sb = harmonic(run_a, acc_a), harmonic(taught, acc_b)
+            record["classes"][name] = {"teach_seconds": teach_seconds, "steps": taught.events[-1].steps,
+                                       "accuracy_A": acc_a[name], "accuracy_taught": acc_b[name],
+                                       "other_classes_change": others, "taught": dict(zip("SUH", sb))}
+            lines.append(f"| {name} | {teach_seconds:.2f} ({taught.events[-1].steps} steps) | "
+                         f"{teach_seconds / run_seconds:.1e} | {acc_a[name]:.3f} | {acc_b[name]:.3f} "
+                         f"({acc_b[name] - acc_a[name]:+.3f}) | {worst} {others[worst]:+.3f} | "
+                         + ", ".join(f"{v:.3f}" for v in sa) + " | " + ", ".join(f"{v:.3f}" for v in sb) + " |")
+        lines.append("")
+        results["kinds"][kind] = record
+        print("\n".join(lines), flush=True)
+    (args.out / "teach.md").write_text("\n".join(lines) + "\n")
+    (args.out / "teach.json").write_text(json.dumps(results, indent=1))
+    print(f"wrote {args.out / 'teach.md'} and teach.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,261 @@
+r"""Teaching a finished run new classes from a description, and making it forget classes.
+
+A class c taught to a run gets its knowledge vector :math:`k_c` from the run's own
+:class:`~niwt.knowledge.KnowledgeEncoder`, exactly as the run's classes got theirs (the TF-IDF
+vocabulary and idf as fitted, the zscore statistics, the sentence model: nothing is refitted, so no
+other class's vector moves). The run's forward map predicts its importance
+:math:`\tau_c = g(k_c)`, and NIWT's transfer learns its classifier row at the run's chosen Λ and
+learning rate, from the transfer pool's cache the run kept (``transfer/pool_cache.safetensors``,
+:class:`~niwt.transfer.PoolCache`): neither the dataset nor any training is needed. The row is
+appended after the run's unseen rows (bias 0, as NIWT's own rows); the backbone, the seen rows, the
+other unseen rows and every existing class vector stay as they were.
+
+Forgetting removes a class's row: a class taught earlier leaves the run altogether, one of the
+dataset's unseen classes keeps its name and vector (its images are still the dataset's) but no
+longer gets a score. Seen classes cannot be forgotten: their rows were trained on their images.
+
+Each teach or forget is a :class:`TeachEvent` in the run's ``taught.json``: what it was told, when,
+and what the transfer did.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from niwt.errors import DataError, RunDirectoryError
+from niwt.mapping import ImportanceMapper
+from niwt.messages import first_names
+from niwt.models import Backbone
+from niwt.seeding import stage_seed
+from niwt.transfer import PoolCache, UnseenWeightOptimizer
+
+__all__ = ["TAUGHT", "ACTIONS", "Lesson", "TeachEvent", "TaughtRows", "read_events", "write_events", "lessons_of",
+           "check_new_names", "learn_rows", "parse_attributes"]
+
+log = logging.getLogger(__name__)
+
+TAUGHT = "taught.json"
+"""A taught run's record of every teach and forget (:class:`TeachEvent`), oldest first."""
+
+ACTIONS = ("teach", "forget")
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """A class to teach: its name, and its description (a text run: one text, or several that
+    together describe it, as a dataset's several descriptions of a class) or attribute values (an
+    attribute run; attributes not named are 0)."""
+
+    name: str
+    description: str | tuple[str, ...] | None = None
+    attributes: Mapping[str, float] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise DataError(f"a class to teach needs a name (a non-empty string), got {self.name!r}")
+        if self.name != self.name.strip():
+            raise DataError(f"class name {self.name!r} starts or ends with blanks; give it without them")
+        if (self.description is None) == (self.attributes is None):
+            raise DataError(f"class {self.name!r}: give its description or its attribute values (one of the two), "
+                            f"got {'both' if self.description is not None else 'neither'}")
+        text = self.description
+        if isinstance(text, (list, tuple)) and all(isinstance(t, str) for t in text):
+            object.__setattr__(self, "description", tuple(text))
+        elif text is not None and not isinstance(text, str):
+            raise DataError(f"class {self.name!r}: `description` must be a string (or a list of strings), got "
+                            f"{type(text).__name__}")
+
+    @property
+    def told(self) -> str:
+        """What the class was told, in one line."""
+        if self.description is not None:
+            return self.description if isinstance(self.description, str) else " / ".join(self.description)
+        return ", ".join(f"{k}={float(v):g}" for k, v in dict(self.attributes or {}).items())
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name}
+        if self.description is not None:
+            out["description"] = self.description if isinstance(self.description, str) else list(self.description)
+        else:
+            out["attributes"] = {k: float(v) for k, v in dict(self.attributes or {}).items()}
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Lesson:
+        return cls(str(d["name"]), d.get("description"), d.get("attributes"))
+
+
+def lessons_of(lessons: Lesson | Sequence[Lesson] | str, description: str | None,
+               attributes: Mapping[str, float] | None) -> tuple[Lesson, ...]:
+    """``teach``'s arguments as lessons: one name with its description or attributes, a lesson, or several."""
+    if isinstance(lessons, str):
+        return (Lesson(lessons, description, attributes),)
+    if description is not None or attributes is not None:
+        raise DataError("`description` / `attributes` go with one class name; for several classes give Lesson "
+                        "objects, each with its own")
+    if isinstance(lessons, Lesson):
+        return (lessons,)
+    out = tuple(lessons)
+    if not out:
+        raise DataError("no class to teach: give at least one Lesson")
+    bad = [type(x).__name__ for x in out if not isinstance(x, Lesson)]
+    if bad:
+        raise DataError(f"every class to teach must be a niwt.runs.Lesson, got {bad[0]}")
+    return out
+
+
+def parse_attributes(text: str) -> dict[str, float]:
+    """``"NAME=VALUE,NAME=VALUE"`` as attribute values (the command line's ``--attributes``).
+
+    Raises:
+        DataError: naming the item that is not ``NAME=NUMBER``, or a name given twice.
+    """
+    out: dict[str, float] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        name, eq, value = item.partition("=")
+        name = name.strip()
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not eq or not name or not math.isfinite(number):
+            raise DataError(f"--attributes: {item!r} is not NAME=NUMBER (e.g. --attributes red=1,round=0.5)")
+        if name in out:
+            raise DataError(f"--attributes: {name!r} is given twice")
+        out[name] = number
+    if not out:
+        raise DataError(f"--attributes {text!r} names no attribute; give NAME=VALUE pairs separated by commas")
+    return out
+
+
+@dataclass(frozen=True)
+class TeachEvent:
+    """One teach or forget of a run.
+
+    Attributes:
+        action: ``"teach"`` or ``"forget"``.
+        classes: the classes taught or forgotten.
+        at: when (ISO 8601, local time with offset).
+        lessons: what each taught class was told (teach only).
+        lam, lr: the transfer's Λ and learning rate (the run's chosen ones); steps: its steps;
+            loss: its final loss; seconds: the transfer's wall time (teach only).
+    """
+
+    action: str
+    classes: tuple[str, ...]
+    at: str = field(default_factory=_now)
+    lessons: tuple[Lesson, ...] = ()
+    lam: float | None = None
+    lr: float | None = None
+    steps: int | None = None
+    loss: float | None = None
+    seconds: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"action": self.action, "classes": list(self.classes), "at": self.at,
+                "lessons": [x.to_dict() for x in self.lessons], "lam": self.lam, "lr": self.lr, "steps": self.steps,
+                "loss": self.loss, "seconds": self.seconds}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TeachEvent:
+        if d.get("action") not in ACTIONS:
+            raise DataError(f"`action` must be one of {list(ACTIONS)}, got {d.get('action')!r}")
+        return cls(str(d["action"]), tuple(str(c) for c in d["classes"]), str(d["at"]),
+                   tuple(Lesson.from_dict(x) for x in d.get("lessons", ())), d.get("lam"), d.get("lr"),
+                   d.get("steps"), d.get("loss"), d.get("seconds"))
+
+    def summary(self) -> str:
+        """One line: what was taught or forgotten, and when."""
+        names = ", ".join(self.classes)
+        if self.action == "forget":
+            return f"{self.at}: forgot {names}"
+        told = "; ".join(f"{x.name}: {x.told}" for x in self.lessons)
+        return f"{self.at}: taught {names} ({told}; Λ={self.lam:g}, lr={self.lr:g}, {self.steps} steps)"
+
+
+def read_events(path: Path) -> tuple[TeachEvent, ...]:
+    """The events of a run's ``taught.json`` (none when the file is absent).
+
+    Raises:
+        RunDirectoryError: naming the file when it is not a niwt record.
+    """
+    if not path.exists():
+        return ()
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return tuple(TeachEvent.from_dict(e) for e in raw["events"])
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, DataError) as err:
+        raise RunDirectoryError(f"{path} is not a niwt record of taught classes ({type(err).__name__}: {err})") from None
+
+
+def write_events(events: Sequence[TeachEvent]) -> dict[str, Any]:
+    """What ``taught.json`` holds."""
+    return {"events": [e.to_dict() for e in events]}
+
+
+def check_new_names(names: Sequence[str], row_names: Sequence[str]) -> None:
+    """Names to teach must be new to the run's rows and distinct.
+
+    Raises:
+        DataError: naming a class the run already scores, or a name given twice.
+    """
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise DataError(f"class {name!r} is given twice; teach each class once")
+        seen.add(name)
+    taken = [n for n in names if n in set(row_names)]
+    if taken:
+        verb = "is" if len(taken) == 1 else "are"
+        raise DataError(f"{first_names(taken, 5, show=repr)} {verb} already a class of this run; choose another name, "
+                        "or forget the class first (niwt forget RUN --name NAME)")
+
+
+@dataclass(frozen=True)
+class TaughtRows:
+    """What :func:`learn_rows` learned: one classifier row per class, with its transfer's record."""
+
+    targets: np.ndarray
+    weights: torch.Tensor
+    steps: int
+    loss: float
+    seconds: float
+
+
+def learn_rows(model: Backbone, mapper: ImportanceMapper, vectors: np.ndarray, pool_cache: PoolCache, *,
+               lam: float, lr: float, transfer: Mapping[str, Any], reduction: str, seed: int,
+               names: Sequence[str]) -> TaughtRows:
+    """Classifier rows for classes with knowledge ``vectors`` ``[n, d]``: their importances as the
+    run's map predicts them, and NIWT's transfer from the pool cache (the model is not modified).
+
+    ``transfer`` is the run's ``[transfer]`` config (batch size, steps, patience, tolerance, init);
+    the transfer draws its own stream, :func:`~niwt.seeding.stage_seed` of ``seed`` at
+    ``("teach", *names)``.
+    """
+    t0 = time.perf_counter()
+    targets = mapper.predict(np.asarray(vectors, dtype=np.float64))
+    opt = UnseenWeightOptimizer(lam=lam, lr=lr, batch_size=int(transfer["batch_size"]),
+                                max_steps=int(transfer["max_steps"]), patience=int(transfer["patience"]),
+                                tol=float(transfer["tol"]), init=str(transfer["init"]), mode="fast",
+                                reduction=reduction, random_state=stage_seed(seed, "teach", *names))
+    opt.fit_cached(model, pool_cache, targets)
+    seconds = time.perf_counter() - t0
+    log.info("taught %s: %d transfer steps in %.2f s, final loss %.4f", ", ".join(names), opt.n_steps_, seconds,
+             opt.history_[-1])
+    return TaughtRows(targets, opt.weights_, int(opt.n_steps_), float(opt.history_[-1]), seconds)

@@ -9,7 +9,8 @@ the first ``--classes`` unseen classes c of the demo's shapes world (same seed t
 * B + c: run B taught c (``LoadedRun.teach``) from its attribute values, or from its descriptions.
 
 GZSL per-class accuracy on the full dataset's test images (every class's images; each run's own
-calibration applied, as ``predict`` applies it): c in B + c against c in A, and every other class.
+calibration applied, as ``predict`` applies it): c in B + c against c in A, and every other class,
+in B (before teaching: what leaving c out of the run's transfer moved) and in B + c.
 Timing: a full ``niwt run`` (A), ``load_run``, ``teach`` after the run is loaded, and ``predict`` per
 image (one PNG at a time, and 64 at once), with their ratios to the full run, all in this process.
 
@@ -138,12 +139,15 @@ def main(argv: list[str] | None = None) -> int:
                   f"per image one at a time ({one / run_seconds:.1e} of the run), {batched * 1000:.1f} ms per image "
                   f"64 at a time", "",
                   "| withheld class c | teach (s) | teach / full run | acc. of c in A | acc. of c in B + c | "
-                  "largest move of another class | S, U, H of A | S, U, H of B + c |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "largest move of another class: B | B + c | S, U, H of A | S, U, H of B + c |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for name in [data.class_names[c] for c in data.unseen_classes[: args.classes]]:
             out_b = args.out / f"{kind}-B-{name}"
             run_to_dir(resolve_config(kind_config(kind, args.seed, args.quick, (name,))), out_b, force=True)
             run_b = load_run(out_b)
+            acc_before = class_accuracy(run_b, data, images)
+            moved = {n: acc_before[n] - acc_a[n] for n in acc_before}
+            worst_before = max(moved, key=lambda n: abs(moved[n]))
             t0 = time.perf_counter()
             taught = run_b.teach(lesson(kind, data, name))
             teach_seconds = time.perf_counter() - t0
@@ -154,10 +158,12 @@ def main(argv: list[str] | None = None) -> int:
             sa, sb = harmonic(run_a, acc_a), harmonic(taught, acc_b)
             record["classes"][name] = {"teach_seconds": teach_seconds, "steps": taught.events[-1].steps,
                                        "accuracy_A": acc_a[name], "accuracy_taught": acc_b[name],
-                                       "other_classes_change": others, "taught": dict(zip("SUH", sb))}
+                                       "other_classes_change": others, "taught": dict(zip("SUH", sb)),
+                                       "other_classes_change_before_teaching": moved, "lam": taught.events[-1].lam}
             lines.append(f"| {name} | {teach_seconds:.2f} ({taught.events[-1].steps} steps) | "
                          f"{teach_seconds / run_seconds:.1e} | {acc_a[name]:.3f} | {acc_b[name]:.3f} "
-                         f"({acc_b[name] - acc_a[name]:+.3f}) | {worst} {others[worst]:+.3f} | "
+                         f"({acc_b[name] - acc_a[name]:+.3f}) | {worst_before} {moved[worst_before]:+.3f} | "
+                         f"{worst} {others[worst]:+.3f} | "
                          + ", ".join(f"{v:.3f}" for v in sa) + " | " + ", ".join(f"{v:.3f}" for v in sb) + " |")
         lines.append("")
         results["kinds"][kind] = record

@@ -69,7 +69,8 @@ def test_teaching_adds_one_row_and_moves_nothing_else(run_dir):
     event = taught.events[-1]
     assert (event.action, event.classes, event.lessons) == ("teach", ("blob",), (Lesson("blob", attributes=values),))
     record = json.loads((run_dir / "transfer" / "history.json").read_text())
-    assert (event.lam, event.lr) == (record["lam"], record["lr"])  # the run's chosen point
+    assert record["n_classes"] == len(run.new_classes)
+    assert (event.lam, event.lr) == (record["lam"] * len(run.new_classes), record["lr"])  # the run's per-row balance
     assert _fingerprint(run_dir) == before  # nothing written yet
 
 
@@ -102,6 +103,10 @@ def test_a_saved_taught_run_loads_back_checked_predicts_it_and_keeps_the_source(
         assert set(p.classes) == set(saved.row_names) and sum(p.probabilities) == pytest.approx(1.0, abs=1e-9)
     # the twin got its namesake's vector, so the map predicts it the same importance
     np.testing.assert_allclose(saved.knowledge[-1], saved.knowledge[run.new_classes[-1]], rtol=1e-12, atol=1e-12)
+    from niwt.run.export import export_features
+
+    with pytest.raises(DataError, match="was taught twin, which its dataset has no image of"):
+        export_features(saved, tmp_path / "export")
     assert main(["report", str(saved.path), "--quiet"]) == 0
     page = (saved.path / "report.html").read_text(encoding="utf-8")
     assert "Taught and forgotten since the run" in page and "twin" in page
@@ -214,3 +219,19 @@ def test_a_killed_teach_leaves_every_run_as_it_was(run_dir, tmp_path, in_place):
     assert done.returncode == -9, done.stderr
     assert _fingerprint(source) == before and not (tmp_path / "out").exists()
     assert load_run(source).row_names == load_run(run_dir).row_names
+
+
+def test_teaching_k_classes_keeps_the_runs_per_row_balance_of_cosine_and_lambda(run_dir, tmp_path):
+    from niwt.rundir import add_to_run
+
+    run_copy = Path(shutil.copytree(run_dir, tmp_path / "run"))
+    history = run_copy / "transfer" / "history.json"
+    record = json.loads(history.read_text())
+    history.write_text(json.dumps({**record, "lam": 0.01}))
+    add_to_run(run_copy, ["transfer/history.json"])  # a run whose chosen Λ is 0.01
+    run = load_run(run_copy)
+    n_run = len(run.new_classes)
+    one = run.teach("a", attributes={"shape:disc": 1.0})
+    two = run.teach([Lesson("a", attributes={"shape:disc": 1.0}), Lesson("b", attributes={"shape:star": 1.0})])
+    assert one.events[-1].lam == pytest.approx(0.01 * n_run) and two.events[-1].lam == pytest.approx(0.01 * n_run / 2)
+    assert two.row_names[-2:] == ("a", "b") and two.taught_classes == ("a", "b")

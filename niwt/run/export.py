@@ -157,6 +157,9 @@ def _split_fields(data: Any, knowledge: np.ndarray) -> dict[str, np.ndarray]:
 def _check_run(run: Any, data: Any, images: Any, knowledge: np.ndarray) -> None:
     n = int(data.labels.size)
     if tuple(run.class_names) != tuple(data.class_names):
+        if getattr(run, "taught_classes", ()):
+            raise DataError(f"run {run.path} was taught {', '.join(run.taught_classes)}, which its dataset has no "
+                            "image of; export the run it was taught from")
         raise DataError(f"the dataset of run {run.path} has other classes than the run recorded; "
                         "point data.root at the run's dataset")
     if int(images.shape[0]) != n:

@@ -236,7 +236,8 @@ class LoadedRun:
               attributes: Mapping[str, float] | None = None) -> LoadedRun:
         """This run with new classes, each from its description or attribute values
         (:mod:`niwt.runs.teach`): their rows are learned from the pool cache the run kept, at its
-        chosen Λ and learning rate; nothing else of the run changes. In memory: :meth:`save` writes it.
+        chosen learning rate and Λ (per row as in the run's transfer: Λ·U/k for k classes taught
+        beside the run's U); nothing else of the run changes. In memory: :meth:`save` writes it.
 
         ``run.teach("zebra", description="a striped horse")``, or several classes at once:
         ``run.teach([Lesson("zebra", description=...), Lesson("okapi", description=...)])``.
@@ -264,7 +265,8 @@ class LoadedRun:
             pool_cache = PoolCache.load(cache_file)
         except RunDirectoryError as err:
             raise RunFormatError(str(err)) from None
-        lam, lr = self._transfer_point()
+        lam, lr, n_run = self._transfer_point()
+        lam = lam * n_run / len(lessons)  # the run's balance of cosine and Λ per row (see niwt.runs.teach)
         rows = learn_rows(self.model, self.mapper, np.stack(vectors), pool_cache, lam=lam, lr=lr,
                           transfer=to_dict(self.config.transfer), reduction=self.config.importance.reduction,
                           seed=self.config.seed, names=names)
@@ -325,13 +327,18 @@ class LoadedRun:
         return replace(self, model=model.eval(), class_names=class_names, new_classes=new_classes, knowledge=knowledge,
                        info=info, events=(*self.events, event), saved=False)
 
-    def _transfer_point(self) -> tuple[float, float]:
-        """The (Λ, lr) of the transfer behind the run's unseen rows (``transfer/history.json``)."""
-        record = _read_json(self.path / "transfer" / "history.json")
+    def _transfer_point(self) -> tuple[float, float, int]:
+        """The Λ, learning rate and number of classes of the transfer behind the run's unseen rows
+        (``transfer/history.json``)."""
+        path = self.path / "transfer" / "history.json"
+        record = _read_json(path)
         try:
-            return float(record["lam"]), float(record["lr"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise RunFormatError(f"{self.path / 'transfer' / 'history.json'} holds no transfer point: {err}") from None
+            return float(record["lam"]), float(record["lr"]), int(record["n_classes"])
+        except KeyError as err:
+            raise RunFormatError(f"{path} lacks {err}: the run was written before runs recorded what teaching "
+                                 "needs; rerun it with this niwt") from None
+        except (TypeError, ValueError) as err:
+            raise RunFormatError(f"{path} holds no transfer point: {err}") from None
 
     def default_out(self) -> Path:
         """Where :meth:`save` writes without ``out``: ``<run>-taught`` beside the run (``-2``, ``-3`` ... when taken)."""

@@ -6,7 +6,13 @@ vocabulary and idf as fitted, the zscore statistics, the sentence model: nothing
 other class's vector moves). The run's forward map predicts its importance
 :math:`\tau_c = g(k_c)`, and NIWT's transfer learns its classifier row at the run's chosen Λ and
 learning rate, from the transfer pool's cache the run kept (``transfer/pool_cache.safetensors``,
-:class:`~niwt.transfer.PoolCache`): neither the dataset nor any training is needed. The row is
+:class:`~niwt.transfer.PoolCache`): neither the dataset nor any training is needed.
+
+The transfer's loss averages the cosine term over a batch of (pool image, class) pairs shared by
+its classes, and adds Λ/2 ||w - w̄||² per row; so in the run's transfer of U classes each row's
+cosine term weighs 1/U of the batch, and k classes taught together would each weigh 1/k. Teaching
+uses Λ·U/k, which gives every taught row the per-row balance of cosine and Λ the run's rows had at
+the Λ chosen on validation. The row is
 appended after the run's unseen rows (bias 0, as NIWT's own rows); the backbone, the seen rows, the
 other unseen rows and every existing class vector stay as they were.
 
@@ -153,7 +159,8 @@ class TeachEvent:
         classes: the classes taught or forgotten.
         at: when (ISO 8601, local time with offset).
         lessons: what each taught class was told (teach only).
-        lam, lr: the transfer's Λ and learning rate (the run's chosen ones); steps: its steps;
+        lam, lr: the transfer's Λ (the run's chosen one, scaled to the per-row balance of its
+            transfer: Λ·U/k) and learning rate (the run's); steps: its steps;
             loss: its final loss; seconds: the transfer's wall time (teach only).
     """
 

@@ -21,7 +21,10 @@ from niwt.data.record import ZSLData
 from niwt.errors import DataError
 from niwt.seeding import stage_rng
 
-__all__ = ["Setting", "build_settings", "validation_splits", "POOLS", "pool_indices"]
+__all__ = ["FINAL", "Setting", "build_settings", "validation_splits", "POOLS", "pool_indices"]
+
+FINAL = "final"
+"""The name of a run's final setting (seen vs unseen classes); its stages' random streams are keyed by it."""
 
 POOLS = ("source", "seen", "noise")
 """Where transfer's unlabeled images come from: source-class images, the setting's training
@@ -125,7 +128,7 @@ def build_settings(data: ZSLData, seed: int) -> tuple[Setting, Setting]:
     """
     d = data
     validation = _validation(d, "validation", d.train_classes, d.val_classes, np.random.default_rng(seed))
-    final = Setting("final", d.seen_classes, d.unseen_classes, d.trainval_idx,
+    final = Setting(FINAL, d.seen_classes, d.unseen_classes, d.trainval_idx,
                     np.concatenate([d.test_seen_idx, d.test_unseen_idx]))
     return validation, final
 

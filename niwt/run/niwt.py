@@ -165,8 +165,7 @@ class NIWTRun:
             "holdout_classes": self.mapper.holdout_classes_.tolist(),
             "history": [{"loss": a, "spearman": b} for a, b in self.mapper.history_]})
         write_json(directory / "transfer" / "history.json", {
-            "lam": self.optimizer.lam, "lr": self.optimizer.lr, "n_classes": len(self.info.new_classes),
-            "steps": self.optimizer.n_steps_,
+            "lam": self.optimizer.lam, "lr": self.optimizer.lr, "steps": self.optimizer.n_steps_,
             "stopped_early": self.optimizer.stopped_early_, "loss": self.optimizer.history_,
             "selection": self.selection.to_dict()})
         write_json(directory / "model" / "run.json", self.info.to_dict())

@@ -235,9 +235,9 @@ class LoadedRun:
     def teach(self, lessons: Lesson | Sequence[Lesson] | str, *, description: str | None = None,
               attributes: Mapping[str, float] | None = None) -> LoadedRun:
         """This run with new classes, each from its description or attribute values
-        (:mod:`niwt.runs.teach`): their rows are learned from the pool cache the run kept, at its
-        chosen learning rate and Λ (per row as in the run's transfer: Λ·U/k for k classes taught
-        beside the run's U); nothing else of the run changes. In memory: :meth:`save` writes it.
+        (:mod:`niwt.runs.teach`): their rows are learned as the run's transfer learned its own, from
+        the pool cache the run kept, at its chosen Λ and learning rate, beside its unseen classes;
+        nothing else of the run changes. In memory: :meth:`save` writes it.
 
         ``run.teach("zebra", description="a striped horse")``, or several classes at once:
         ``run.teach([Lesson("zebra", description=...), Lesson("okapi", description=...)])``.
@@ -265,11 +265,10 @@ class LoadedRun:
             pool_cache = PoolCache.load(cache_file)
         except RunDirectoryError as err:
             raise RunFormatError(str(err)) from None
-        lam, lr, n_run = self._transfer_point()
-        lam = lam * n_run / len(lessons)  # the run's balance of cosine and Λ per row (see niwt.runs.teach)
-        rows = learn_rows(self.model, self.mapper, np.stack(vectors), pool_cache, lam=lam, lr=lr,
-                          transfer=to_dict(self.config.transfer), reduction=self.config.importance.reduction,
-                          seed=self.config.seed, names=names)
+        lam, lr = self._transfer_point()
+        rows = learn_rows(self.model, self.mapper, self.knowledge[self.new_classes], np.stack(vectors), pool_cache,
+                          lam=lam, lr=lr, transfer=to_dict(self.config.transfer),
+                          reduction=self.config.importance.reduction, seed=self.config.seed)
         class_names, knowledge = list(self.class_names), self.knowledge.copy()
         ids = []
         for name, vector in zip(names, vectors):
@@ -282,7 +281,7 @@ class LoadedRun:
                 knowledge = np.concatenate([knowledge, vector[None].astype(knowledge.dtype)])
         model = copy.deepcopy(self.model)
         head = model.classifier
-        weight = torch.cat([head.unseen_weight.detach().cpu(), rows.weights.to(head.unseen_weight.dtype)])
+        weight = torch.cat([head.unseen_weight.detach().cpu(), rows.weights[len(self.new_classes):].to(head.unseen_weight.dtype)])
         bias = torch.cat([head.unseen_bias.detach().cpu(), torch.zeros(len(ids), dtype=head.unseen_bias.dtype)])
         head.set_unseen(weight, bias)
         event = TeachEvent("teach", tuple(names), lessons=lessons, lam=lam, lr=lr, steps=rows.steps, loss=rows.loss,
@@ -327,18 +326,14 @@ class LoadedRun:
         return replace(self, model=model.eval(), class_names=class_names, new_classes=new_classes, knowledge=knowledge,
                        info=info, events=(*self.events, event), saved=False)
 
-    def _transfer_point(self) -> tuple[float, float, int]:
-        """The Λ, learning rate and number of classes of the transfer behind the run's unseen rows
-        (``transfer/history.json``)."""
+    def _transfer_point(self) -> tuple[float, float]:
+        """The Λ and learning rate of the transfer behind the run's unseen rows (``transfer/history.json``)."""
         path = self.path / "transfer" / "history.json"
         record = _read_json(path)
         try:
-            return float(record["lam"]), float(record["lr"]), int(record["n_classes"])
-        except KeyError as err:
-            raise RunFormatError(f"{path} lacks {err}: the run was written before runs recorded what teaching "
-                                 "needs; rerun it with this niwt") from None
-        except (TypeError, ValueError) as err:
-            raise RunFormatError(f"{path} holds no transfer point: {err}") from None
+            return float(record["lam"]), float(record["lr"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise RunFormatError(f"{path} holds no transfer point: {err!r}") from None
 
     def default_out(self) -> Path:
         """Where :meth:`save` writes without ``out``: ``<run>-taught`` beside the run (``-2``, ``-3`` ... when taken)."""

@@ -4,15 +4,15 @@ A class c taught to a run gets its knowledge vector :math:`k_c` from the run's o
 :class:`~niwt.knowledge.KnowledgeEncoder`, exactly as the run's classes got theirs (the TF-IDF
 vocabulary and idf as fitted, the zscore statistics, the sentence model: nothing is refitted, so no
 other class's vector moves). The run's forward map predicts its importance
-:math:`\tau_c = g(k_c)`, and NIWT's transfer learns its classifier row at the run's chosen Λ and
-learning rate, from the transfer pool's cache the run kept (``transfer/pool_cache.safetensors``,
-:class:`~niwt.transfer.PoolCache`): neither the dataset nor any training is needed.
-
-The transfer's loss averages the cosine term over a batch of (pool image, class) pairs shared by
-its classes, and adds Λ/2 ||w - w̄||² per row; so in the run's transfer of U classes each row's
-cosine term weighs 1/U of the batch, and k classes taught together would each weigh 1/k. Teaching
-uses Λ·U/k, which gives every taught row the per-row balance of cosine and Λ the run's rows had at
-the Λ chosen on validation. The row is
+:math:`\tau_c = g(k_c)`, and its classifier row is learned as the run's transfer learned the
+run's own unseen rows: from the transfer pool's cache the run kept
+(``transfer/pool_cache.safetensors``, :class:`~niwt.transfer.PoolCache`), at the run's chosen Λ and
+learning rate, on the transfer's random stream, and *beside the run's unseen classes*: the transfer
+is run again over the run's unseen classes followed by the new ones, and only the new rows are
+kept. That is the setting Λ was chosen for (the transfer's loss averages its cosine term over
+pairs shared by every class it fits, so a class fitted alone would weigh Λ differently), and it
+makes teaching back a class the run was made to forget, when it was the run's last unseen class,
+give exactly the row the run had. Neither the dataset nor any training is needed. The new rows are
 appended after the run's unseen rows (bias 0, as NIWT's own rows); the backbone, the seen rows, the
 other unseen rows and every existing class vector stay as they were.
 
@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from niwt.data.settings import FINAL
 from niwt.errors import DataError, RunDirectoryError
 from niwt.mapping import ImportanceMapper
 from niwt.messages import first_names
@@ -159,8 +160,7 @@ class TeachEvent:
         classes: the classes taught or forgotten.
         at: when (ISO 8601, local time with offset).
         lessons: what each taught class was told (teach only).
-        lam, lr: the transfer's Λ (the run's chosen one, scaled to the per-row balance of its
-            transfer: Λ·U/k) and learning rate (the run's); steps: its steps;
+        lam, lr: the transfer's Λ and learning rate (the run's chosen ones); steps: its steps;
             loss: its final loss; seconds: the transfer's wall time (teach only).
     """
 
@@ -236,7 +236,8 @@ def check_new_names(names: Sequence[str], row_names: Sequence[str]) -> None:
 
 @dataclass(frozen=True)
 class TaughtRows:
-    """What :func:`learn_rows` learned: one classifier row per class, with its transfer's record."""
+    """What :func:`learn_rows` learned: one classifier row per class (the run's, then the new ones),
+    with its transfer's record."""
 
     targets: np.ndarray
     weights: torch.Tensor
@@ -245,24 +246,28 @@ class TaughtRows:
     seconds: float
 
 
-def learn_rows(model: Backbone, mapper: ImportanceMapper, vectors: np.ndarray, pool_cache: PoolCache, *,
-               lam: float, lr: float, transfer: Mapping[str, Any], reduction: str, seed: int,
-               names: Sequence[str]) -> TaughtRows:
-    """Classifier rows for classes with knowledge ``vectors`` ``[n, d]``: their importances as the
-    run's map predicts them, and NIWT's transfer from the pool cache (the model is not modified).
+def learn_rows(model: Backbone, mapper: ImportanceMapper, run_vectors: np.ndarray, vectors: np.ndarray,
+               pool_cache: PoolCache, *, lam: float, lr: float, transfer: Mapping[str, Any], reduction: str,
+               seed: int) -> TaughtRows:
+    """Classifier rows for the classes with knowledge ``run_vectors`` ``[U, d]`` (the run's unseen
+    classes, in row order) and ``vectors`` ``[k, d]`` (the new ones): their importances as the run's map
+    predicts them, and NIWT's transfer from the pool cache (the model is not modified).
 
     ``transfer`` is the run's ``[transfer]`` config (batch size, steps, patience, tolerance, init);
-    the transfer draws its own stream, :func:`~niwt.seeding.stage_seed` of ``seed`` at
-    ``("teach", *names)``.
+    the transfer draws the stream of the run's final transfer
+    (:func:`~niwt.seeding.stage_seed` of ``seed`` at ``("transfer", FINAL)``), as it is that
+    transfer over more classes. Returns the rows of all ``U + k`` classes.
     """
     t0 = time.perf_counter()
-    targets = mapper.predict(np.asarray(vectors, dtype=np.float64))
+    knowledge = np.concatenate([np.asarray(run_vectors, np.float64).reshape(-1, np.shape(vectors)[1]),
+                                np.asarray(vectors, np.float64)])
+    targets = mapper.predict(knowledge)
     opt = UnseenWeightOptimizer(lam=lam, lr=lr, batch_size=int(transfer["batch_size"]),
                                 max_steps=int(transfer["max_steps"]), patience=int(transfer["patience"]),
                                 tol=float(transfer["tol"]), init=str(transfer["init"]), mode="fast",
-                                reduction=reduction, random_state=stage_seed(seed, "teach", *names))
+                                reduction=reduction, random_state=stage_seed(seed, "transfer", FINAL))
     opt.fit_cached(model, pool_cache, targets)
     seconds = time.perf_counter() - t0
-    log.info("taught %s: %d transfer steps in %.2f s, final loss %.4f", ", ".join(names), opt.n_steps_, seconds,
-             opt.history_[-1])
+    log.info("transfer of %d classes (%d new): %d steps in %.2f s, final loss %.4f", knowledge.shape[0],
+             len(vectors), opt.n_steps_, seconds, opt.history_[-1])
     return TaughtRows(targets, opt.weights_, int(opt.n_steps_), float(opt.history_[-1]), seconds)

@@ -15,6 +15,8 @@ shapes world; same seed throughout):
 GZSL per-class accuracy on the full dataset's test images (every class's images; each run's own
 calibration applied, as ``predict`` applies it): c in B + c against c in A, and every other class,
 in B (before teaching: what leaving c out of the run's transfer moved) and in B + c.
+The noise floor: run A's own transfer redrawn on three other random streams (the same classes, Λ,
+learning rate and pool), and how far that alone moves each class's accuracy.
 Timing: a full ``niwt run`` (A), ``load_run``, ``teach`` after the run is loaded, and ``predict`` per
 image (one PNG at a time, and 64 at once), with their ratios to the full run, all in this process.
 
@@ -86,6 +88,26 @@ def lesson(kind: str, data, name: str):
     return Lesson(name, attributes=dict(zip(data.knowledge_names, data.knowledge[c].tolist())))
 
 
+def redrawn(run, stream: int):
+    """``run`` with its unseen rows learned again by its own transfer (same classes, Λ, lr, pool cache)
+    on another random stream: how much the transfer alone moves the figures (the noise floor)."""
+    import copy
+
+    from niwt.config import to_dict
+    from niwt.rundir import POOL_CACHE
+    from niwt.runs.teach import learn_rows
+    from niwt.transfer import PoolCache
+
+    record = json.loads((run.path / "transfer" / "history.json").read_text())
+    rows = learn_rows(run.model, run.mapper, run.knowledge[run.new_classes],
+                      np.zeros((0, run.knowledge.shape[1])), PoolCache.load(run.path / "transfer" / POOL_CACHE),
+                      lam=record["lam"], lr=record["lr"], transfer=to_dict(run.config.transfer),
+                      reduction=run.config.importance.reduction, seed=stream)
+    model = copy.deepcopy(run.model)
+    model.classifier.set_unseen(rows.weights)
+    return replace(run, model=model.eval())
+
+
 def predict_seconds(run, data, images, folder: Path) -> tuple[float, float]:
     """Seconds per image of ``run.predict`` on PNG files: one file per call (16 calls), and 64 per call."""
     idx = data.test_unseen_idx[:64]
@@ -136,13 +158,24 @@ def main(argv: list[str] | None = None) -> int:
         acc_a = class_accuracy(run_a, data, images)
         with tempfile.TemporaryDirectory() as tmp:
             one, batched = predict_seconds(run_a, data, images, Path(tmp))
-        record = {"run_seconds": run_seconds, "load_seconds": load_seconds, "predict_seconds_one": one,
+        floor = []
+        for stream in range(1, 4):  # the run's transfer on three other streams
+            acc_r = class_accuracy(redrawn(run_a, 10_000 + args.seed * 10 + stream), data, images)
+            floor.append({n: acc_r[n] - acc_a[n] for n in acc_a})
+        moves = np.abs(np.array([[f[n] for n in acc_a] for f in floor]))
+        record_floor = {"median_abs_move": float(np.median(moves)), "max_abs_move": float(moves.max()),
+                        "max_abs_move_per_stream": moves.max(1).tolist()}
+        record = {"noise_floor": record_floor, "run_seconds": run_seconds, "load_seconds": load_seconds, "predict_seconds_one": one,
                   "predict_seconds_per_image_of_64": batched, "A": dict(zip("SUH", harmonic(run_a, acc_a))),
                   "classes": {}}
         lines += [f"## {kind} knowledge (seed {args.seed})", "",
                   f"full `niwt run` {run_seconds:.1f} s; `load_run` {load_seconds:.2f} s; `predict` {one * 1000:.1f} ms "
                   f"per image one at a time ({one / run_seconds:.1e} of the run), {batched * 1000:.1f} ms per image "
                   f"64 at a time", "",
+                  f"the run's own transfer redrawn on 3 other random streams (same classes, Λ, lr, pool): a class's "
+                  f"accuracy moves by {record_floor['median_abs_move']:.3f} (median over classes and streams), at most "
+                  f"{record_floor['max_abs_move']:.3f} (the largest per stream: "
+                  + ", ".join(f"{m:.3f}" for m in record_floor["max_abs_move_per_stream"]) + ")", "",
                   "| withheld class c | teach (s) | teach / full run | acc. of c in A | acc. of c in B + c | "
                   "largest move of another class: B | B + c | S, U, H of A | S, U, H of B + c |",
                   "|---|---|---|---|---|---|---|---|---|"]

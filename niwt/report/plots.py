@@ -143,9 +143,9 @@ def plot_per_class_accuracy(names: Sequence[str], accuracy: Sequence[float], uns
     ax.set_xticklabels(names, rotation=60, ha="right", fontsize=7)
     ax.set_ylim(0, 1)
     ax.set_ylabel("accuracy (GZSL, over every class)")
-    ax.bar([], [], color="tab:blue", label="seen")
-    ax.bar([], [], color="tab:orange", label="unseen")
-    ax.legend(fontsize=8)
+    from matplotlib.patches import Patch
+
+    ax.legend(handles=[Patch(color="tab:blue", label="seen"), Patch(color="tab:orange", label="unseen")], fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     ax.set_title(title or "Per-class accuracy")
     fig.tight_layout()

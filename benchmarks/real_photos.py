@@ -26,6 +26,7 @@ seen-unseen curve: an analysis that looks at the test labels, never used to choo
 
     python benchmarks/real_photos.py [--seeds 5] [--datasets fashion digits] [--arms scratch fixed finetuned]
                                      [--per-class 100] [--validation splits|single] [--out runs/real_photos]
+                                     [--set KEY=VALUE --tag NAME]
 
 Each arm runs in its own process, which reports its wall time and peak memory (resident set);
 ``--out`` keeps every arm's run directory (``niwt report`` reads them), ``summary.md`` the tables.
@@ -78,11 +79,13 @@ def class_counts(data_root: Path) -> tuple[int, int]:
     return splits.count("seen"), splits.count("unseen")
 
 
-def arm_config(arm: str, data_root: Path, seeds: int, validation: str):
-    """The arm's config on ``data_root`` with the asked validation design (see the module docstring)."""
+def arm_config(arm: str, data_root: Path, seeds: int, validation: str, overrides: list[str] | None = None):
+    """The arm's config on ``data_root`` with the asked validation design (see the module docstring)
+    and ``overrides`` (``KEY=VALUE``, as ``niwt --set``)."""
     from niwt.config import apply_overrides, load_config, resolve_config
 
-    config = apply_overrides(load_config(ROOT / "configs" / ARMS[arm]), [f'data.root="{data_root.as_posix()}"'])
+    config = apply_overrides(load_config(ROOT / "configs" / ARMS[arm]),
+                             [f'data.root="{data_root.as_posix()}"', *(overrides or [])])
     if validation == "single":
         config = replace(config, eval=replace(config.eval, val_splits=1))
     else:
@@ -91,12 +94,13 @@ def arm_config(arm: str, data_root: Path, seeds: int, validation: str):
     return resolve_config(replace(config, compare=replace(config.compare, seeds=seeds)))
 
 
-def run_arm(arm: str, data_root: Path, out: Path, seeds: int, validation: str) -> None:
+def run_arm(arm: str, data_root: Path, out: Path, seeds: int, validation: str,
+            overrides: list[str] | None = None) -> None:
     """One arm in this process: ``niwt compare`` into ``out``, then its wall time and peak memory."""
     from niwt.experiments import compare
 
     start = time.perf_counter()
-    compare(arm_config(arm, data_root, seeds, validation), out, force=True, methods=METHODS)
+    compare(arm_config(arm, data_root, seeds, validation, overrides), out, force=True, methods=METHODS)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
     (out / "bench.json").write_text(json.dumps({"seconds": seconds, "peak_rss_mb": peak}))
@@ -147,7 +151,8 @@ def arm_table(out: Path, title: str) -> tuple[list[str], dict]:
 def write_summary(out: Path) -> None:
     """``summary.md`` and ``summary.json`` of every finished arm under ``out`` (this call's and earlier ones')."""
     summary, figures = [], {}
-    order = [f"{d}-{a}{t}" for d in DATASETS for a in ARMS for t in ("", "-single")]
+    order = [f"{d}-{a}" for d in DATASETS for a in ARMS]
+    order = [n for base in order for n in [base, *sorted(p.name for p in out.glob(f"{base}-*") if p.is_dir())]]
     for name in order:
         if (out / name / "bench.json").is_file():
             lines, figs = arm_table(out / name, name.replace("-", ", ", 1))
@@ -167,19 +172,24 @@ def main(argv: list[str] | None = None) -> int:
                         help="the validation design (default: splits; see above)")
     parser.add_argument("--idx", type=Path, help="folder of Fashion-MNIST's idx files (default: Debian's)")
     parser.add_argument("--out", type=Path, default=Path("runs/real_photos"))
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override for every arm (as niwt --set; repeatable); give it a --tag")
+    parser.add_argument("--tag", default="", help="suffix of the arms' run directories (e.g. for --set)")
     parser.add_argument("--one", nargs=2, metavar=("ARM", "DATASET"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    tag = "" if args.validation == "splits" else f"-{args.validation}"
+    tag = ("" if args.validation == "splits" else f"-{args.validation}") + (f"-{args.tag}" if args.tag else "")
     if args.one:
         arm, dataset = args.one
-        run_arm(arm, args.out / "data" / dataset, args.out / f"{dataset}-{arm}{tag}", args.seeds, args.validation)
+        run_arm(arm, args.out / "data" / dataset, args.out / f"{dataset}-{arm}{tag}", args.seeds, args.validation,
+                args.overrides)
         return 0
     for dataset in args.datasets:
         write_dataset(dataset, args.out / "data" / dataset, args.per_class, args.idx)
         for arm in args.arms:
             cmd = [sys.executable, __file__, "--one", arm, dataset, "--seeds", str(args.seeds), "--out", str(args.out),
-                   "--validation", args.validation]
+                   "--validation", args.validation, *(f"--set={o}" for o in args.overrides),
+                   *([f"--tag={args.tag}"] if args.tag else [])]
             print(f"{dataset} / {arm}{tag}: running ({args.seeds} seeds) ...", flush=True)
             subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
             print("\n".join(arm_table(args.out / f"{dataset}-{arm}{tag}", f"{dataset}, {arm}{tag}")[0]) + "\n", flush=True)

@@ -21,6 +21,7 @@ Timing: a full ``niwt run`` (A), ``load_run``, ``teach`` after the run is loaded
 image (one PNG at a time, and 64 at once), with their ratios to the full run, all in this process.
 
     python benchmarks/teach.py [--seed 0] [--classes NAME ...] [--kinds attributes text] [--quick] [--out runs/teach]
+    python benchmarks/teach.py --floor RUN    # only the noise floor of a finished run, default and converged
 
 ``--quick`` runs a tiny world (a smoke test of the script, not a measurement).
 """
@@ -88,7 +89,11 @@ def lesson(kind: str, data, name: str):
     return Lesson(name, attributes=dict(zip(data.knowledge_names, data.knowledge[c].tolist())))
 
 
-def redrawn(run, stream: int):
+CONVERGED = {"patience": 300, "tol": 0.001, "max_steps": 3000}
+"""A transfer run close to convergence: the noise floor's second variant (``--floor``)."""
+
+
+def redrawn(run, stream: int, overrides: dict | None = None):
     """``run`` with its unseen rows learned again by its own transfer (same classes, Λ, lr, pool cache)
     on another random stream: how much the transfer alone moves the figures (the noise floor)."""
     import copy
@@ -101,11 +106,28 @@ def redrawn(run, stream: int):
     record = json.loads((run.path / "transfer" / "history.json").read_text())
     rows = learn_rows(run.model, run.mapper, run.knowledge[run.new_classes],
                       np.zeros((0, run.knowledge.shape[1])), PoolCache.load(run.path / "transfer" / POOL_CACHE),
-                      lam=record["lam"], lr=record["lr"], transfer=to_dict(run.config.transfer),
+                      lam=record["lam"], lr=record["lr"], transfer={**to_dict(run.config.transfer), **(overrides or {})},
                       reduction=run.config.importance.reduction, seed=stream)
     model = copy.deepcopy(run.model)
     model.classifier.set_unseen(rows.weights)
     return replace(run, model=model.eval())
+
+
+def noise_floor(run, data, images, streams: list[int], overrides: dict | None = None) -> dict:
+    """How far the run's own transfer, redrawn on each of ``streams`` (seeds of its stream), moves each
+    class's accuracy from the run's, and the H of each redraw."""
+    base = class_accuracy(run, data, images)
+    accs, hs = [], []
+    for stream in streams:
+        again = redrawn(run, stream, overrides)
+        accs.append(class_accuracy(again, data, images))
+        hs.append(harmonic(again, accs[-1])[2])
+    table = np.array([[a[n] for n in base] for a in accs])
+    moves = np.abs(table - np.array([base[n] for n in base]))
+    spread = table.max(0) - table.min(0)  # per class, over the redraws
+    return {"median_abs_move": float(np.median(moves)), "max_abs_move": float(moves.max()),
+            "max_abs_move_per_stream": moves.max(1).tolist(), "max_spread": float(spread.max()),
+            "median_spread": float(np.median(spread)), "H": hs, "overrides": overrides or {}}
 
 
 def predict_seconds(run, data, images, folder: Path) -> tuple[float, float]:
@@ -135,8 +157,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
     parser.add_argument("--quick", action="store_true", help="a tiny world: a smoke test, not a measurement")
     parser.add_argument("--out", type=Path, default=Path("runs/teach"))
+    parser.add_argument("--floor", type=Path, metavar="RUN",
+                        help="only the noise floor of a finished run, on the run's own stream and three others, with "
+                             "the run's transfer settings and run close to convergence (patience 300, tol 0.001)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.floor:
+        from niwt.runs import load_run
+
+        run = load_run(args.floor)
+        data, images = run.dataset()
+        streams = [run.config.seed, *(10_000 + run.config.seed * 10 + k for k in range(1, 4))]
+        floors = {name: noise_floor(run, data, images, streams, o) for name, o in (("run's", None), ("converged", CONVERGED))}
+        for name, f in floors.items():
+            print(f"{name} transfer on 4 streams: a class's accuracy spreads over {f['max_spread']:.3f} at most "
+                  f"(max - min over the streams; median class {f['median_spread']:.3f}); H "
+                  + ", ".join(f"{h:.3f}" for h in f["H"]))
+        print(json.dumps(floors))
+        return 0
 
     from niwt.config import resolve_config
     from niwt.data import open_dataset
@@ -158,13 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         acc_a = class_accuracy(run_a, data, images)
         with tempfile.TemporaryDirectory() as tmp:
             one, batched = predict_seconds(run_a, data, images, Path(tmp))
-        floor = []
-        for stream in range(1, 4):  # the run's transfer on three other streams
-            acc_r = class_accuracy(redrawn(run_a, 10_000 + args.seed * 10 + stream), data, images)
-            floor.append({n: acc_r[n] - acc_a[n] for n in acc_a})
-        moves = np.abs(np.array([[f[n] for n in acc_a] for f in floor]))
-        record_floor = {"median_abs_move": float(np.median(moves)), "max_abs_move": float(moves.max()),
-                        "max_abs_move_per_stream": moves.max(1).tolist()}
+        record_floor = noise_floor(run_a, data, images, [10_000 + args.seed * 10 + k for k in range(1, 4)])
         record = {"noise_floor": record_floor, "run_seconds": run_seconds, "load_seconds": load_seconds, "predict_seconds_one": one,
                   "predict_seconds_per_image_of_64": batched, "A": dict(zip("SUH", harmonic(run_a, acc_a))),
                   "classes": {}}

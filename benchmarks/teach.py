@@ -21,6 +21,7 @@ Timing: a full ``niwt run`` (A), ``load_run``, ``teach`` after the run is loaded
 image (one PNG at a time, and 64 at once), with their ratios to the full run, all in this process.
 
     python benchmarks/teach.py [--seed 0] [--classes NAME ...] [--kinds attributes text] [--quick] [--out runs/teach]
+                               [--set KEY=VALUE]   # e.g. --set transfer.per_class=true
     python benchmarks/teach.py --floor RUN    # only the noise floor of a finished run, default and converged
 
 ``--quick`` runs a tiny world (a smoke test of the script, not a measurement).
@@ -47,13 +48,19 @@ sys.path.insert(0, str(HERE.parent))
 KINDS = ("attributes", "text")
 
 
+OVERRIDES: list[str] = []
+"""``--set KEY=VALUE`` overrides of every run's config (as ``niwt --set``)."""
+
+
 def kind_config(kind: str, seed: int, quick: bool, withhold: tuple[str, ...] = ()):
-    """The demo's config (or the tiny one) with ``kind`` knowledge and ``withhold`` left out."""
+    """The demo's config (or the tiny one) with ``kind`` knowledge, ``withhold`` left out and ``--set``."""
+    from niwt.config import apply_overrides
     from niwt.run.presets import demo_config, quick_config
 
     config = demo_config(seed)
     if quick:
         config = quick_config(config)
+    config = apply_overrides(config, OVERRIDES)
     return replace(config, knowledge=replace(config.knowledge, source=kind),
                    data=replace(config.data, withhold=withhold))
 
@@ -104,10 +111,10 @@ def redrawn(run, stream: int, overrides: dict | None = None):
     from niwt.transfer import PoolCache
 
     record = json.loads((run.path / "transfer" / "history.json").read_text())
-    rows = learn_rows(run.model, run.mapper, run.knowledge[run.new_classes],
-                      np.zeros((0, run.knowledge.shape[1])), PoolCache.load(run.path / "transfer" / POOL_CACHE),
-                      lam=record["lam"], lr=record["lr"], transfer={**to_dict(run.config.transfer), **(overrides or {})},
-                      reduction=run.config.importance.reduction, seed=stream)
+    rows = learn_rows(run.model, run.mapper, np.zeros((0, run.knowledge.shape[1])), run.knowledge[run.new_classes],
+                      PoolCache.load(run.path / "transfer" / POOL_CACHE), lam=record["lam"], lr=record["lr"],
+                      transfer={**to_dict(run.config.transfer), **(overrides or {})},
+                      reduction=run.config.importance.reduction, seed=stream, names=list(run.row_names[len(run.fit_classes):]))
     model = copy.deepcopy(run.model)
     model.classifier.set_unseen(rows.weights)
     return replace(run, model=model.eval())
@@ -157,11 +164,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
     parser.add_argument("--quick", action="store_true", help="a tiny world: a smoke test, not a measurement")
     parser.add_argument("--out", type=Path, default=Path("runs/teach"))
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override of every run (as niwt --set; repeatable), e.g. transfer.per_class=true")
     parser.add_argument("--floor", type=Path, metavar="RUN",
                         help="only the noise floor of a finished run, on the run's own stream and three others, with "
                              "the run's transfer settings and run close to convergence (patience 300, tol 0.001)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    OVERRIDES[:] = args.overrides
     if args.floor:
         from niwt.runs import load_run
 
@@ -182,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     from niwt.runs import load_run
 
     args.out.mkdir(parents=True, exist_ok=True)
-    results: dict = {"seed": args.seed, "quick": args.quick, "kinds": {}}
+    results: dict = {"seed": args.seed, "quick": args.quick, "overrides": args.overrides, "kinds": {}}
     lines = []
     for kind in args.kinds:
         full = resolve_config(kind_config(kind, args.seed, args.quick))

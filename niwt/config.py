@@ -231,6 +231,10 @@ class TransferConfig:
         pool_size: use only this many images of the pool, drawn with the run's seed (0: all of them).
         init: start of the unseen rows: "seen_centered", "mean" or "zeros".
         mode: "fast" (cached activations) or "reference" (full network each step); same result.
+        per_class: fit each unseen row alone, on its own random stream (keyed by the class's name),
+            with its own pairs and early stop, so that a class's row does not depend on which classes
+            are unseen beside it (teaching a run a class then gives the row the run would have given
+            it); false: all rows in one fit, as the paper.
     """
 
     lam: float = _default(UnseenWeightOptimizer, "lam")
@@ -246,6 +250,7 @@ class TransferConfig:
     pool_size: int = 0
     init: str = _default(UnseenWeightOptimizer, "init")
     mode: str = _default(UnseenWeightOptimizer, "mode")
+    per_class: bool = False
 
     def __post_init__(self) -> None:
         _check("transfer", self, "pool", choices=POOLS)

@@ -35,6 +35,8 @@ without the pool's images (how a finished run is taught a class, :mod:`niwt.runs
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 import warnings
 from collections.abc import Callable, Iterator
@@ -59,9 +61,10 @@ from niwt.importance import (
     token_prefix,
 )
 from niwt.models.backbones import Backbone
+from niwt.seeding import stage_seed
 from niwt.training import EarlyStopping, StepEnd, optimize
 
-__all__ = ["balance_unseen", "UnseenWeightOptimizer", "TransferProblem", "PoolCache", "init_unseen_weights",
+__all__ = ["balance_unseen", "UnseenWeightOptimizer", "TransferProblem", "PoolCache", "class_seeds", "init_unseen_weights",
            "transfer_loss", "PairSampler"]
 
 log = logging.getLogger(__name__)
@@ -212,6 +215,14 @@ def _layout(model: Backbone, pool: torch.Tensor) -> tuple[int, int]:
     with torch.no_grad(), eval_mode(model):
         probe = model.forward_features(to_device(pool[:1], model.classifier.weight.device))
     return channel_count(probe), position_count(probe, token_prefix(model))
+
+
+def class_seeds(seed: int, stage: str, names: list[str]) -> list[int]:
+    """The stream of each class's row when rows are fitted one by one (``class_seeds`` of
+    :meth:`UnseenWeightOptimizer.fit`, ``transfer.per_class``): keyed by the setting and the class's
+    name, so a class gets the same row whichever classes are transferred beside it, and when it is
+    taught to the finished run (:mod:`niwt.runs.teach`)."""
+    return [stage_seed(seed, "transfer", stage, "class", name) for name in names]
 
 
 def balance_unseen(model: Backbone) -> Backbone:
@@ -451,7 +462,7 @@ class UnseenWeightOptimizer:
         return cos_sum / idx.numel() + 0.5 * self.lam * ((weight - problem.mean_seen) ** 2).sum()
 
     def fit(self, model: Backbone, pool: torch.Tensor, targets: torch.Tensor | np.ndarray, *,
-            cache: torch.Tensor | None = None,
+            cache: torch.Tensor | None = None, class_seeds: list[int] | None = None,
             on_step: Callable[[StepEnd], bool | None] | None = None) -> UnseenWeightOptimizer:
         """Optimise unseen rows for ``targets`` (``[U, K]`` predicted importances) on ``pool`` images.
 
@@ -462,19 +473,48 @@ class UnseenWeightOptimizer:
             pool: ``[P, 3, H, W]`` pool images.
             targets: ``[U, K]`` predicted importances of the unseen classes.
             cache: :meth:`pool_cache` of this model and pool, to reuse instead of computing it.
+            class_seeds: one seed per class: each row is then fitted alone, on its own stream, with
+                its own pairs and its own early stop, so a class's row does not depend on which
+                classes are fitted beside it (``random_state`` is not used); None: all rows together.
             on_step: called after every step with its :class:`~niwt.training.StepEnd` (the rows
                 after the update are ``params[0]``, their gradient ``grads[0]``); True stops the fit.
 
         Returns:
             self.
         """
-        return self._fit(self.prepare(model, pool, targets, cache=cache), self.mode, on_step)
+        return self._fit_all(self.prepare(model, pool, targets, cache=cache), self.mode, on_step, class_seeds)
 
     def fit_cached(self, model: Backbone, pool_cache: PoolCache, targets: torch.Tensor | np.ndarray, *,
+                   class_seeds: list[int] | None = None,
                    on_step: Callable[[StepEnd], bool | None] | None = None) -> UnseenWeightOptimizer:
         """:meth:`fit` from a :class:`PoolCache` alone (the fast path whatever ``mode`` says: both
         paths give the same loss and gradient); the same rows as :meth:`fit` on the pool it was made of."""
-        return self._fit(self.prepare_cached(model, pool_cache, targets), "fast", on_step)
+        return self._fit_all(self.prepare_cached(model, pool_cache, targets), "fast", on_step, class_seeds)
+
+    def _fit_all(self, problem: TransferProblem, mode: str, on_step: Callable[[StepEnd], bool | None] | None,
+                 class_seeds: list[int] | None) -> UnseenWeightOptimizer:
+        if class_seeds is None:
+            return self._fit(problem, mode, on_step)
+        n = problem.targets.shape[0]
+        if len(class_seeds) != n:
+            raise DataError(f"`class_seeds` must hold one seed per class: expected {n}, got {len(class_seeds)}")
+        rows, inits, histories, steps, early = [], [], [], [], []
+        for u, seed in enumerate(class_seeds):  # each class alone: its own stream, pairs and stop
+            one = copy.copy(self)
+            one.random_state = int(seed)
+            one._fit(dataclasses.replace(problem, targets=problem.targets[u : u + 1]), mode, on_step)
+            rows.append(one.weights_)
+            inits.append(one.init_weights_)
+            histories.append(one.history_)
+            steps.append(one.n_steps_)
+            early.append(one.stopped_early_)
+        self.weights_, self.init_weights_ = torch.cat(rows), torch.cat(inits)
+        self.channels_, self.positions_ = problem.channels, problem.positions
+        longest = max(len(h) for h in histories)  # the mean loss over the classes, each held at its last value
+        self.history_ = [float(np.mean([h[min(i, len(h) - 1)] for h in histories])) for i in range(longest)]
+        self.n_steps_, self.stopped_early_ = max(steps), all(early)
+        self.class_steps_ = steps
+        return self
 
     def _fit(self, problem: TransferProblem, mode: str,
              on_step: Callable[[StepEnd], bool | None] | None) -> UnseenWeightOptimizer:

@@ -34,8 +34,10 @@ from niwt.run.stage import record_stage
 from niwt.rundir import POOL_CACHE, RunInfo, save_test_scores, write_json
 from niwt.seeding import stage_seed
 from niwt.transfer import PoolCache, UnseenWeightOptimizer, balance_unseen
+from niwt.transfer import class_seeds as per_class_seeds
 
-__all__ = ["NIWT_VARIANTS", "NIWTRun", "VariantSelections", "TransferOutput", "FinalTransfer", "transfer_grid", "transfer_setting", "niwt_transfer", "select_niwt_variants", "select_niwt", "final_transfers", "fit_niwt", "niwt_method", "niwt_methods"]
+__all__ = ["NIWT_VARIANTS", "NIWTRun", "VariantSelections", "TransferOutput", "FinalTransfer", "transfer_grid",
+           "transfer_setting", "niwt_transfer", "select_niwt_variants", "select_niwt", "final_transfers", "fit_niwt", "niwt_method", "niwt_methods"]
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +66,15 @@ class TransferOutput:
 
 def niwt_transfer(config: RunConfig, model: Backbone, knowledge: np.ndarray, images: torch.Tensor,
                   labels: torch.Tensor, fit_classes: np.ndarray, new_classes: np.ndarray, pool: torch.Tensor,
-                  grid: list[tuple[float, float]], progress: bool = False, stage: str = "final") -> TransferOutput:
+                  grid: list[tuple[float, float]], progress: bool = False, stage: str = "final",
+                  class_names: tuple[str, ...] | None = None) -> TransferOutput:
     """Importance -> mapping -> transfer for ``new_classes`` with each (Λ, lr) of ``grid``.
 
     ``labels`` index ``fit_classes`` (the model's seen rows). ``stage`` names the setting: the map
     and the transfers draw their own streams (:func:`~niwt.seeding.stage_seed`); the points of
-    ``grid`` share the transfer's stream, so they differ in (Λ, lr) alone.
+    ``grid`` share the transfer's stream, so they differ in (Λ, lr) alone. With
+    ``transfer.per_class``, each new class's row draws its own stream, keyed by its name in
+    ``class_names`` (every class of the dataset, by id; :func:`niwt.transfer.class_seeds`).
     """
     lo, hi = distributed.shard_bounds(images.shape[0])
     with StageProgress("importance", hi - lo, unit="image", enabled=progress) as bar, \
@@ -88,6 +93,11 @@ def niwt_transfer(config: RunConfig, model: Backbone, knowledge: np.ndarray, ima
     targets = distributed.broadcast(torch.from_numpy(targets)).numpy()  # every process transfers rank 0's
     t = config.transfer
     pool_cache = PoolCache.of(model, pool)  # the fast path's one-off work, shared by every point
+    class_seeds = None
+    if t.per_class:
+        if class_names is None:
+            raise ConfigError("transfer.per_class needs the classes' names (`class_names`) to key their streams")
+        class_seeds = per_class_seeds(config.seed, stage, [class_names[c] for c in new_classes])
     optimizers = []
     for lam, lr in grid:
         opt = UnseenWeightOptimizer(lam=lam, lr=lr, batch_size=t.batch_size, max_steps=t.max_steps,
@@ -96,7 +106,7 @@ def niwt_transfer(config: RunConfig, model: Backbone, knowledge: np.ndarray, ima
                                     # the points of a grid share one stream: they differ in (Λ, lr) alone, so the choice compares them
                                     random_state=stage_seed(config.seed, "transfer", stage),
                                     progress=progress)
-        optimizers.append(opt.fit(model, pool, targets, cache=pool_cache.cache))
+        optimizers.append(opt.fit(model, pool, targets, cache=pool_cache.cache, class_seeds=class_seeds))
         opt.weights_ = distributed.broadcast(opt.weights_)  # the rows every process scores with are rank 0's
     return TransferOutput(mapper, targets, tuple(optimizers), alpha, labels, pool_cache)
 
@@ -108,7 +118,8 @@ def transfer_setting(ctx: RunContext, setting: Setting, model: Backbone, grid: l
     idx = setting.train_idx
     labels = torch.from_numpy(setting.rows(ctx.data.labels[idx]))
     return niwt_transfer(ctx.config, model, ctx.knowledge, take(ctx.images, idx), labels, setting.fit_classes,
-                         setting.new_classes, ctx.pool(setting), grid, ctx.progress, stage=setting.name)
+                         setting.new_classes, ctx.pool(setting), grid, ctx.progress, stage=setting.name,
+                         class_names=ctx.data.class_names)
 
 
 @dataclass(frozen=True)

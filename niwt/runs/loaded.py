@@ -268,7 +268,7 @@ class LoadedRun:
         lam, lr = self._transfer_point()
         rows = learn_rows(self.model, self.mapper, self.knowledge[self.new_classes], np.stack(vectors), pool_cache,
                           lam=lam, lr=lr, transfer=to_dict(self.config.transfer),
-                          reduction=self.config.importance.reduction, seed=self.config.seed)
+                          reduction=self.config.importance.reduction, seed=self.config.seed, names=names)
         class_names, knowledge = list(self.class_names), self.knowledge.copy()
         ids = []
         for name, vector in zip(names, vectors):
@@ -281,7 +281,7 @@ class LoadedRun:
                 knowledge = np.concatenate([knowledge, vector[None].astype(knowledge.dtype)])
         model = copy.deepcopy(self.model)
         head = model.classifier
-        weight = torch.cat([head.unseen_weight.detach().cpu(), rows.weights[len(self.new_classes):].to(head.unseen_weight.dtype)])
+        weight = torch.cat([head.unseen_weight.detach().cpu(), rows.weights.to(head.unseen_weight.dtype)])
         bias = torch.cat([head.unseen_bias.detach().cpu(), torch.zeros(len(ids), dtype=head.unseen_bias.dtype)])
         head.set_unseen(weight, bias)
         event = TeachEvent("teach", tuple(names), lessons=lessons, lam=lam, lr=lr, steps=rows.steps, loss=rows.loss,

@@ -12,7 +12,9 @@ is run again over the run's unseen classes followed by the new ones, and only th
 kept. That is the setting Λ was chosen for (the transfer's loss averages its cosine term over
 pairs shared by every class it fits, so a class fitted alone would weigh Λ differently), and it
 makes teaching back a class the run was made to forget, when it was the run's last unseen class,
-give exactly the row the run had. Neither the dataset nor any training is needed. The new rows are
+give exactly the row the run had. With ``transfer.per_class`` (each row fitted alone, on a stream
+keyed by its class's name) the new rows are fitted alone too, and a taught class gets the row the
+run would have given it as one of its own unseen classes. Neither the dataset nor any training is needed. The new rows are
 appended after the run's unseen rows (bias 0, as NIWT's own rows); the backbone, the seen rows, the
 other unseen rows and every existing class vector stay as they were.
 
@@ -44,7 +46,7 @@ from niwt.mapping import ImportanceMapper
 from niwt.messages import first_names
 from niwt.models import Backbone
 from niwt.seeding import stage_seed
-from niwt.transfer import PoolCache, UnseenWeightOptimizer
+from niwt.transfer import PoolCache, UnseenWeightOptimizer, class_seeds
 
 __all__ = ["TAUGHT", "ACTIONS", "Lesson", "TeachEvent", "TaughtRows", "read_events", "write_events", "lessons_of",
            "check_new_names", "learn_rows", "parse_attributes"]
@@ -236,8 +238,7 @@ def check_new_names(names: Sequence[str], row_names: Sequence[str]) -> None:
 
 @dataclass(frozen=True)
 class TaughtRows:
-    """What :func:`learn_rows` learned: one classifier row per class (the run's, then the new ones),
-    with its transfer's record."""
+    """What :func:`learn_rows` learned: one classifier row per new class, with its transfer's record."""
 
     targets: np.ndarray
     weights: torch.Tensor
@@ -248,26 +249,32 @@ class TaughtRows:
 
 def learn_rows(model: Backbone, mapper: ImportanceMapper, run_vectors: np.ndarray, vectors: np.ndarray,
                pool_cache: PoolCache, *, lam: float, lr: float, transfer: Mapping[str, Any], reduction: str,
-               seed: int) -> TaughtRows:
-    """Classifier rows for the classes with knowledge ``run_vectors`` ``[U, d]`` (the run's unseen
-    classes, in row order) and ``vectors`` ``[k, d]`` (the new ones): their importances as the run's map
-    predicts them, and NIWT's transfer from the pool cache (the model is not modified).
+               seed: int, names: Sequence[str]) -> TaughtRows:
+    """Classifier rows for new classes ``names`` with knowledge ``vectors`` ``[k, d]``, beside the
+    run's unseen classes with knowledge ``run_vectors`` ``[U, d]`` (in row order): their importances
+    as the run's map predicts them, and NIWT's transfer from the pool cache (the model is not
+    modified). Returns the ``k`` new rows.
 
-    ``transfer`` is the run's ``[transfer]`` config (batch size, steps, patience, tolerance, init);
-    the transfer draws the stream of the run's final transfer
-    (:func:`~niwt.seeding.stage_seed` of ``seed`` at ``("transfer", FINAL)``), as it is that
-    transfer over more classes. Returns the rows of all ``U + k`` classes.
+    ``transfer`` is the run's ``[transfer]`` config (batch size, steps, patience, tolerance, init,
+    ``per_class``). All rows in one fit (the default): the run's unseen classes are fitted again
+    with the new ones, on the stream of the run's final transfer (:func:`~niwt.seeding.stage_seed`
+    of ``seed`` at ``("transfer", FINAL)``), as it is that transfer over more classes, and only the
+    new rows are kept. With ``per_class``, each new row alone on its own stream
+    (:func:`niwt.transfer.class_seeds`): the row the run would have given the class.
     """
     t0 = time.perf_counter()
-    knowledge = np.concatenate([np.asarray(run_vectors, np.float64).reshape(-1, np.shape(vectors)[1]),
-                                np.asarray(vectors, np.float64)])
+    vectors = np.asarray(vectors, np.float64)
+    run_vectors = np.asarray(run_vectors, np.float64).reshape(-1, vectors.shape[1])
+    per_class = bool(transfer.get("per_class", False))
+    knowledge = vectors if per_class else np.concatenate([run_vectors, vectors])
     targets = mapper.predict(knowledge)
     opt = UnseenWeightOptimizer(lam=lam, lr=lr, batch_size=int(transfer["batch_size"]),
                                 max_steps=int(transfer["max_steps"]), patience=int(transfer["patience"]),
                                 tol=float(transfer["tol"]), init=str(transfer["init"]), mode="fast",
                                 reduction=reduction, random_state=stage_seed(seed, "transfer", FINAL))
-    opt.fit_cached(model, pool_cache, targets)
+    opt.fit_cached(model, pool_cache, targets, class_seeds=class_seeds(seed, FINAL, list(names)) if per_class else None)
     seconds = time.perf_counter() - t0
     log.info("transfer of %d classes (%d new): %d steps in %.2f s, final loss %.4f", knowledge.shape[0],
              len(vectors), opt.n_steps_, seconds, opt.history_[-1])
-    return TaughtRows(targets, opt.weights_, int(opt.n_steps_), float(opt.history_[-1]), seconds)
+    new = opt.weights_[-len(vectors):]
+    return TaughtRows(targets[-len(vectors):], new, int(opt.n_steps_), float(opt.history_[-1]), seconds)

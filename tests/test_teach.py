@@ -234,3 +234,33 @@ def test_teaching_back_the_last_unseen_class_gives_the_row_the_run_had(run_dir, 
     assert two.row_names[-2:] == ("a", "b") and two.taught_classes == ("a", "b")
     torch.testing.assert_close(two.model.classifier.unseen_weight[:-2], run.model.classifier.unseen_weight,
                                rtol=0, atol=0)
+
+
+@pytest.fixture(scope="module")
+def per_class_runs(tmp_path_factory) -> tuple[Path, Path, str]:
+    """A run with per-class transfer, and the same run with its first unseen class withheld."""
+    root = tmp_path_factory.mktemp("per_class")
+    config = SMALL_RUN.replace("[transfer]\n", "[transfer]\nper_class = true\n")
+    (root / "a.toml").write_text(config)
+    assert main(["run", str(root / "a.toml"), "--out", str(root / "A"), "--quiet"]) == 0
+    gone = load_run(root / "A").row_names[len(load_run(root / "A").fit_classes)]
+    (root / "b.toml").write_text(config.replace("[data]\n", f'[data]\nwithhold = ["{gone}"]\n'))
+    assert main(["run", str(root / "b.toml"), "--out", str(root / "B"), "--quiet"]) == 0
+    return root / "A", root / "B", gone
+
+
+def test_with_per_class_transfer_a_withheld_class_taught_gets_the_row_the_run_gave_it(per_class_runs):
+    a_dir, b_dir, gone = per_class_runs
+    a, b = load_run(a_dir), load_run(b_dir)
+    assert gone not in b.class_names and gone in a.row_names
+    data, _ = a.dataset()
+    taught = b.teach(gone, attributes=_attributes(a, data, gone))
+    assert sorted(taught.row_names) == sorted(a.row_names)
+
+    def row(run, name):
+        head = run.model.classifier
+        i = run.row_of(name)
+        return head.weight[i] if i < head.n_seen else head.unseen_weight[i - head.n_seen]
+
+    for name in a.row_names:  # every row, the taught one included, as in the run that had the class
+        torch.testing.assert_close(row(taught, name), row(a, name), rtol=1e-6, atol=1e-7, msg=name)

@@ -357,10 +357,22 @@ def check_output_dir(out: str | Path, force: bool = False) -> str:
     return "run"
 
 
+def _share_as_umask(root: Path, files: tuple[str, ...]) -> None:
+    """Give every file of a run the mode a new file gets under the umask (safetensors writes 0600
+    files through a temporary name, which would keep a run from the group it is shared with)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in files:
+        path = root / name
+        if path.stat().st_mode & 0o777 != 0o666 & ~umask:
+            path.chmod(0o666 & ~umask)
+
+
 def _finish(out: Path, staging: Path, command: str, force: bool, stages: dict[str, Any]) -> None:
 
     failpoint("write:before-manifest")
     files = tuple(p for p in _listing(staging) if (staging / p).is_file() and p != _LOCK)
+    _share_as_umask(staging, files)
     manifest = Manifest(command=command, files=files, niwt_version=__version__,
                         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), stages=stages,
                         checksums=_checksums(staging, files))

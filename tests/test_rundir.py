@@ -205,3 +205,14 @@ def test_a_stage_whose_file_differs_from_its_checksum_is_recomputed(tmp_path, ca
     with caplog.at_level("WARNING"):
         assert store.get("fit", "k1") is None
     assert "stage fit: weights.bin was altered or truncated" in caplog.text and "recomputed" in caplog.text
+
+
+def test_every_file_of_a_run_has_the_mode_the_umask_gives_a_new_file(small_run_dir, tmp_path):
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    modes = {p.relative_to(small_run_dir).as_posix(): p.stat().st_mode & 0o777
+             for p in small_run_dir.rglob("*") if p.is_file()}
+    assert "model/niwt.safetensors" in modes  # safetensors writes 0600 through a temporary name
+    assert {name: mode for name, mode in modes.items() if mode != 0o666 & ~umask} == {}

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from niwt.data.settings import Setting
+from niwt.data.settings import FINAL, Setting
 from niwt.errors import DataError, RunDirectoryError
 from niwt.evaluate import gzsl_predictions, seen_unseen_curve
 from niwt.explain.fidelity import FidelityReport, fidelity
@@ -165,7 +165,7 @@ def _fidelity(run: LoadedRun, data, images, names: list[NeuronName], n: int = 24
     scored = _scored_unseen(run, data)
     unseen = rng.choice(scored, size=min(n // 2, scored.size), replace=False)
     idx = np.sort(np.concatenate([seen, unseen]))
-    setting = Setting("final", run.fit_classes, run.new_classes, np.zeros(0, np.int64), idx)
+    setting = Setting(FINAL, run.fit_classes, run.new_classes, np.zeros(0, np.int64), idx)
     rows = setting.rows(data.labels[idx])
     return fidelity(run.model, run.model.importance_layer, images[idx], rows, data.masks[idx],
                     data.image_attributes[idx], attribute_groups=data.attribute_groups, inverse=run.inverse,
@@ -272,7 +272,7 @@ def write_report(run: LoadedRun, *, n_gallery: int = 12) -> Path:
     batch = images[idx]
     with torch.no_grad():
         predicted = run.model(batch).argmax(1).numpy()
-    truth_rows = Setting("final", run.fit_classes, run.new_classes, np.zeros(0, np.int64), idx).rows(data.labels[idx])
+    truth_rows = Setting(FINAL, run.fit_classes, run.new_classes, np.zeros(0, np.int64), idx).rows(data.labels[idx])
     right, wrong = np.flatnonzero(predicted == truth_rows), np.flatnonzero(predicted != truth_rows)
     rng = np.random.default_rng(0)
     take_right = rng.permutation(right)[: n_gallery // 2]

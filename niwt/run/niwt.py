@@ -16,7 +16,7 @@ from safetensors.torch import save_file
 
 from niwt import distributed
 from niwt.config import RunConfig, to_dict
-from niwt.data.settings import Setting
+from niwt.data.settings import FINAL, Setting
 from niwt.data.source import take
 from niwt.device import autocast, run_device
 from niwt.errors import ConfigError
@@ -66,7 +66,7 @@ class TransferOutput:
 
 def niwt_transfer(config: RunConfig, model: Backbone, knowledge: np.ndarray, images: torch.Tensor,
                   labels: torch.Tensor, fit_classes: np.ndarray, new_classes: np.ndarray, pool: torch.Tensor,
-                  grid: list[tuple[float, float]], progress: bool = False, stage: str = "final",
+                  grid: list[tuple[float, float]], progress: bool = False, stage: str = FINAL,
                   class_names: tuple[str, ...] | None = None) -> TransferOutput:
     """Importance -> mapping -> transfer for ``new_classes`` with each (Λ, lr) of ``grid``.
 

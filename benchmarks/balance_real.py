@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
-    from niwt.experiments import compare
+    from niwt.pipeline.experiments import compare
     from niwt.results import format_table
 
     with tempfile.TemporaryDirectory() as tmp:

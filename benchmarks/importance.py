@@ -32,7 +32,7 @@ import torch
 from _common import PeakMemory, emit, environment, fmt_table, log, median, peak_rss_mib, reset_peak_rss, rss_mib
 
 from niwt.importance import neuron_importance
-from niwt.models.backbones import Backbone, create_model
+from niwt.models import Backbone, create_model
 
 # name used in the records -> (registry name, constructor kwargs, image side)
 MODELS = {

@@ -97,7 +97,7 @@ def arm_config(arm: str, data_root: Path, seeds: int, validation: str, overrides
 def run_arm(arm: str, data_root: Path, out: Path, seeds: int, validation: str,
             overrides: list[str] | None = None) -> None:
     """One arm in this process: ``niwt compare`` into ``out``, then its wall time and peak memory."""
-    from niwt.experiments import compare
+    from niwt.pipeline.experiments import compare
 
     start = time.perf_counter()
     compare(arm_config(arm, data_root, seeds, validation, overrides), out, force=True, methods=METHODS)

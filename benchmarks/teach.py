@@ -55,7 +55,7 @@ OVERRIDES: list[str] = []
 def kind_config(kind: str, seed: int, quick: bool, withhold: tuple[str, ...] = ()):
     """The demo's config (or the tiny one) with ``kind`` knowledge, ``withhold`` left out and ``--set``."""
     from niwt.config import apply_overrides
-    from niwt.run.presets import demo_config, quick_config
+    from niwt.pipeline.presets import demo_config, quick_config
 
     config = demo_config(seed)
     if quick:
@@ -106,13 +106,13 @@ def redrawn(run, stream: int, overrides: dict | None = None):
     import copy
 
     from niwt.config import to_dict
-    from niwt.rundir import POOL_CACHE
+    from niwt.rundir.layout import POOL_CACHE
     from niwt.runs.teach import learn_rows
     from niwt.transfer import PoolCache
 
     record = json.loads((run.path / "transfer" / "history.json").read_text())
     rows = learn_rows(run.model, run.mapper, np.zeros((0, run.knowledge.shape[1])), run.knowledge[run.new_classes],
-                      PoolCache.load(run.path / "transfer" / POOL_CACHE), lam=record["lam"], lr=record["lr"],
+                      PoolCache.load(run.path / POOL_CACHE), lam=record["lam"], lr=record["lr"],
                       transfer={**to_dict(run.config.transfer), **(overrides or {})},
                       reduction=run.config.importance.reduction, seed=stream, names=list(run.row_names[len(run.fit_classes):]))
     model = copy.deepcopy(run.model)
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from niwt.config import resolve_config
     from niwt.data import open_dataset
-    from niwt.run.commands import run_to_dir
+    from niwt.pipeline.commands import run_to_dir
     from niwt.runs import load_run
 
     args.out.mkdir(parents=True, exist_ok=True)

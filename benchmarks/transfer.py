@@ -34,8 +34,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 from _common import PeakMemory, emit, environment, fmt_table, log, median
 
-from niwt.importance import eval_mode
-from niwt.models.backbones import Backbone, create_model
+from niwt.layers import eval_mode
+from niwt.models import Backbone, create_model
 from niwt.training import StepEnd
 from niwt.transfer import MODES, PairSampler, UnseenWeightOptimizer, init_unseen_weights
 

@@ -34,8 +34,8 @@ from _common import PeakMemory, emit, environment, fmt_table, log
 from niwt.config import RunConfig, from_dict, resolve_config
 from niwt.data.shapes import make_shapes
 from niwt.models import create_model
-from niwt.run import build_context, class_vectors, fit_niwt
-from niwt.training import seed_everything
+from niwt.pipeline import fit_niwt, open_run, seed_context
+from niwt.seeding import seed_everything
 
 
 def _config(arch: str, mode: str, side: int, images: int, batch: int) -> RunConfig:
@@ -92,9 +92,8 @@ def main() -> None:
     base = measure("model", lambda: create_model(args.arch, 1, weights="none"))
     reference = _reference_step(base, args.side, args.batch)
     log(f"reference training step ({args.batch} images): {reference:.2f} s")
-    knowledge, names = class_vectors(config, data)
-    ctx = measure("train", lambda: build_context(config, data, knowledge, validation=False, base=base,
-                                                knowledge_names=names))
+    inputs = open_run(config, data)
+    ctx = measure("train", lambda: seed_context(inputs, validation=False, base=base))
     run = measure("niwt", lambda: fit_niwt(ctx))
     recorded = {k: round(v, 2) for k, v in run.result.seconds.items()}
     rows = [[name, s["seconds"], s["seconds"] / reference, s["peak_extra_mib"], s["peak_mib"]]

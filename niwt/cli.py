@@ -1,4 +1,4 @@
-"""The ``niwt`` command line: argument parsing only; the work is in :mod:`niwt.run` and :mod:`niwt.experiments`."""
+"""The ``niwt`` command line: argument parsing only; the work is in :mod:`niwt.pipeline` and :mod:`niwt.pipeline.experiments`."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from niwt.config import METHOD_NAMES
 from niwt.data.registry import FORMATS
 from niwt.device import DEVICES
 from niwt.errors import ConfigError, NIWTError
-from niwt.experiments import DEFAULT_SWEEP
+from niwt.pipeline.experiments import DEFAULT_SWEEP
+from niwt.rundir import layout
 
 __all__ = ["get_args_parser", "main"]
 
@@ -61,8 +62,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="NIWT and the baselines end to end on the embedded shapes world",
                           description="Generate the shapes world, pre-train and train a backbone, choose every "
                           "method's hyper-parameters (NIWT's Λ included) on validation classes, transfer the unseen "
-                          "classes, and print the GZSL table (S, U, H, ZSL, AUSUC). Writes metrics.json, "
-                          "config.toml, versions.json and the weights to --out.")
+                          f"classes, and print the GZSL table (S, U, H, ZSL, AUSUC). Writes {layout.METRICS}, "
+                          f"{layout.CONFIG}, {layout.VERSIONS} and the weights to --out.")
     demo.add_argument("--seed", type=int, default=0, help="random seed of the whole run (default: 0)")
     _common(demo, "runs/demo")
     _resume(demo)
@@ -76,7 +77,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     comp = sub.add_parser("compare", help="NIWT, ALE, DEM, ESZSL and SAE side by side over several seeds",
                           description="All methods on the same backbone features and splits, hyper-parameters "
                           "chosen on validation classes, mean ± std over seeds, and every pair's difference in H "
-                          "paired over seeds with a bootstrap 95%% interval; writes metrics.json with "
+                          f"paired over seeds with a bootstrap 95%% interval; writes {layout.METRICS} with "
                           "methods.<name>.{seen_acc, unseen_acc, H, zsl_acc, ausuc} and <key>_std, and the "
                           "per-seed values. Without CONFIG: the comparison world (more images than the demo's).")
     _config_args(comp, optional=True, default="the comparison world")
@@ -86,7 +87,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     _resume(comp)
     sweep = sub.add_parser("sweep-lambda", help="seen / unseen accuracy against Λ (table and PNG plot)",
                            description="The paper's regularisation study on the test images of the shapes world: "
-                           "S, U and H against Λ on a log scale, written as a table and plots/lambda_sweep.png. "
+                           f"S, U and H against Λ on a log scale, written as a table and {layout.LAMBDA_SWEEP}. "
                            "An analysis only: the pipeline itself chooses Λ on validation classes.")
     _config_args(sweep, optional=True)
     sweep.add_argument("--lams", default=",".join(f"{v:g}" for v in DEFAULT_SWEEP),
@@ -96,7 +97,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                            description="NIWT against ALE and DEM, finetuned against fixed, attributes against text "
                            "and the Λ trade-off, each as a paired difference over seeds with a bootstrap 95%% "
                            "interval and a verdict (holds / does not hold / inconclusive), the paper's finding "
-                           "beside; writes the claims table to metrics.json and plots/lambda_curve.png. Without "
+                           f"beside; writes the claims table to {layout.METRICS} and {layout.LAMBDA_CURVE}. Without "
                            "CONFIG: the comparison world.")
     _config_args(repro, optional=True, default="the comparison world")
     repro.add_argument("--seeds", type=int, help="number of seeds (default: 4)")
@@ -115,7 +116,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                           description="For each IMAGE (PNG or JPEG, prepared as the run's images were) or, with no "
                           "image, a sample of the run's unseen test images: the prediction, a Grad-CAM overlay "
                           "(PNG) and the top knowledge dimensions behind it (through the inverse map); "
-                          "explanations.json beside the PNGs.")
+                          f"{layout.EXPLANATIONS} beside the PNGs.")
     expl.add_argument("run", type=Path, help="a run directory of niwt run / demo / compare")
     expl.add_argument("images", type=Path, nargs="*", help="image files (default: a sample of test images)")
     expl.add_argument("--class", dest="class_name", help="explain this class instead of the prediction")
@@ -161,7 +162,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     names.add_argument("run", type=Path, help="a run directory")
     names.add_argument("--top-k", type=int, default=3, help="names per neuron (default: 3)")
     names.add_argument("--quiet", action="store_true", help="warnings only")
-    rep = sub.add_parser("report", help="RUN/report.html: tables, plots, explained images, neuron names",
+    rep = sub.add_parser("report", help=f"RUN/{layout.REPORT}: tables, plots, explained images, neuron names",
                          description="Write one self-contained HTML page into the run directory: the GZSL table, "
                          "the run's plots, a gallery of unseen test images with prediction, overlay and "
                          "explanation, what each unseen class was told, the neuron names and, on the shapes "
@@ -229,12 +230,12 @@ def _report(command: str, result: object, out: str, seconds: float) -> None:
     if isinstance(result, Ablation):
         sys.stdout.write(format_ablation(result) + "\n")
     elif isinstance(result, Sweep):
-        sys.stdout.write(format_sweep(result) + "\n" + f"Plot: {out}/plots/lambda_sweep.png\n")
+        sys.stdout.write(format_sweep(result) + "\n" + f"Plot: {out}/{layout.LAMBDA_SWEEP}\n")
     elif isinstance(result, Reproduction):
-        sys.stdout.write(format_reproduction(result) + "\n" + f"Plot: {out}/plots/lambda_curve.png\n")
+        sys.stdout.write(format_reproduction(result) + "\n" + f"Plot: {out}/{layout.LAMBDA_CURVE}\n")
     elif isinstance(result, Comparison):
         sys.stdout.write(format_table(result) + "\n")
-    sys.stdout.write(f"Wrote {out}/metrics.json in {seconds:.0f} s.\n")
+    sys.stdout.write(f"Wrote {out}/{layout.METRICS} in {seconds:.0f} s.\n")
 
 
 def _parse_floats(text: str, name: str) -> tuple[float, ...]:
@@ -251,7 +252,7 @@ def _parse_floats(text: str, name: str) -> tuple[float, ...]:
 
 def _load(args: argparse.Namespace):
     from niwt.config import RunConfig, apply_overrides, load_config
-    from niwt.run.presets import comparison_config, demo_config, quick_config
+    from niwt.pipeline.presets import comparison_config, demo_config, quick_config
 
     if args.config is not None:
         config = load_config(args.config, RunConfig)
@@ -281,7 +282,7 @@ def _process_group(args: argparse.Namespace):
     if distributed.env_world_size() <= 1 or not hasattr(args, "out") or not hasattr(args, "force"):
         return contextlib.nullcontext()
     from niwt.device import resolve_device
-    from niwt.run.presets import demo_config
+    from niwt.pipeline.presets import demo_config
 
     config = _with_device(demo_config(), args) if args.command == "demo" else _load(args)
     return distributed.process_group(resolve_device(config.runtime.device))
@@ -290,9 +291,8 @@ def _process_group(args: argparse.Namespace):
 def _run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from niwt import experiments
     from niwt.config import describe_config
-    from niwt.run import commands, presets
+    from niwt.pipeline import commands, experiments, presets
 
     if args.command == "config":
         sys.stdout.write(describe_config(_load(args)))
@@ -304,7 +304,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command in ("teach", "forget"):
         return _teach(args)
     if args.command == "export-features":
-        from niwt.run.export import export_main
+        from niwt.runs.export import export_main
 
         sys.stdout.write(export_main(args.run, args.out) + "\n")
         return 0
@@ -358,7 +358,7 @@ def _predict(args: argparse.Namespace) -> int:
     if args.explain:
         from niwt.report import run_report
 
-        explained = [run_report.explain_run(run, [path], run.path / "explain", class_name=p.classes[0])[0]
+        explained = [run_report.explain_run(run, [path], run.path / layout.EXPLAIN, class_name=p.classes[0])[0]
                      for path, p in zip(args.images, predictions)]  # each image's top class, calibrated
     if args.json:
         rows = [p.to_dict() for p in predictions]
@@ -430,7 +430,7 @@ def _explain_commands(args: argparse.Namespace) -> int:
         return 0
     if args.top_k < 1 or args.n < 1:
         raise ConfigError(f"`--top-k` and `--n` must be >= 1, got {args.top_k} and {args.n}")
-    out = args.out if args.out is not None else run.path / "explain"
+    out = args.out if args.out is not None else run.path / layout.EXPLAIN
     records = run_report.explain_run(run, list(args.images), out, class_name=args.class_name, top_k=args.top_k,
                                      n=args.n)
     if args.out is None:
@@ -439,7 +439,7 @@ def _explain_commands(args: argparse.Namespace) -> int:
         terms = ", ".join(f"{t['name']} ({t['score']:.2f})" for t in r.to_dict()["terms"])
         truth = f" (true: {r.true_class})" if r.true_class else ""
         sys.stdout.write(f"{r.source}{truth}: predicted {r.predicted}; {r.explained} because of {terms}\n")
-    sys.stdout.write(f"Overlays and explanations.json in {out}\n")
+    sys.stdout.write(f"Overlays and {layout.EXPLANATIONS} in {out}\n")
     return 0
 
 

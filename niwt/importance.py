@@ -10,18 +10,16 @@ ICCV 2017; NIWT, ECCV 2018, https://arxiv.org/abs/1808.02861)
 Grad-CAM). Transfer, extraction and explanations all go through :func:`importance_from_activations`.
 
 Token layers (a vision transformer's blocks, or a norm inside one) output ``[N, T, D]``: T tokens
-of D channels, the first :func:`token_prefix` of them class or register tokens and the rest the
+of D channels, the first :func:`~niwt.layers.token_prefix` of them class or register tokens and the rest the
 patch tokens of an ``h x w`` grid. Their channels are the D dimensions and the sum (or mean) runs
 over the patch tokens only, so the importance of a ViT layer is the Grad-CAM weight that
 pytorch-grad-cam computes after its reshape of the patch tokens to ``[N, D, h, w]``
-(:func:`token_grid`); a shift of a channel (:func:`shift_channels`) moves the patch tokens alone.
+(:func:`~niwt.layers.token_grid`); a shift of a channel (:func:`~niwt.layers.shift_channels`) moves the patch tokens alone.
 """
 
 from __future__ import annotations
 
-import contextlib
-import difflib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -30,160 +28,12 @@ from niwt.checks import as_image_batch, as_labels
 from niwt.data.source import iter_batches
 from niwt.device import to_device
 from niwt.errors import ConfigError, DataError
+from niwt.layers import capture_layer, check_layout, eval_mode, resolve_layer, token_prefix
 
-__all__ = [
-    "REDUCTIONS",
-    "neuron_importance",
-    "importance_from_activations",
-    "resolve_layer",
-    "capture_layer",
-    "eval_mode",
-    "token_prefix",
-    "token_grid",
-    "patch_grid",
-    "shift_channels",
-    "channel_count",
-    "position_count",
-]
+__all__ = ["REDUCTIONS", "neuron_importance", "importance_from_activations"]
 
 REDUCTIONS: tuple[str, ...] = ("sum", "mean")
 """Spatial reductions of the importance: ``"sum"`` (NIWT) and ``"mean"`` (Grad-CAM)."""
-
-
-def resolve_layer(model: nn.Module, layer: nn.Module | str) -> nn.Module:
-    """Return the sub-module ``layer`` of ``model``, given as a module or its dotted name."""
-    if isinstance(layer, nn.Module):
-        if not any(m is layer for m in model.modules()):
-            raise ConfigError("`layer` is a module that is not part of `model`")
-        return layer
-    names = [name for name, _ in model.named_modules() if name]
-    if layer not in names:
-        close = difflib.get_close_matches(layer, names, n=8, cutoff=0.6)
-        shown = close or names[:8]
-        raise ConfigError(f"unknown layer {layer!r}; {'close' if close else 'some valid'} names: {', '.join(shown)}"
-                          f" ({len(names)} in all: [name for name, _ in model.named_modules()] lists them)")
-    return model.get_submodule(layer)
-
-
-@contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put every sub-module in eval mode and restore each one's ``training`` flag afterwards."""
-    flags = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for m, flag in flags:
-            m.training = flag
-
-
-@contextlib.contextmanager
-def capture_layer(module: nn.Module) -> Iterator[list[torch.Tensor]]:
-    """Record the output of ``module`` as a fresh leaf that requires grad.
-
-    The hook swaps the layer's output for ``output.detach().requires_grad_()``, so later layers
-    compute from that leaf: gradients w.r.t. the layer need only the part of the network after it,
-    and nothing flows into earlier layers or touches any parameter's ``.grad``. The hook is removed
-    on exit, also when an exception is raised inside the block.
-    """
-    store: list[torch.Tensor] = []
-
-    def hook(_module: nn.Module, _inputs: object, output: torch.Tensor) -> torch.Tensor:
-        if not isinstance(output, torch.Tensor):
-            raise DataError(f"the importance layer must output a tensor, got {type(output).__name__}")
-        leaf = output.detach().requires_grad_(True)
-        store.append(leaf)
-        # A copy goes on, so a following in-place op (ReLU(inplace=True), `out += identity`) modifies
-        # the copy, not the leaf the gradient is taken with respect to.
-        return leaf.clone()
-
-    handle = module.register_forward_hook(hook)
-    try:
-        yield store
-    finally:
-        handle.remove()
-
-
-def token_prefix(model: nn.Module) -> int:
-    """How many class / register tokens precede the patch tokens at the model's token layers.
-
-    The ``num_prefix_tokens`` of ``model`` or of its first sub-module that has one (timm's vision
-    transformers, and the niwt backbones built on them, say it); 0 when none does.
-    """
-    for module in model.modules():
-        value = getattr(module, "num_prefix_tokens", None)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return 0
-
-
-def _check_layout(activations: torch.Tensor, prefix: int) -> None:
-    if activations.ndim not in (2, 3, 4):
-        raise DataError(f"layer activations must be [N, K], [N, T, D] tokens or [N, K, h, w], got "
-                        f"{tuple(activations.shape)}")
-    if activations.ndim == 3 and not 0 <= prefix < activations.shape[1]:
-        raise DataError(f"token activations {tuple(activations.shape)} have {activations.shape[1]} tokens, fewer "
-                        f"than {prefix} prefix tokens and one patch token")
-
-
-def channel_count(activations: torch.Tensor) -> int:
-    """The channels K of ``[N, K]`` / ``[N, K, h, w]`` activations, or D of ``[N, T, D]`` tokens."""
-    return int(activations.shape[-1] if activations.ndim == 3 else activations.shape[1])
-
-
-def position_count(activations: torch.Tensor, prefix: int = 0) -> int:
-    """The positions a channel is summed over: ``h * w``, or the ``T - prefix`` patch tokens."""
-    _check_layout(activations, prefix)
-    if activations.ndim == 3:
-        return int(activations.shape[1] - prefix)
-    return int(activations[0, 0].numel())
-
-
-def shift_channels(activations: torch.Tensor, shift: torch.Tensor, prefix: int = 0) -> torch.Tensor:
-    """``activations`` with channel k moved by ``shift[:, k]`` at every position (every patch token).
-
-    The gradient of anything computed from the result w.r.t. ``shift`` at 0 is the summed importance.
-    """
-    _check_layout(activations, prefix)
-    if activations.ndim == 2:
-        return activations + shift
-    if activations.ndim == 4:
-        return activations + shift[:, :, None, None]
-    return torch.cat([activations[:, :prefix], activations[:, prefix:] + shift[:, None, :]], 1)
-
-
-def patch_grid(model: nn.Module) -> tuple[int, int] | None:
-    """``(h, w)`` of the model's patch grid (the ``grid_size`` of timm's patch embedding), or None."""
-    for module in model.modules():
-        grid = getattr(module, "grid_size", None)
-        if isinstance(grid, tuple) and len(grid) == 2 and all(isinstance(g, int) for g in grid):
-            return grid
-    return None
-
-
-def token_grid(activations: torch.Tensor, prefix: int = 0, grid: tuple[int, int] | None = None) -> torch.Tensor:
-    """Patch tokens ``[N, T, D]`` laid out as ``[N, D, h, w]`` maps (4-D activations are returned as given).
-
-    Args:
-        activations: token activations.
-        prefix: class / register tokens to drop first.
-        grid: ``(h, w)`` of the patch grid (:func:`patch_grid`); square when not given or when it does
-            not hold the tokens.
-
-    Raises:
-        DataError: the patch tokens do not fill the grid (a non-square count without ``grid``).
-    """
-    if activations.ndim == 4:
-        return activations
-    n_patch = position_count(activations, prefix)
-    if grid is None or grid[0] * grid[1] != n_patch:
-        side = round(n_patch ** 0.5)
-        grid = (side, side)
-    if grid[0] * grid[1] != n_patch:
-        raise DataError(f"{n_patch} patch tokens (after {prefix} prefix tokens) do not fill a {grid[0]} x {grid[1]} "
-                        "grid; give the model's patch grid")
-    patches = activations[:, prefix:]
-    return patches.reshape(patches.shape[0], grid[0], grid[1], patches.shape[2]).permute(0, 3, 1, 2)
 
 
 def _input_channels(model: nn.Module) -> int | None:
@@ -223,7 +73,7 @@ def importance_from_activations(
         ``[N, K]`` importances (``[N, D]`` for tokens).
     """
     _check_reduction(reduction)
-    _check_layout(activations, prefix_tokens)
+    check_layout(activations, prefix_tokens)
     if targets.shape != (scores.shape[0],):
         raise DataError(f"`targets` must be [{scores.shape[0]}], got {tuple(targets.shape)}")
     picked = scores.gather(1, targets.long().view(-1, 1)).sum()
@@ -271,7 +121,7 @@ def neuron_importance(
         batch_size: stream the images in batches of this size (memory stays flat), or all at once.
         create_graph: keep the graph for higher-order gradients (only without ``batch_size``).
         return_activations: also return the detached activations ``[N, K, h, w]`` (``[N, T, D]``
-            at a token layer: see :func:`token_grid`).
+            at a token layer: see :func:`~niwt.layers.token_grid`).
         progress: called with the number of images done after each batch.
 
     Returns:

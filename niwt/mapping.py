@@ -13,10 +13,12 @@ seen class for that many epochs.
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -293,3 +295,52 @@ class ImportanceMapper:
             raise DataError(f"`knowledge` must be [M, {self.n_features_in_}], got {knowledge.shape}")
         with torch.no_grad():
             return self.net_(torch.from_numpy(knowledge)).numpy()
+
+    _SETTINGS = ("model", "hidden", "lr", "epochs", "batch_size", "weight_decay", "n_holdout", "refit", "random_state")
+
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted map as one safetensors file: the net's tensors, and as metadata its
+        settings, input width and choice (epoch, held-out Spearman); returns the path."""
+        from safetensors.torch import save_file
+
+        if not hasattr(self, "net_"):
+            raise NotFittedError("This ImportanceMapper instance is not fitted yet: nothing to save")
+        path = Path(path)
+        state = {k: v.detach().contiguous() for k, v in self.net_.state_dict().items()}
+        metadata = {"settings": json.dumps({k: getattr(self, k) for k in self._SETTINGS}),
+                    "n_features_in": str(self.n_features_in_), "best_epoch": str(self.best_epoch_),
+                    "val_spearman": repr(float(self.val_spearman_))}
+        save_file(state, str(path), metadata=metadata)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, *, model: str = "linear", hidden: int = 256) -> ImportanceMapper:
+        """Read a map :meth:`save` wrote, ready to :meth:`predict`.
+
+        ``model`` and ``hidden`` are only read for a file written before maps kept their settings
+        (a run of an earlier niwt), whose config says them.
+
+        Raises:
+            DataError: a file whose tensors do not make a map of its settings (named).
+        """
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}
+        settings = json.loads(metadata["settings"]) if "settings" in metadata else {"model": model, "hidden": hidden}
+        mapper = cls(**settings)
+        first = "weight" if mapper.model == "linear" else "0.weight"
+        last = "weight" if mapper.model == "linear" else "2.weight"
+        if first not in state or last not in state:
+            raise DataError(f"{path} does not hold a {mapper.model!r} map (tensors {sorted(state)})")
+        net = build_map(mapper.model, int(state[first].shape[1]), int(state[last].shape[0]), mapper.hidden)
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as err:
+            raise DataError(f"{path} does not hold a {mapper.model!r} map: {err}") from None
+        mapper.net_ = net.eval()
+        mapper.n_features_in_ = int(metadata.get("n_features_in", state[first].shape[1]))
+        if "best_epoch" in metadata:
+            mapper.best_epoch_, mapper.val_spearman_ = int(metadata["best_epoch"]), float(metadata["val_spearman"])
+        return mapper

@@ -5,17 +5,29 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch import nn
 
 from niwt import distributed
 from niwt.data.settings import Setting
 from niwt.data.source import ImageSource, iter_batches
 from niwt.device import to_device
 from niwt.errors import DataError
-from niwt.importance import eval_mode
+from niwt.layers import eval_mode
 from niwt.models import Backbone, FeatureMLP
-from niwt.training import predict_logits
 
-__all__ = ["gzsl_scores", "spread_rows", "score_images", "model_features", "penultimate_features"]
+__all__ = ["predict_logits", "gzsl_scores", "spread_rows", "score_images", "model_features", "penultimate_features"]
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """Logits of ``model`` in eval mode, in batches (train/eval flags restored), on the model's device."""
+    from niwt.importance import eval_mode
+
+    ref = next(model.parameters(), None)
+    device = ref.device if ref is not None else torch.device("cpu")
+    with eval_mode(model):
+        return torch.cat([model(to_device(x, device))
+                          for _, x in iter_batches(images, None, batch_size, pin_memory=device.type == "cuda")], 0)
 
 
 def gzsl_scores(model: Backbone, images: torch.Tensor | ImageSource, seen: np.ndarray, unseen: np.ndarray,

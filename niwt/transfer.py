@@ -52,14 +52,8 @@ from torch import nn
 from niwt.checks import as_image_batch, as_matrix
 from niwt.device import to_device
 from niwt.errors import ConfigError, DataError, NotFittedError, RunDirectoryError
-from niwt.importance import (
-    channel_count,
-    eval_mode,
-    importance_from_activations,
-    neuron_importance,
-    position_count,
-    token_prefix,
-)
+from niwt.importance import importance_from_activations, neuron_importance
+from niwt.layers import channel_count, eval_mode, position_count, token_prefix
 from niwt.models.backbones import Backbone
 from niwt.seeding import stage_seed
 from niwt.training import EarlyStopping, StepEnd, optimize

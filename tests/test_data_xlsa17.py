@@ -7,7 +7,8 @@ import pytest
 import scipy.io
 from _fixtures_data import corrupt, make_xlsa17, shared_data_dir, standin_res101
 
-from niwt.data.formats.xlsa17 import load_xlsa17, read_split_file
+from niwt.data.formats.xlsa17 import load_xlsa17
+from niwt.data.formats.xlsa17_files import read_split_file
 from niwt.data.inspect import inspect_dataset
 from niwt.errors import ConfigError, DataError
 

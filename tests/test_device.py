@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from niwt import training
 from niwt.cli import _with_device, get_args_parser
 from niwt.config import RunConfig, RuntimeConfig, apply_overrides
 from niwt.device import autocast, check_precision, grad_scaler, resolve_device, to_device
 from niwt.errors import ConfigError, DataError
 from niwt.importance import neuron_importance
-from niwt.models.backbones import create_model
+from niwt.models import create_model
+from niwt.training import loop as training
 from niwt.training import optimize, train_classifier
 
 CPU = torch.device("cpu")

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from niwt.errors import ConfigError
-from niwt.models.backbones import Backbone, create_model
+from niwt.models import Backbone, create_model
 from niwt.models.head import ExtendableLinear
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,8 +65,8 @@ def _inputs() -> dict[str, object]:
 def _compute() -> dict[str, torch.Tensor]:
     """Importances, targets and unseen rows of the pipeline's transfer, and a trained small model."""
     from niwt.config import RunConfig, RuntimeConfig
-    from niwt.run.niwt import niwt_transfer
-    from niwt.run.presets import quick_config
+    from niwt.pipeline.niwt_method import niwt_transfer
+    from niwt.pipeline.presets import quick_config
     from niwt.training import train_classifier
 
     x = _inputs()

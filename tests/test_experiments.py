@@ -89,7 +89,7 @@ def test_reproduce_quick_writes_the_claims_table_with_verdicts(tmp_path, capsys)
 
 
 def test_ablate_quick_compares_each_alternative_with_the_papers_choice(tmp_path, capsys):
-    from niwt.experiments import ABLATIONS
+    from niwt.pipeline.experiments import ABLATIONS
 
     out = tmp_path / "ablate"
     assert main(["ablate", "--quick", "--seeds", "2", "--out", str(out), "--quiet"]) == 0
@@ -125,7 +125,7 @@ def test_claim_verdicts_worked_by_hand():
 
 def test_compare_and_reproduce_default_to_the_comparison_world():
     from niwt.cli import _load, get_args_parser
-    from niwt.run.presets import COMPARISON_WORLD
+    from niwt.pipeline.presets import COMPARISON_WORLD
 
     for command in ("compare", "reproduce"):
         config = _load(get_args_parser().parse_args([command]))
@@ -146,10 +146,10 @@ def test_compare_and_reproduce_default_to_the_comparison_world():
     ],
 )
 def test_bad_input_fails_before_training(argv, message, tmp_path, capsys, monkeypatch):
-    import niwt.run.training
+    import niwt.pipeline.networks
 
     trained = []
-    monkeypatch.setattr(niwt.run.training, "train_classifier", lambda *a, **k: trained.append(k.get("desc")))
+    monkeypatch.setattr(niwt.pipeline.networks, "train_classifier", lambda *a, **k: trained.append(k.get("desc")))
     out = tmp_path / "never"
     assert main([*argv, "--out", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err

@@ -26,7 +26,8 @@ from niwt.explain import (
 from niwt.importance import neuron_importance
 from niwt.mapping import ImportanceMapper
 from niwt.models import create_model
-from niwt.training import seed_everything, train_classifier
+from niwt.seeding import seed_everything
+from niwt.training import train_classifier
 from niwt.transfer import UnseenWeightOptimizer
 
 GROUPS = (("shape", ("disc", "square")), ("colour", ("red", "blue", "green")))

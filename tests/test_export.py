@@ -10,11 +10,11 @@ import scipy.io
 import torch
 from _fixtures_data import shared_data_dir
 
-import niwt.run.export as export_module
+import niwt.runs.export as export_module
 from niwt.data.formats.xlsa17 import load_xlsa17
 from niwt.errors import RunDirectoryError
-from niwt.run.export import EXPORT_FILES, export_features, export_main
 from niwt.runs import load_run
+from niwt.runs.export import EXPORT_FILES, export_features, export_main
 
 SPLIT_FIELDS = ("allclasses_names", "att", "original_att", "test_seen_loc", "test_unseen_loc", "train_loc",
                 "trainval_loc", "val_loc")

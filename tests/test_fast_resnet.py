@@ -9,7 +9,8 @@ from torch.nn import functional as F
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from niwt.errors import ConfigError, DataError
-from niwt.importance import eval_mode, neuron_importance
+from niwt.importance import neuron_importance
+from niwt.layers import eval_mode
 from niwt.models import Backbone, ExtendableLinear, check_backbone, create_model, fast_resnet
 from niwt.transfer import UnseenWeightOptimizer
 

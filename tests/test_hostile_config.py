@@ -27,8 +27,8 @@ from _fixtures_data import make_awa2, make_folder, make_xlsa17
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import niwt.experiments
-import niwt.run.commands
+import niwt.pipeline.commands
+import niwt.pipeline.experiments
 from niwt.cli import main
 from niwt.config import RunConfig, apply_overrides, load_config, to_dict
 from niwt.errors import ConfigError, NIWTError
@@ -298,7 +298,7 @@ def datasets(tmp_path_factory) -> dict[str, Path]:
 
 def _stub_training(monkeypatch) -> None:
     """Stop every command right after its dataset is opened (file datasets are really opened)."""
-    real_open = niwt.run.commands.open_dataset
+    real_open = niwt.pipeline.commands.open_dataset
 
     def open_then_stop(config):
         if getattr(config.data, "kind", "shapes") != "shapes":
@@ -306,7 +306,7 @@ def _stub_training(monkeypatch) -> None:
         raise _StoppedBeforeTraining("stopped before training")
 
     # every command opens its dataset through one of these two names (a missing one fails here)
-    for module in (niwt.run.commands, niwt.experiments):
+    for module in (niwt.pipeline.commands, niwt.pipeline.experiments):
         monkeypatch.setattr(module, "open_dataset", open_then_stop)
 
 

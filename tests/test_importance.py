@@ -188,7 +188,7 @@ class _TokenHead(torch.nn.Module):
 
 
 def test_importance_at_a_token_layer_sums_over_the_patch_tokens_only():
-    from niwt.importance import shift_channels, token_grid
+    from niwt.layers import shift_channels, token_grid
 
     model = _TokenHead()
     x = torch.rand(2, 3, 4, 4)

@@ -14,29 +14,27 @@ from niwt.errors import ConfigError
 from niwt.importance import neuron_importance
 from niwt.models import create_model
 from niwt.models.contract import check_backbone
-from niwt.run import build_context, class_vectors, niwt_method, run_methods, select_niwt
-from niwt.run.presets import quick_config
+from niwt.pipeline import niwt_method, open_run, run_methods, seed_context, select_niwt
+from niwt.pipeline.presets import quick_config
 
 
 @pytest.fixture(scope="module")
 def tiny_context():
     config = resolve_config(replace(quick_config(RunConfig()), seed=2))
-    data = make_shapes(config.data)
-    knowledge, names = class_vectors(config, data)
-    return build_context(config, data, knowledge, knowledge_names=names)
+    return seed_context(open_run(config, make_shapes(config.data)))
 
 
 def test_niwt_and_niwt_bal_share_their_transfers(tiny_context, monkeypatch):
-    import niwt.run.niwt
+    import niwt.pipeline.niwt_method
 
     calls = []
-    original = niwt.run.niwt.niwt_transfer
+    original = niwt.pipeline.niwt_method.niwt_transfer
 
     def counting(config, model, knowledge, images, labels, fit, new, pool, grid, progress=False, **kwargs):
         calls.append(len(grid))
         return original(config, model, knowledge, images, labels, fit, new, pool, grid, progress, **kwargs)
 
-    monkeypatch.setattr(niwt.run.niwt, "niwt_transfer", counting)
+    monkeypatch.setattr(niwt.pipeline.niwt_method, "niwt_transfer", counting)
     results = run_methods(tiny_context, ("niwt", "niwt-bal"))
     grid = len(tiny_context.config.transfer.lam_grid)
     chosen = {tuple(r.selection.params.items()) for r in results}
@@ -108,8 +106,7 @@ def test_more_validation_splits_draw_other_val_classes_and_choose_by_the_mean_h(
     again = validation_splits(data, config.seed, 3)
     assert all(np.array_equal(a.test_idx, b.test_idx) for a, b in zip(splits, again))
 
-    knowledge, names = class_vectors(config, data)
-    ctx = build_context(config, data, knowledge, knowledge_names=names)
+    ctx = seed_context(open_run(config, data))
     assert len(ctx.validations) == 3 and len(ctx.models.more_validation) == 2
     assert set(ctx.models.keys) >= {"train_val", "train_val2", "train_val3"}
     rng = np.random.default_rng(0)

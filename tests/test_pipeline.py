@@ -142,7 +142,7 @@ def test_a_source_pool_on_a_dataset_without_source_images_becomes_the_seen_pool_
     from niwt.cli import main
     from niwt.config import load_config
     from niwt.data.shapes import ShapesConfig, make_shapes
-    from niwt.run import fit_to_data
+    from niwt.pipeline import fit_to_data
 
     data = make_shapes(ShapesConfig(n_source=0, n_seen=6, n_unseen=3, n_val=2, n_trainval_images=4,
                                     n_test_seen_images=2, n_test_unseen_images=2))

@@ -12,11 +12,12 @@ import pytest
 
 from niwt.config import RunConfig
 from niwt.evaluate import evaluate_gzsl, seen_unseen_curve
-from niwt.experiments import compare
+from niwt.pipeline.experiments import compare
+from niwt.pipeline.presets import quick_config
 from niwt.report.plots import mean_curve
 from niwt.report.run_report import gzsl_plots, write_report
-from niwt.run.presets import quick_config
-from niwt.rundir import TEST_SCORES, load_test_scores, read_manifest, stage_dir
+from niwt.rundir import load_test_scores, read_manifest
+from niwt.rundir.layout import TEST_SCORES, stage_dir
 from niwt.runs import load_run
 
 

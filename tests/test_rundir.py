@@ -9,7 +9,8 @@ import pytest
 
 from niwt.cli import main
 from niwt.errors import RunDirectoryError
-from niwt.rundir import MANIFEST, StageStore, check_output_dir, in_run_dir, read_manifest, run_dir
+from niwt.rundir import StageStore, check_output_dir, in_run_dir, read_manifest, run_dir
+from niwt.rundir.layout import MANIFEST
 
 
 def _write_run(out, force=False, text="a"):

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from niwt.seeding import seeded, stage_generator, stage_rng, stage_seed
 
-# the draws of one run (niwt.run, niwt.data.formats.splits)
+# the draws of one run (niwt.pipeline, niwt.data.formats.splits)
 STAGES = [("pretrain", "init"), ("pretrain", "batches"), ("train_val", "init"), ("train_val", "batches"),
           ("train_val", "head batches"), ("train_final", "init"), ("train_final", "batches"),
           ("train_final", "head batches"), ("validation split",), ("validation classes",), ("test_seen images",),

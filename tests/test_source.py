@@ -23,7 +23,8 @@ from niwt.data.source import (
     take,
 )
 from niwt.errors import ConfigError, DataError
-from niwt.training import predict_logits, train_classifier
+from niwt.scores import predict_logits
+from niwt.training import train_classifier
 
 
 @pytest.fixture(scope="module")

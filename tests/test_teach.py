@@ -17,7 +17,8 @@ import torch
 from niwt.cli import main
 from niwt.errors import DataError, RunDirectoryError
 from niwt.faults import ENV
-from niwt.rundir import MANIFEST, POOL_CACHE, file_checksum, read_manifest
+from niwt.rundir import file_checksum, read_manifest
+from niwt.rundir.layout import MANIFEST, POOL_CACHE
 from niwt.runs import Lesson, RunFormatError, load_run
 from niwt.transfer import PoolCache, UnseenWeightOptimizer
 from tests._configs import SMALL_RUN
@@ -102,7 +103,7 @@ def test_a_saved_taught_run_loads_back_checked_predicts_it_and_keeps_the_source(
         assert set(p.classes) == set(saved.row_names) and sum(p.probabilities) == pytest.approx(1.0, abs=1e-9)
     # the twin got its namesake's vector, so the map predicts it the same importance
     np.testing.assert_allclose(saved.knowledge[-1], saved.knowledge[run.new_classes[-1]], rtol=1e-12, atol=1e-12)
-    from niwt.run.export import export_features
+    from niwt.runs.export import export_features
 
     with pytest.raises(DataError, match="was taught twin, which its dataset has no image of"):
         export_features(saved, tmp_path / "export")
@@ -175,10 +176,10 @@ def test_a_name_that_is_a_class_is_refused(run_dir, capsys):
 
 def test_old_and_damaged_runs_are_refused_and_named(run_dir, tmp_path):
     old = Path(shutil.copytree(run_dir, tmp_path / "old"))
-    (old / "transfer" / POOL_CACHE).unlink()  # as a run written before runs kept their pool cache
+    (old / POOL_CACHE).unlink()  # as a run written before runs kept their pool cache
     manifest = json.loads((old / MANIFEST).read_text())
-    manifest["files"].remove(f"transfer/{POOL_CACHE}")
-    del manifest["checksums"][f"transfer/{POOL_CACHE}"]
+    manifest["files"].remove(POOL_CACHE)
+    del manifest["checksums"][POOL_CACHE]
     (old / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(RunFormatError, match="written before runs kept their transfer pool's cache"):
         load_run(old).teach("x", attributes={"shape:disc": 1.0})

@@ -119,7 +119,7 @@ def test_a_vits_default_layer_is_one_where_patch_tokens_get_gradients():
 
 
 def test_fast_and_reference_transfer_agree_on_a_vit():
-    from niwt.importance import eval_mode
+    from niwt.layers import eval_mode
     from niwt.transfer import UnseenWeightOptimizer
 
     torch.manual_seed(3)

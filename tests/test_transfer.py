@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from niwt.errors import ConfigError, DataError, NotFittedError
-from niwt.importance import eval_mode, neuron_importance
+from niwt.importance import neuron_importance
+from niwt.layers import eval_mode
 from niwt.models import create_model
 from niwt.training import EarlyStopping
 from niwt.transfer import UnseenWeightOptimizer, init_unseen_weights

@@ -14,7 +14,7 @@ import torch
 
 from niwt.config import RunConfig, from_dict
 from niwt.models import create_model
-from niwt.run import run_niwt
+from niwt.pipeline import run_niwt
 
 pytestmark = pytest.mark.slow
 

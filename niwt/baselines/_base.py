@@ -19,8 +19,8 @@ from niwt.errors import ConfigError, DataError, NotFittedError
 __all__ = [
     "ZSLBaseline",
     "cosine_similarity",
-    "check_positive",
-    "check_non_negative",
+    "positive_float",
+    "non_negative_float",
     "check_int",
     "single_torch_thread",
 ]
@@ -72,7 +72,7 @@ def _real(name: str, value: object) -> float:
     return value
 
 
-def check_positive(name: str, value: object) -> float:
+def positive_float(name: str, value: object) -> float:
     """Return ``value`` as a float, raising ConfigError unless it is finite and > 0."""
     number = _real(name, value)
     if number <= 0:
@@ -80,7 +80,7 @@ def check_positive(name: str, value: object) -> float:
     return number
 
 
-def check_non_negative(name: str, value: object) -> float:
+def non_negative_float(name: str, value: object) -> float:
     """Return ``value`` as a float, raising ConfigError unless it is finite and >= 0."""
     number = _real(name, value)
     if number < 0:

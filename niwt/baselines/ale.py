@@ -22,8 +22,8 @@ import torch
 from niwt.baselines._base import (
     ZSLBaseline,
     check_int,
-    check_non_negative,
-    check_positive,
+    non_negative_float,
+    positive_float,
     single_torch_thread,
 )
 from niwt.training import batches, optimize
@@ -89,10 +89,10 @@ class ALE(ZSLBaseline):
             self._train(X, S_train, y_train)
 
     def _train(self, X: np.ndarray, S_train: np.ndarray, y_train: np.ndarray) -> None:
-        lr = check_positive("lr", self.lr)
+        lr = positive_float("lr", self.lr)
         epochs = check_int("epochs", self.epochs, 1)
         batch_size = check_int("batch_size", self.batch_size, 1)
-        weight_decay = check_non_negative("weight_decay", self.weight_decay)
+        weight_decay = non_negative_float("weight_decay", self.weight_decay)
         seed = check_int("random_state", self.random_state, 0)
 
         generator = torch.Generator().manual_seed(seed)

@@ -22,9 +22,9 @@ import torch
 from niwt.baselines._base import (
     ZSLBaseline,
     check_int,
-    check_non_negative,
-    check_positive,
     cosine_similarity,
+    non_negative_float,
+    positive_float,
     single_torch_thread,
 )
 from niwt.errors import ConfigError
@@ -88,8 +88,8 @@ class DEM(ZSLBaseline):
 
     def _train(self, X: np.ndarray, S_train: np.ndarray, y_train: np.ndarray) -> None:
         hidden = check_int("hidden", self.hidden, 1)
-        lam = check_non_negative("lam", self.lam)
-        lr = check_positive("lr", self.lr)
+        lam = non_negative_float("lam", self.lam)
+        lr = positive_float("lr", self.lr)
         epochs = check_int("epochs", self.epochs, 1)
         batch_size = check_int("batch_size", self.batch_size, 1)
         seed = check_int("random_state", self.random_state, 0)

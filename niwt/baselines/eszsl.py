@@ -20,7 +20,7 @@ import logging
 import numpy as np
 import scipy.linalg
 
-from niwt.baselines._base import ZSLBaseline, check_non_negative
+from niwt.baselines._base import ZSLBaseline, non_negative_float
 
 __all__ = ["ESZSL"]
 
@@ -56,8 +56,8 @@ class ESZSL(ZSLBaseline):
         self.gamma = gamma
 
     def _fit(self, X: np.ndarray, S_y: np.ndarray, S_train: np.ndarray, y_train: np.ndarray) -> None:
-        alpha = check_non_negative("alpha", self.alpha)
-        gamma = check_non_negative("gamma", self.gamma)
+        alpha = non_negative_float("alpha", self.alpha)
+        gamma = non_negative_float("gamma", self.gamma)
         # Xᵀ Y S_tr == Xᵀ S_y with one-hot Y: [D, d]
         middle = X.T @ S_y
         left = _solve_regularised(X.T @ X, alpha, middle)  # (XᵀX + αI)⁻¹ Xᵀ Y S_tr, [D, d]

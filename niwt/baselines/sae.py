@@ -36,7 +36,7 @@ import logging
 import numpy as np
 import scipy.linalg
 
-from niwt.baselines._base import ZSLBaseline, check_positive, cosine_similarity
+from niwt.baselines._base import ZSLBaseline, cosine_similarity, positive_float
 from niwt.errors import ConfigError
 
 __all__ = ["SAE", "solve_symmetric_sylvester"]
@@ -89,7 +89,7 @@ class SAE(ZSLBaseline):
         self.mode = mode
 
     def _fit(self, X: np.ndarray, S_y: np.ndarray, S_train: np.ndarray, y_train: np.ndarray) -> None:
-        lam = check_positive("lam", self.lam)
+        lam = positive_float("lam", self.lam)
         if self.mode not in _MODES:
             raise ConfigError(f"`mode` must be one of {list(_MODES)}, got {self.mode!r}")
         self.W_ = solve_symmetric_sylvester(S_y.T @ S_y, lam * (X.T @ X), (1.0 + lam) * (S_y.T @ X))

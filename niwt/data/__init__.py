@@ -7,7 +7,7 @@
   :mod:`~niwt.data.dataconfig` the ``[data]`` tables of the file formats;
 * :mod:`~niwt.data.formats` — one loader per file format; :mod:`~niwt.data.files` — the file
   helpers they share;
-* :mod:`~niwt.data.inspect`, :mod:`~niwt.data.example` — tools (a run's features as xlsa17 files: :mod:`niwt.run.export`).
+* :mod:`~niwt.data.inspect`, :mod:`~niwt.data.example` — tools (a run's features as xlsa17 files: :mod:`niwt.runs.export`).
 
 :func:`open_dataset` opens a run's dataset from its resolved ``[data]`` config.
 """

@@ -24,7 +24,8 @@ from niwt.data.formats.awa2 import is_awa2, load_awa2, survey_awa2
 from niwt.data.formats.cub import is_cub, load_cub, survey_cub
 from niwt.data.formats.folder import is_class_folder, load_folder, survey_folder
 from niwt.data.formats.survey import Survey
-from niwt.data.formats.xlsa17 import is_xlsa17, load_xlsa17, survey_xlsa17
+from niwt.data.formats.xlsa17 import load_xlsa17, survey_xlsa17
+from niwt.data.formats.xlsa17_files import is_xlsa17
 from niwt.data.loaded import LoadedDataset
 from niwt.data.shapes import ShapesConfig, make_shapes
 from niwt.errors import ConfigError, DataError

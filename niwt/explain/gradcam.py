@@ -21,7 +21,8 @@ from torch import nn
 
 from niwt.checks import as_image_batch, as_labels
 from niwt.errors import ConfigError, DataError
-from niwt.importance import neuron_importance, patch_grid, token_grid, token_prefix
+from niwt.importance import neuron_importance
+from niwt.layers import patch_grid, token_grid, token_prefix
 
 __all__ = ["grad_cam", "cam_from_activations", "scale_maps", "layer_importance", "predicted_classes"]
 
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 def predicted_classes(model: nn.Module, images: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
     """Arg-max logit of every image ``[N]`` (eval mode, flags restored, no gradients)."""
-    from niwt.training import predict_logits
+    from niwt.scores import predict_logits
 
     return predict_logits(model, images, batch_size or 512).argmax(1).cpu()
 
@@ -54,7 +55,7 @@ def layer_importance(
 
     Returns:
         ``(weights [N, K], activations [N, K, h, w], targets [N])``, all detached; a token layer's
-        patch tokens come as ``[N, D, h, w]`` on the patch grid (:func:`niwt.importance.token_grid`).
+        patch tokens come as ``[N, D, h, w]`` on the patch grid (:func:`niwt.layers.token_grid`).
 
     Raises:
         ConfigError: unknown layer, or a layer whose output the next operation overwrites in place.

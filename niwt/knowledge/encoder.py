@@ -11,10 +11,13 @@ fitted class its own vector back. It round-trips through JSON (:meth:`~Knowledge
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -168,6 +171,32 @@ class KnowledgeEncoder:
                        str(d.get("sentence_model", "")))
         except (KeyError, TypeError, ValueError) as err:
             raise DataError(f"knowledge encoder record is malformed ({type(err).__name__}: {err})") from None
+
+    def save(self, path: str | Path) -> Path:
+        """Write the encoder as JSON (through a temporary name: never half a file); returns the path."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> KnowledgeEncoder:
+        """Read an encoder :meth:`save` wrote.
+
+        Raises:
+            DataError: a file that is not JSON or not an encoder record (named).
+        """
+        try:
+            record = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as err:
+            raise DataError(f"cannot read the knowledge encoder {path}: {err}") from None
+        if not isinstance(record, dict):
+            raise DataError(f"{path}: knowledge encoder record is malformed (not a JSON object)")
+        try:
+            return cls.from_dict(record)
+        except DataError as err:
+            raise DataError(f"{path}: {err}") from None
 
 
 def fit_encoder(data: ZSLData, source: str = "attributes", normalize: str = "l2",

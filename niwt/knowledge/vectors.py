@@ -34,6 +34,8 @@ __all__ = [
     "sentence_model_path",
     "sentence_vectors",
     "knowledge_vectors",
+    "save_class_vectors",
+    "load_class_vectors",
 ]
 
 logger = logging.getLogger(__name__)
@@ -468,3 +470,28 @@ def knowledge_vectors(
     vectors = attribute_vectors(vectors, normalize, class_names=data.class_names, column_names=names)
     _warn_indistinct(vectors, data)
     return vectors, names
+
+
+def save_class_vectors(path: str | Path, knowledge: np.ndarray) -> Path:
+    """Write class vectors ``[C, d]`` as one safetensors tensor ``knowledge`` (float64 as given); returns the path."""
+    import torch
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    save_file({"knowledge": torch.from_numpy(np.ascontiguousarray(knowledge))}, str(path))
+    return path
+
+
+def load_class_vectors(path: str | Path) -> np.ndarray:
+    """The class vectors ``[C, d]`` (float64) :func:`save_class_vectors` wrote.
+
+    Raises:
+        DataError: a file without the ``knowledge`` tensor (named).
+    """
+    from safetensors.torch import load_file
+
+    state = load_file(str(path))
+    if "knowledge" not in state:
+        raise DataError(f"{path} holds no class vectors (tensors {sorted(state)})")
+    return state["knowledge"].double().numpy()
+

@@ -1,18 +1,11 @@
 """Backbones with one contract (``forward_features`` / ``forward_head`` / ``classifier``) and a registry."""
 
 from niwt.models.adapters import GraphSplit, TorchvisionStaged, adapt
-from niwt.models.backbones import (
-    RESNET_ARCHS,
-    VGG_ARCHS,
-    Backbone,
-    FeatureMLP,
-    PooledLinearHead,
-    ResNetLike,
-    TorchvisionResNet,
-    TorchvisionResNet101,
-    TorchvisionVGG,
-    TorchvisionVGG16,
-    VGGLike,
+from niwt.models.backbones import Backbone, FeatureMLP, PooledLinearHead, ResNetLike, VGGLike
+from niwt.models.contract import CONTRACT_CLAUSES, BackboneContractError, check_backbone
+from niwt.models.files import load_model, save_weights
+from niwt.models.head import ExtendableLinear
+from niwt.models.registry import (
     create_model,
     is_model_name,
     list_families,
@@ -22,11 +15,16 @@ from niwt.models.backbones import (
     register_family,
     register_model,
 )
-from niwt.models.contract import CONTRACT_CLAUSES, BackboneContractError, check_backbone
-from niwt.models.files import load_model, save_weights
-from niwt.models.head import ExtendableLinear
 from niwt.models.timm_models import PREFIX as TIMM_PREFIX
 from niwt.models.timm_models import timm_builder
+from niwt.models.torchvision_nets import (
+    RESNET_ARCHS,
+    VGG_ARCHS,
+    TorchvisionResNet,
+    TorchvisionResNet101,
+    TorchvisionVGG,
+    TorchvisionVGG16,
+)
 
 register_family(TIMM_PREFIX, timm_builder)
 

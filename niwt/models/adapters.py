@@ -34,9 +34,10 @@ import torch
 from torch import fx, nn
 
 from niwt.errors import ConfigError
-from niwt.importance import eval_mode, token_prefix
-from niwt.models.backbones import Backbone, TorchvisionResNet, TorchvisionVGG
+from niwt.layers import eval_mode, token_prefix
+from niwt.models.backbones import Backbone
 from niwt.models.head import ExtendableLinear
+from niwt.models.torchvision_nets import TorchvisionResNet, TorchvisionVGG
 
 __all__ = ["adapt", "GraphSplit", "TorchvisionStaged"]
 

@@ -1,4 +1,4 @@
-"""Backbones with one contract, and a registry that builds them by name.
+"""Backbones with one contract, and the small ones niwt builds itself (VGG-like, ResNet-like, an MLP on features).
 
 Every backbone is an ``nn.Module`` with:
 
@@ -13,15 +13,12 @@ Every backbone is an ``nn.Module`` with:
 transfer cache the activations once and run only the head afterwards;
 :func:`niwt.models.check_backbone` checks this and the fast-head contract on any model.
 
-A builder registered with :func:`register_model` takes the number of seen classes, then only the
-settings it uses as named parameters; :func:`create_model` refuses any other setting and
-:func:`model_settings` lists the accepted ones.
+The registry that builds them by name: :mod:`niwt.models.registry`; torchvision's VGG and ResNet
+families: :mod:`niwt.models.torchvision_nets`.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
 from numbers import Integral, Real
 
 import torch
@@ -29,14 +26,10 @@ from torch import nn
 
 from niwt.checks import as_image_batch
 from niwt.errors import ConfigError
-from niwt.importance import shift_channels
-from niwt.models import fast_resnet
+from niwt.layers import shift_channels
 from niwt.models.head import ExtendableLinear
-from niwt.models.weights import torchvision_network
 
-__all__ = ["Backbone", "PooledLinearHead", "VGGLike", "ResNetLike", "TorchvisionVGG", "TorchvisionResNet",
-           "TorchvisionVGG16", "TorchvisionResNet101", "VGG_ARCHS", "RESNET_ARCHS", "FeatureMLP",
-           "register_model", "create_model", "list_models", "model_settings"]
+__all__ = ["Backbone", "PooledLinearHead", "VGGLike", "ResNetLike", "FeatureMLP"]
 
 
 class Backbone(nn.Module):
@@ -48,7 +41,7 @@ class Backbone(nn.Module):
         num_features: width D of the penultimate features.
         image_size: side length the model was built for, or ``None`` when any size works.
         num_prefix_tokens: class / register tokens ahead of the patch tokens when the importance
-            layer outputs tokens (see :func:`niwt.importance.token_prefix`); 0 for conv layers.
+            layer outputs tokens (see :func:`niwt.layers.token_prefix`); 0 for conv layers.
     """
 
     importance_layer: str
@@ -276,129 +269,6 @@ class ResNetLike(Backbone):
         return torch.flatten(nn.functional.adaptive_avg_pool2d(self.stage3[1:](a), 1), 1)
 
 
-class TorchvisionVGG(PooledLinearHead):
-    """A torchvision VGG (``vgg11`` ... ``vgg19_bn``) in the backbone contract.
-
-    The importance layer is ``features``: the network's convolutions up to the last one's ReLU
-    (conv5_3 for VGG16, as in the paper), before the last max-pool; the head is that max-pool,
-    the adaptive average pool, fc6 and fc7 (with their ReLU and dropout). The final ImageNet layer
-    is dropped: :attr:`classifier` takes its place.
-
-    Args:
-        net: a ``torchvision.models.VGG`` (its modules are used, not copied).
-        num_classes: number of seen classes of the classifier (images of at least 32 px).
-    """
-
-    def __init__(self, net: nn.Module, num_classes: int) -> None:
-        super().__init__()
-        self.features = net.features[:-1]  # up to the last conv's ReLU: [N, 512, 14, 14] at 224 px
-        self.pool5 = net.features[-1]
-        self.avgpool = net.avgpool
-        self.fc = net.classifier[:-1]  # fc6, ReLU, dropout, fc7, ReLU, dropout
-        self.num_features = net.classifier[-1].in_features
-        self.importance_layer = "features"
-        self.classifier = ExtendableLinear(self.num_features, num_classes)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def pool_features(self, a: torch.Tensor) -> torch.Tensor:
-        return torch.flatten(self.avgpool(self.pool5(a)), 1)
-
-
-class TorchvisionVGG16(TorchvisionVGG):
-    """torchvision's VGG16 in the backbone contract; importance at conv5_3 (after its ReLU).
-
-    Args:
-        num_classes: number of seen classes of the classifier (images of at least 32 px).
-        weights: a weights file, ``"imagenet"`` or ``"none"`` (:mod:`niwt.models.weights`).
-    """
-
-    def __init__(self, num_classes: int, weights: str | None = None) -> None:
-        super().__init__(_torchvision_net("vgg16", weights), num_classes)
-
-
-class TorchvisionResNet(Backbone):
-    """A torchvision ResNet (``resnet18`` ... ``resnet152``); importance at ``layer4.0`` (block4/unit_1).
-
-    The importance layer is the output of the first unit of the last stage (after its residual add
-    and ReLU), as in the paper; the head is the remaining units of ``layer4`` and the global average
-    pool. The final ImageNet layer ``fc`` is dropped: :attr:`classifier` takes its place.
-
-    Args:
-        net: a ``torchvision.models.ResNet`` (its modules are used, not copied).
-        num_classes: number of seen classes of the classifier.
-    """
-
-    def __init__(self, net: nn.Module, num_classes: int) -> None:
-        super().__init__()
-        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
-        self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
-        self.num_features = net.fc.in_features
-        self.importance_layer = "layer4.0"
-        self.classifier = ExtendableLinear(self.num_features, num_classes)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layer4[0](self.layer3(self.layer2(self.layer1(self.stem(x)))))
-
-    def forward_head(self, a: torch.Tensor) -> torch.Tensor:
-        return torch.flatten(nn.functional.adaptive_avg_pool2d(self.layer4[1:](a), 1), 1)
-
-    def head_cache(self, a: torch.Tensor) -> torch.Tensor:
-        """Rows ``[N, L]`` of the linearised head (:mod:`niwt.models.fast_resnet`): the activations,
-        the pooled features and the ReLU masks of ``layer4[1:]``; the activations themselves when
-        those units cannot be linearised (blocks other than torchvision's, batch norm in training mode)."""
-        if fast_resnet.linearisable(self.layer4[1:]) is None:
-            return fast_resnet.head_cache(self.layer4[1:], a)
-        return a
-
-    def forward_head_shifted(self, cached: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-        """Features at the shifted activations: through the linearised head for its rows (``[N, L]``,
-        no forward pass at shift 0, the importance from transposed convolutions), else through
-        :meth:`forward_head`."""
-        if cached.ndim == 2:
-            return fast_resnet.forward_head_shifted(self.layer4[1:], cached, shift)
-        return super().forward_head_shifted(cached, shift)
-
-
-class TorchvisionResNet101(TorchvisionResNet):
-    """torchvision's ResNet-101; importance at ``layer4.0`` (block4/unit_1).
-
-    Args:
-        num_classes: number of seen classes of the classifier.
-        weights: a weights file, ``"imagenet"`` or ``"none"`` (:mod:`niwt.models.weights`).
-    """
-
-    def __init__(self, num_classes: int, weights: str | None = None) -> None:
-        super().__init__(_torchvision_net("resnet101", weights), num_classes)
-
-
-VGG_ARCHS: tuple[str, ...] = ("vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn")
-"""The torchvision VGG family, registered under these names."""
-
-RESNET_ARCHS: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
-"""The torchvision ResNet family, registered under these names."""
-
-_FINAL_LAYER = {**{arch: "classifier.6." for arch in VGG_ARCHS}, **{arch: "fc." for arch in RESNET_ARCHS}}
-
-
-def _torchvision_net(arch: str, weights: str | None) -> nn.Module:
-    """torchvision's ``arch`` network with the asked weights (:func:`~niwt.models.weights.torchvision_network`)."""
-    from torchvision import models
-
-    return torchvision_network(getattr(models, arch), arch, weights, final=_FINAL_LAYER[arch])
-
-
-def _family_builder(arch: str, adapter: type[Backbone]) -> Callable[..., Backbone]:
-    """The registry builder of torchvision's ``arch``: ``(num_classes, weights)`` -> ``adapter``."""
-
-    def build(num_classes: int, weights: str | None = None) -> Backbone:
-        return adapter(_torchvision_net(arch, weights), num_classes)
-
-    build.__name__ = build.__qualname__ = f"build_{arch}"
-    build.__doc__ = f"torchvision's {arch} as a {adapter.__name__}; `weights`: a file, \"imagenet\" or \"none\"."
-    return build
-
 
 class FeatureMLP(PooledLinearHead):
     """A small classifier on pre-extracted image features (xlsa17's 2048-d ResNet-101 features).
@@ -435,141 +305,3 @@ class FeatureMLP(PooledLinearHead):
     def pool_features(self, a: torch.Tensor) -> torch.Tensor:
         return torch.flatten(a, 1)
 
-
-_REGISTRY: dict[str, Callable[..., Backbone]] = {}
-
-_SETTING_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-
-
-def _builder_settings(name: str, builder: Callable[..., Backbone]) -> tuple[str, ...]:
-    """The named settings of ``builder`` after its first parameter (the number of classes)."""
-    try:
-        params = list(inspect.signature(builder).parameters.values())
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"the builder of model {name!r} has no inspectable signature: {exc}") from None
-    if not params or params[0].kind not in (inspect.Parameter.POSITIONAL_ONLY,
-                                            inspect.Parameter.POSITIONAL_OR_KEYWORD):
-        raise ConfigError(f"the builder of model {name!r} must take the number of classes as its first "
-                          "positional parameter")
-    catch_all = [p.name for p in params if p.kind in (inspect.Parameter.VAR_KEYWORD,
-                                                      inspect.Parameter.VAR_POSITIONAL)]
-    if catch_all:
-        raise ConfigError(f"the builder of model {name!r} must name every setting it uses; it takes "
-                          f"catch-all parameter(s) {catch_all}, which would swallow settings it cannot use")
-    return tuple(p.name for p in params[1:] if p.kind in _SETTING_KINDS)
-
-
-def register_model(name: str, builder: Callable[..., Backbone]) -> None:
-    """Register ``builder`` under ``name``; a name can be registered once.
-
-    Args:
-        name: the model's name for :func:`create_model`.
-        builder: ``builder(num_classes, **settings) -> Backbone`` (a class or a function) naming every
-            setting it uses as a parameter, with no ``*args`` / ``**kwargs``.
-
-    Raises:
-        ConfigError: if ``name`` is taken, or ``builder``'s signature does not follow the rule above.
-    """
-    if name in _REGISTRY:
-        raise ConfigError(f"a model named {name!r} is already registered")
-    _builder_settings(name, builder)
-    _REGISTRY[name] = builder
-
-
-_FAMILIES: dict[str, Callable[[str], Callable[..., Backbone]]] = {}
-
-
-def register_family(prefix: str, factory: Callable[[str], Callable[..., Backbone]]) -> None:
-    """Let :func:`create_model` build every name ``prefix + <name>`` with ``factory(<name>)``'s
-    builder (e.g. ``"timm/"``: any timm classifier by its name).
-
-    Raises:
-        ConfigError: if ``prefix`` is taken.
-    """
-    if prefix in _FAMILIES:
-        raise ConfigError(f"a model family with prefix {prefix!r} is already registered")
-    _FAMILIES[prefix] = factory
-
-
-def list_models() -> list[str]:
-    """The registered names :func:`create_model` accepts (families: :func:`list_families`)."""
-    return sorted(_REGISTRY)
-
-
-def list_families() -> list[str]:
-    """The prefixes of model families: ``"<prefix><name>"`` builds that family's ``<name>``."""
-    return sorted(_FAMILIES)
-
-
-def is_model_name(name: object) -> bool:
-    """Whether :func:`create_model` knows ``name`` (registered, or of a registered family)."""
-    return isinstance(name, str) and (name in _REGISTRY or any(
-        name.startswith(prefix) and len(name) > len(prefix) for prefix in _FAMILIES))
-
-
-def _builder(name: str) -> Callable[..., Backbone]:
-    if name in _REGISTRY:
-        return _REGISTRY[name]
-    for prefix, factory in _FAMILIES.items():
-        if isinstance(name, str) and name.startswith(prefix) and len(name) > len(prefix):
-            return factory(name[len(prefix):])
-    families = "".join(f", {prefix}<name>" for prefix in list_families())
-    raise ConfigError(f"unknown model {name!r}; available models: {', '.join(list_models())}{families}")
-
-
-def model_settings(name: str) -> tuple[str, ...]:
-    """The settings (keyword arguments) :func:`create_model` accepts for model ``name``.
-
-    Example:
-        >>> model_settings("resnet")
-        ('width',)
-
-    Raises:
-        ConfigError: for an unknown model name.
-    """
-    return _builder_settings(name, _builder(name))
-
-
-def model_defaults(name: str) -> dict[str, object]:
-    """The settings model ``name`` accepts that have a default, with it.
-
-    Raises:
-        ConfigError: for an unknown model name.
-    """
-    params = inspect.signature(_builder(name)).parameters
-    return {n: p.default for n, p in params.items() if p.default is not inspect.Parameter.empty}
-
-
-def create_model(name: str, num_classes: int, **kwargs: object) -> Backbone:
-    """Build the backbone ``name`` with ``num_classes`` seen rows (random weights, no download).
-
-    Args:
-        name: one of :func:`list_models`.
-        num_classes: number of seen classes, >= 1.
-        **kwargs: settings of that model; see :func:`model_settings`.
-
-    Raises:
-        ConfigError: for an unknown model, a ``num_classes`` below 1, or a setting the model cannot use
-            (the message lists the settings it accepts).
-    """
-    builder = _builder(name)
-    accepted = model_settings(name)
-    unknown = [key for key in kwargs if key not in accepted]
-    if unknown:
-        listed = ", ".join(accepted) if accepted else "none"
-        raise ConfigError(f"model {name!r} cannot use the setting(s) {', '.join(unknown)}; "
-                          f"settings it accepts: {listed}")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, Integral) or num_classes < 1:
-        raise ConfigError(f"`num_classes` must be an integer >= 1, got {num_classes!r}")
-    return builder(num_classes, **kwargs)
-
-
-register_model("vgg", VGGLike)
-register_model("resnet", ResNetLike)
-for _arch in VGG_ARCHS:
-    register_model(_arch, _family_builder(_arch, TorchvisionVGG))
-for _arch in RESNET_ARCHS:
-    register_model(_arch, _family_builder(_arch, TorchvisionResNet))
-register_model("tv_vgg16", TorchvisionVGG16)  # the names of earlier releases
-register_model("tv_resnet101", TorchvisionResNet101)
-register_model("mlp", FeatureMLP)

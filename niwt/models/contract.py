@@ -4,7 +4,7 @@ Transfer relies on three identities of a backbone (see :mod:`niwt.models.backbon
 
 (a) ``model(x) == classifier(forward_head(forward_features(x)))``, so activations can be cached;
 (b) ``forward_head_shifted(head_cache(a), shift) == forward_head(a + shift)`` (each channel moved at every
-    position, or every patch token of a token layer: :func:`niwt.importance.shift_channels`), in
+    position, or every patch token of a token layer: :func:`niwt.layers.shift_channels`), in
     particular ``forward_head(a)`` at ``shift = 0``, so the fast head computes the same features;
 (c) the gradient of the summed target logits w.r.t. ``shift`` at 0 equals the summed neuron
     importance at ``model.importance_layer`` (:func:`niwt.importance.neuron_importance`), so
@@ -23,14 +23,8 @@ from torch import nn
 
 from niwt.checks import as_image_batch, as_labels
 from niwt.errors import ConfigError, DataError
-from niwt.importance import (
-    channel_count,
-    eval_mode,
-    importance_from_activations,
-    neuron_importance,
-    shift_channels,
-    token_prefix,
-)
+from niwt.importance import importance_from_activations, neuron_importance
+from niwt.layers import channel_count, eval_mode, shift_channels, token_prefix
 
 __all__ = ["BackboneContractError", "CONTRACT_CLAUSES", "check_backbone"]
 

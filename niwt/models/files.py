@@ -6,7 +6,8 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
-from niwt.models.backbones import Backbone, create_model
+from niwt.models.backbones import Backbone
+from niwt.models.registry import create_model
 from niwt.seeding import seeded
 
 __all__ = ["save_weights", "load_model"]

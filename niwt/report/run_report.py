@@ -20,7 +20,7 @@ from niwt.explain.text import ClassExplanation, ImageExplanation, explain_classe
 from niwt.report.html import GalleryItem, write_html_report
 from niwt.report.overlay import overlay, save_png
 from niwt.report.plots import mean_curve, plot_confusion, plot_per_class_accuracy, plot_seen_unseen_curves
-from niwt.rundir import add_to_run, load_test_scores, stage_dir, write_json
+from niwt.rundir import add_to_run, layout, load_test_scores, write_json
 from niwt.runs import LoadedRun
 
 __all__ = ["ExplainedImage", "explain_run", "neuron_names", "class_explanations", "gzsl_plots", "write_report"]
@@ -75,8 +75,8 @@ def _check_explain_dir(out: Path) -> None:
     entries = sorted(p.name for p in out.iterdir())
     ours = set()
     try:
-        record = json.loads((out / "explanations.json").read_text(encoding="utf-8"))
-        ours = {"explanations.json", *(str(i["overlay"]) for i in record["images"])}
+        record = json.loads((out / layout.EXPLANATIONS).read_text(encoding="utf-8"))
+        ours = {layout.EXPLANATIONS, *(str(i["overlay"]) for i in record["images"])}
     except (OSError, ValueError, KeyError, TypeError):
         pass
     foreign = [n for n in entries if n not in ours]
@@ -91,7 +91,7 @@ def explain_images_of_run(run: LoadedRun, images: torch.Tensor, sources: list[st
                           true_classes: list[str] | None = None) -> list[ExplainedImage]:
     """Prediction, Grad-CAM overlay (PNG) and textual explanation of each image, into ``out``."""
     if run.inverse is None:
-        raise DataError(f"{run.path} has no inverse map (mapping/inverse.safetensors); rerun it to explain")
+        raise DataError(f"{run.path} has no inverse map ({layout.INVERSE_MAP}); rerun it to explain")
     model, layer = run.model, run.model.importance_layer
     with torch.no_grad():
         predicted = model(images).argmax(1)
@@ -108,7 +108,7 @@ def explain_images_of_run(run: LoadedRun, images: torch.Tensor, sources: list[st
         save_png(out / name, overlay(shown[i], cams[i].numpy(), scale=max(1, 128 // shown.shape[1])))
         records.append(ExplainedImage(source, run.row_names[int(predicted[i])], run.row_names[int(targets[i])],
                                       words[i], name, None if true_classes is None else true_classes[i]))
-    write_json(out / "explanations.json", {"run": str(run.path), "images": [r.to_dict() for r in records]})
+    write_json(out / layout.EXPLANATIONS, {"run": str(run.path), "images": [r.to_dict() for r in records]})
     return records
 
 
@@ -142,7 +142,7 @@ def explain_run(run: LoadedRun, paths: list[Path], out: Path, *, class_name: str
 def neuron_names(run: LoadedRun, top_k: int = 3) -> list[NeuronName]:
     """``niwt names``: each channel's top knowledge dimensions through the inverse map."""
     if run.inverse is None:
-        raise DataError(f"{run.path} has no inverse map (mapping/inverse.safetensors); rerun it to name neurons")
+        raise DataError(f"{run.path} has no inverse map ({layout.INVERSE_MAP}); rerun it to name neurons")
     return list(name_neurons(run.inverse, _vocabulary(run), k=top_k))
 
 
@@ -200,11 +200,10 @@ def gzsl_plots(run: LoadedRun, data) -> list[tuple[str, Path]]:
     labels = data.labels[idx]
     seen = run.fit_classes
     unseen: np.ndarray | None = None  # the run's own unseen classes: the scores' columns (a taught run has others)
-    out = run.path / "plots"
-    out.mkdir(exist_ok=True)
+    (run.path / layout.PLOTS).mkdir(exist_ok=True)
     curves, points, first_scores, missing = {}, {}, {}, []
     for i, method in enumerate(comparison.methods):
-        per_seed = [load_test_scores(stage_dir(run.path, seed_run.seed, method)) for seed_run in comparison.runs]
+        per_seed = [load_test_scores(layout.stage_dir(run.path, seed_run.seed, method)) for seed_run in comparison.runs]
         if any(scores is None or scores.shape[0] != idx.size for scores in per_seed):
             missing.append(method)
             continue
@@ -230,27 +229,27 @@ def gzsl_plots(run: LoadedRun, data) -> list[tuple[str, Path]]:
     n_seeds = len(comparison.runs)
     title = ("Seen-unseen curves" + (f" (mean of {n_seeds} seeds)" if n_seeds > 1 else "")
              + "; markers: plain and calibrated operating points")
-    plot_seen_unseen_curves(curves, points, out / "gzsl_curves.png", title)
+    plot_seen_unseen_curves(curves, points, run.path / layout.GZSL_CURVES, title)
     plots.append(("Every method's seen-unseen curve (calibrated stacking; its area is AUSUC), with the operating "
-                  "points each method reports", out / "gzsl_curves.png"))
+                  "points each method reports", run.path / layout.GZSL_CURVES))
     method = "niwt" if "niwt" in first_scores else next(iter(first_scores))
     result = comparison.runs[0].results[comparison.methods.index(method)]
     pred = gzsl_predictions(first_scores[method], labels, seen, unseen, calibration=result.report.calibration)
     names = [run.class_names[c] for c in classes]
     accuracy = [float(np.mean(pred[labels == c] == c)) if np.any(labels == c) else 0.0 for c in classes]
     plot_per_class_accuracy(names, accuracy, [c in set(unseen.tolist()) for c in classes],
-                            out / "per_class_accuracy.png", f"{method}: per-class accuracy (seed {comparison.runs[0].seed})")
+                            run.path / layout.PER_CLASS_ACCURACY, f"{method}: per-class accuracy (seed {comparison.runs[0].seed})")
     plots.append((f"{method}: accuracy of each class among all {classes.size} (seed {comparison.runs[0].seed})",
-                  out / "per_class_accuracy.png"))
+                  run.path / layout.PER_CLASS_ACCURACY))
     unseen_rows = np.isin(labels, unseen)
     columns = [*unseen.tolist(), -1]
     matrix = np.zeros((unseen.size, len(columns)))
     for true, got in zip(labels[unseen_rows], pred[unseen_rows]):
         matrix[unseen.tolist().index(true), columns.index(got) if got in columns else len(columns) - 1] += 1
     plot_confusion(matrix, [run.class_names[c] for c in unseen], [*(run.class_names[c] for c in unseen), "a seen class"],
-                   out / "unseen_confusions.png", f"{method}: where the unseen classes' test images go")
+                   run.path / layout.UNSEEN_CONFUSIONS, f"{method}: where the unseen classes' test images go")
     plots.append((f"{method}: the unseen classes' test images, by predicted class (rows sum to 1)",
-                  out / "unseen_confusions.png"))
+                  run.path / layout.UNSEEN_CONFUSIONS))
     return plots
 
 
@@ -292,16 +291,16 @@ def write_report(run: LoadedRun, *, n_gallery: int = 12) -> Path:
     names = neuron_names(run) if run.inverse is not None else []
     drawn = gzsl_plots(run, data)
     own = {p.name for _, p in drawn}
-    others = sorted(p for p in (run.path / "plots").glob("*.png") if p.name not in own) \
-        if (run.path / "plots").is_dir() else []
+    others = sorted(p for p in (run.path / layout.PLOTS).glob("*.png") if p.name not in own) \
+        if (run.path / layout.PLOTS).is_dir() else []
     plots = [*drawn, *others]
-    path = run.path / "report.html"
+    path = run.path / layout.REPORT
     write_html_report(path, title=f"NIWT on {run.info.dataset or 'the dataset'}",
                       subtitle=f"{run.config.model.arch}, {run.config.train.mode}, seed {run.config.seed}; "
                       f"{len(run.fit_classes)} seen and {len(run.new_classes)} unseen classes",
                       gzsl_rows=_gzsl_rows(run), plots=plots, gallery=gallery,
                       class_explanations=class_explanations(run), neuron_names=names,
                       fidelity=_fidelity(run, data, images, names), taught=_taught_rows(run))
-    add_to_run(run.path, ["report.html", *(f"plots/{p.name}" for _, p in drawn)])
+    add_to_run(run.path, [layout.REPORT, *(p.relative_to(run.path).as_posix() for _, p in drawn)])
     return path
 

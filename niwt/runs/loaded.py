@@ -21,30 +21,19 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
-from safetensors.torch import load_file, save_file
 
-from niwt.config import RunConfig, load_config, model_options, resolve_config, to_dict
+from niwt.config import RunConfig, load_config, model_options, to_dict
 from niwt.data import data_key, open_dataset
 from niwt.data.files.images import ImageTransform, open_rgb
 from niwt.errors import DataError, NIWTError, RunDirectoryError
 from niwt.explain.inverse import InverseMapper
 from niwt.faults import failpoint
-from niwt.knowledge import KnowledgeEncoder
-from niwt.mapping import ImportanceMapper, build_map
+from niwt.knowledge import KnowledgeEncoder, load_class_vectors, save_class_vectors
+from niwt.mapping import ImportanceMapper
 from niwt.models import Backbone, load_model, save_weights
 from niwt.results import RunMetrics
-from niwt.rundir import (
-    FORMAT_VERSION,
-    MANIFEST,
-    POOL_CACHE,
-    RunInfo,
-    read_manifest,
-    run_dir,
-    verify_run,
-    write_json,
-)
+from niwt.rundir import FORMAT_VERSION, RunInfo, layout, read_manifest, run_dir, verify_run, write_json
 from niwt.runs.teach import (
-    TAUGHT,
     Lesson,
     TeachEvent,
     check_new_names,
@@ -55,7 +44,7 @@ from niwt.runs.teach import (
 )
 from niwt.transfer import PoolCache
 
-__all__ = ["RunFormatError", "LoadedRun", "Prediction", "load_run"]
+__all__ = ["RunFormatError", "LoadedRun", "Prediction", "load_run", "write_model"]
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +138,7 @@ class LoadedRun:
         """
         if self.encoder is None:
             raise RunFormatError(f"run {str(self.path)!r} was written before runs kept their knowledge encoder "
-                                 "(model/knowledge_encoder.json), so a new class's knowledge cannot be encoded as "
+                                 f"({layout.KNOWLEDGE_ENCODER}), so a new class's knowledge cannot be encoded as "
                                  "its classes' was; rerun it with this niwt")
         return self.encoder.encode(description=description, attributes=attributes)
 
@@ -256,10 +245,10 @@ class LoadedRun:
                 vectors.append(self.encode(description=lesson.description, attributes=lesson.attributes))
             except DataError as err:
                 raise DataError(f"class {lesson.name!r}: {err}") from None
-        cache_file = self.path / "transfer" / POOL_CACHE
+        cache_file = self.path / layout.POOL_CACHE
         if not cache_file.is_file():
             raise RunFormatError(f"run {str(self.path)!r} was written before runs kept their transfer pool's cache "
-                                 f"(transfer/{POOL_CACHE}), which teaching learns the new rows from; rerun it with "
+                                 f"({layout.POOL_CACHE}), which teaching learns the new rows from; rerun it with "
                                  "this niwt")
         try:
             pool_cache = PoolCache.load(cache_file)
@@ -328,7 +317,7 @@ class LoadedRun:
 
     def _transfer_point(self) -> tuple[float, float]:
         """The Λ and learning rate of the transfer behind the run's unseen rows (``transfer/history.json``)."""
-        path = self.path / "transfer" / "history.json"
+        path = self.path / layout.TRANSFER_HISTORY
         record = _read_json(path)
         try:
             return float(record["lam"]), float(record["lr"])
@@ -372,24 +361,21 @@ class LoadedRun:
         with run_dir(target, force=force or in_place, command=command) as staging:
             manifest = verify_run(self.path)  # nothing of the source changed since it was loaded
             for name in manifest.files:
-                if name == MANIFEST or _regenerated(name):
+                if name == layout.MANIFEST or _regenerated(name):
                     continue
                 (staging / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(self.path / name, staging / name)
-            save_weights(self.model, staging / "model" / "niwt.safetensors", metadata={"arch": self.info.arch})
-            write_json(staging / "model" / "run.json", self.info.to_dict())
-            save_file({"knowledge": torch.from_numpy(np.ascontiguousarray(self.knowledge))},
-                      str(staging / "model" / "knowledge.safetensors"))
-            write_json(staging / TAUGHT, write_events(self.events))
+            write_model(staging, self.model, self.info, self.knowledge)
+            write_json(staging / layout.TAUGHT, write_events(self.events))
             failpoint("teach:before-finish")
         log.info("wrote %s (%s)", target, "; ".join(e.summary() for e in self.events[-1:]))
         return load_run(target)
 
     def dataset(self):  # -> tuple[ZSLData, torch.Tensor | ImageSource]
         """The run's dataset and images, opened from its config and checked against its fingerprint."""
-        data, images = open_dataset(resolve_config(self.config).data, feature_mode=self.config.model.arch == "mlp")
+        data, images = open_dataset(self.config.data, feature_mode=self.config.model.arch == "mlp")
         if data_key(data) != self.info.data_key:
-            raise DataError(f"the dataset opened from {self.path / 'config.toml'} is not the one this run was made "
+            raise DataError(f"the dataset opened from {self.path / layout.CONFIG} is not the one this run was made "
                             "from (its fingerprint differs); point data.root at the run's dataset")
         return data, images
 
@@ -414,7 +400,7 @@ def load_run(path: str | Path) -> LoadedRun:
         raise RunFormatError(f"run directory {str(path)!r} does not exist")
     manifest = read_manifest(path)
     if manifest is None:
-        raise RunFormatError(f"{str(path)!r} is not a complete niwt run (no niwt manifest.json)")
+        raise RunFormatError(f"{str(path)!r} is not a complete niwt run (no niwt {layout.MANIFEST})")
     if manifest.format_version != FORMAT_VERSION:
         raise RunFormatError(f"{str(path)!r} was written in run format {manifest.format_version} (niwt "
                              f"{manifest.niwt_version or '?'}); this niwt reads format {FORMAT_VERSION}: rerun it")
@@ -422,29 +408,39 @@ def load_run(path: str | Path) -> LoadedRun:
         verify_run(path)  # every file against the checksum the manifest holds
     except RunDirectoryError as err:
         raise RunFormatError(str(err)) from None
-    weights, info_path = path / "model" / "niwt.safetensors", path / "model" / "run.json"
+    weights, info_path = path / layout.MODEL_WEIGHTS, path / layout.RUN_INFO
     if not weights.exists() or not info_path.exists():
-        raise RunFormatError(f"{str(path)!r} holds no trained NIWT model (model/niwt.safetensors and "
-                             f"model/run.json); it was written by `niwt {manifest.command}`. Use a run of "
+        raise RunFormatError(f"{str(path)!r} holds no trained NIWT model ({layout.MODEL_WEIGHTS} and "
+                             f"{layout.RUN_INFO}); it was written by `niwt {manifest.command}`. Use a run of "
                              "`niwt run`, `niwt demo` or `niwt compare` with NIWT among its methods")
-    config = load_config(path / "config.toml")
+    config = load_config(path / layout.CONFIG)
     try:
         info = RunInfo.from_dict(_read_json(info_path), source=str(info_path))
-        metrics = RunMetrics.from_dict(_read_json(path / "metrics.json"))
+        metrics = RunMetrics.from_dict(_read_json(path / layout.METRICS))
     except (NIWTError, KeyError, TypeError, ValueError) as err:
-        raise RunFormatError(f"{str(path)!r}: {err}") from err
+        raise RunFormatError(f"{str(path)!r}: {layout.RUN_INFO} or {layout.METRICS}: {err}") from err
     model = _load_model(config, info, weights)
-    mapper = _load_mapper(config, path / "mapping" / "mapper.safetensors")
-    inverse_path = path / "mapping" / "inverse.safetensors"
+    try:
+        mapper = ImportanceMapper.load(path / layout.FORWARD_MAP, model=config.mapping.model,
+                                       hidden=config.mapping.hidden)
+    except DataError as err:
+        raise RunFormatError(str(err)) from None
+    inverse_path = path / layout.INVERSE_MAP
     inverse = InverseMapper.load(inverse_path) if inverse_path.exists() else None
-    knowledge = _knowledge(config, info, path)
-    encoder_path = path / "model" / "knowledge_encoder.json"
+    knowledge_path = path / layout.KNOWLEDGE
+    if not knowledge_path.exists():
+        raise RunFormatError(f"{path} lacks {layout.KNOWLEDGE} (the class vectors the run used)")
     try:
-        encoder = KnowledgeEncoder.from_dict(_read_json(encoder_path)) if encoder_path.exists() else None
+        knowledge = load_class_vectors(knowledge_path)
+    except DataError as err:
+        raise RunFormatError(str(err)) from None
+    encoder_path = path / layout.KNOWLEDGE_ENCODER
+    try:
+        encoder = KnowledgeEncoder.load(encoder_path) if encoder_path.exists() else None
     except NIWTError as err:
-        raise RunFormatError(f"{encoder_path}: {err}") from err
+        raise RunFormatError(str(err)) from err
     try:
-        events = read_events(path / TAUGHT)
+        events = read_events(path / layout.TAUGHT)
     except RunDirectoryError as err:
         raise RunFormatError(str(err)) from None
     return LoadedRun(path, config, metrics, model, info.class_names, np.asarray(info.fit_classes, np.int64),
@@ -454,7 +450,7 @@ def load_run(path: str | Path) -> LoadedRun:
 
 def _regenerated(name: str) -> bool:
     """Files of a run that describe it as it was and that later commands write again (not copied to a taught run)."""
-    return name == "report.html" or name.startswith(("plots/", "explain/"))
+    return name == layout.REPORT or name.startswith((f"{layout.PLOTS}/", f"{layout.EXPLAIN}/"))
 
 
 def _load_model(config: RunConfig, info: RunInfo, weights: Path) -> Backbone:
@@ -467,21 +463,11 @@ def _load_model(config: RunConfig, info: RunInfo, weights: Path) -> Backbone:
     return model
 
 
-def _load_mapper(config: RunConfig, path: Path) -> ImportanceMapper:
-    m = config.mapping
-    state = load_file(str(path))
-    weight_key = "weight" if "weight" in state else "2.weight"
-    first_key = "weight" if "weight" in state else "0.weight"
-    mapper = ImportanceMapper(model=m.model, hidden=m.hidden)
-    net = build_map(m.model, state[first_key].shape[1], state[weight_key].shape[0], m.hidden)
-    net.load_state_dict(state)
-    mapper.net_ = net.eval()
-    mapper.n_features_in_ = int(state[first_key].shape[1])
-    return mapper
-
-
-def _knowledge(config: RunConfig, info: RunInfo, path: Path) -> np.ndarray:
-    file = path / "model" / "knowledge.safetensors"
-    if file.exists():
-        return load_file(str(file))["knowledge"].double().numpy()
-    raise RunFormatError(f"{path} lacks model/knowledge.safetensors (the class vectors the run used)")
+def write_model(directory: Path, model: Backbone, info: RunInfo, knowledge: np.ndarray | None) -> None:
+    """The model part of a run in ``directory`` (a run, or NIWT's stage): the extended model's
+    weights, ``info`` (its classes and rows, :class:`~niwt.rundir.RunInfo`) and the class vectors."""
+    (directory / layout.MODEL).mkdir(parents=True, exist_ok=True)
+    save_weights(model, directory / layout.MODEL_WEIGHTS, metadata={"arch": info.arch})
+    write_json(directory / layout.RUN_INFO, info.to_dict())
+    if knowledge is not None:
+        save_class_vectors(directory / layout.KNOWLEDGE, knowledge)

@@ -48,13 +48,10 @@ from niwt.models import Backbone
 from niwt.seeding import stage_seed
 from niwt.transfer import PoolCache, UnseenWeightOptimizer, class_seeds
 
-__all__ = ["TAUGHT", "ACTIONS", "Lesson", "TeachEvent", "TaughtRows", "read_events", "write_events", "lessons_of",
+__all__ = ["ACTIONS", "Lesson", "TeachEvent", "TaughtRows", "read_events", "write_events", "lessons_of",
            "check_new_names", "learn_rows", "parse_attributes"]
 
 log = logging.getLogger(__name__)
-
-TAUGHT = "taught.json"
-"""A taught run's record of every teach and forget (:class:`TeachEvent`), oldest first."""
 
 ACTIONS = ("teach", "forget")
 

@@ -34,6 +34,7 @@ from niwt.data.files.images import ImageTransform
 from niwt.data.files.text import is_dir, is_file, read_id_names, read_matrix, read_name_list
 from niwt.data.formats import loader_defaults
 from niwt.data.formats.assemble import assemble_image_dataset
+from niwt.data.formats.proposed_split import image_or_class_split
 from niwt.data.formats.splits import (
     DEFAULT_TEST_SEEN_FRACTION,
     DEFAULT_VAL_FRACTION,
@@ -45,7 +46,7 @@ from niwt.data.formats.splits import (
     resolve_class_split,
 )
 from niwt.data.formats.survey import Survey, first
-from niwt.data.formats.xlsa17 import FEATURES_FILE, image_or_class_split
+from niwt.data.formats.xlsa17_files import FEATURES_FILE
 from niwt.data.loaded import LoadedDataset
 from niwt.errors import ConfigError, DataError
 from niwt.messages import quote_names

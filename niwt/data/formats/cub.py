@@ -42,6 +42,7 @@ from niwt.data.files.text import (
 )
 from niwt.data.formats import loader_defaults
 from niwt.data.formats.assemble import assemble_image_dataset
+from niwt.data.formats.proposed_split import image_or_class_split
 from niwt.data.formats.splits import (
     DEFAULT_TEST_SEEN_FRACTION,
     DEFAULT_VAL_FRACTION,
@@ -51,7 +52,6 @@ from niwt.data.formats.splits import (
     resolve_class_split,
 )
 from niwt.data.formats.survey import Survey
-from niwt.data.formats.xlsa17 import image_or_class_split
 from niwt.data.loaded import LoadedDataset
 from niwt.errors import DataError
 from niwt.messages import quote, quote_names

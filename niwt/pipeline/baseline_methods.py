@@ -10,9 +10,9 @@ from pathlib import Path
 from niwt.baselines import get_baseline
 from niwt.config import RunConfig
 from niwt.data.settings import Setting
+from niwt.pipeline.context import RunContext
+from niwt.pipeline.stages import record_stage
 from niwt.results import MethodResult, Selection
-from niwt.run.context import RunContext
-from niwt.run.stage import record_stage
 from niwt.rundir import save_test_scores
 from niwt.seeding import stage_seed
 

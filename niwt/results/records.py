@@ -1,8 +1,5 @@
-"""Typed, frozen result records of the commands, and the one function that formats them as tables.
-
-Every record has ``to_dict()`` (what ``metrics.json`` holds); the command line prints records with
-:func:`format_table`, :func:`format_sweep` and :func:`format_reproduction` and never inspects dicts.
-"""
+"""Typed, frozen result records of the commands: every record has ``to_dict()`` (what
+``metrics.json`` holds) and, where a command reads it back, ``from_dict()``."""
 
 from __future__ import annotations
 
@@ -13,11 +10,11 @@ import numpy as np
 
 from niwt.errors import DataError
 from niwt.evaluate import GZSLReport
+from niwt.results.paired import PairedDifference, paired_difference, verdict
+from niwt.results.published import PUBLISHED_GZSL
 
-__all__ = ["METRICS", "GridPoint", "Selection", "MethodResult", "SeedRun", "RunMetrics", "Comparison", "SweepRow", "Sweep",
-           "Arm", "Claim", "LambdaCurve", "Reproduction", "AblationRow", "Ablation", "verdict", "paired_difference",
-           "format_table", "format_sweep", "format_reproduction", "format_ablation", "PUBLISHED_GZSL",
-           "PairedDifference", "format_paired"]
+__all__ = ["METRICS", "GridPoint", "Selection", "MethodResult", "SeedRun", "Comparison", "SweepRow", "Sweep", "Arm",
+           "Claim", "LambdaCurve", "Reproduction", "AblationRow", "Ablation", "RunMetrics"]
 
 METRICS = (("seen_acc", "S"), ("unseen_acc", "U"), ("H", "H"), ("zsl_acc", "ZSL"), ("ausuc", "AUSUC"))
 """The reported metrics: key in :class:`~niwt.evaluate.GZSLReport` and column title."""
@@ -135,51 +132,6 @@ class SeedRun:
 
 
 @dataclass(frozen=True)
-class PairedDifference:
-    """``method_a`` minus ``method_b`` in ``key``, paired by seed: the mean, its bootstrap 95 %
-    interval over seeds, and on how many seeds ``a`` was ahead."""
-
-    method_a: str
-    method_b: str
-    key: str
-    mean: float
-    low: float
-    high: float
-    wins: int
-    seeds: int
-    calibrated: bool = False
-
-    @property
-    def verdict(self) -> str:
-        if self.seeds < 2:
-            return "inconclusive (one seed)"
-        if self.low > 0:
-            return f"{self.method_a} ahead"
-        if self.high < 0:
-            return f"{self.method_b} ahead"
-        return "inconclusive"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"a": self.method_a, "b": self.method_b, "key": self.key, "mean_difference": self.mean,
-                "ci95": [self.low, self.high], "a_ahead_on_seeds": self.wins, "seeds": self.seeds,
-                "calibrated": self.calibrated, "verdict": self.verdict}
-
-
-def paired_difference(a: str, b: str, values_a: np.ndarray, values_b: np.ndarray, key: str = "H", *,
-                      calibrated: bool = False, n_boot: int = 10_000, seed: int = 0) -> PairedDifference:
-    """``values_a - values_b`` paired by seed: the mean and its percentile bootstrap 95 % interval
-    (seeds resampled with replacement, ``n_boot`` times, from a generator seeded by ``seed``)."""
-    d = np.asarray(values_a, dtype=np.float64) - np.asarray(values_b, dtype=np.float64)
-    if d.ndim != 1 or not d.size:
-        raise DataError(f"paired values must be two equal-length 1-d arrays, got {np.shape(values_a)} and "
-                        f"{np.shape(values_b)}")
-    picks = np.random.default_rng(seed).integers(0, d.size, size=(n_boot, d.size))
-    lo, hi = np.percentile(d[picks].mean(1), [2.5, 97.5])
-    return PairedDifference(a, b, key, float(d.mean()), float(lo), float(hi), int((d > 0).sum()), int(d.size),
-                            calibrated)
-
-
-@dataclass(frozen=True)
 class Comparison:
     """Methods side by side over seeds: per-seed values and their mean and (population) std."""
 
@@ -291,18 +243,6 @@ class Arm:
                 "per_seed": [r.to_dict() for r in self.results]}
 
 
-def verdict(difference: PairedDifference) -> str:
-    """``holds`` when the 95 % interval of ``a - b`` lies above 0, ``does not hold`` when it lies
-    below, ``inconclusive`` otherwise (and always with fewer than two seeds)."""
-    if difference.seeds < 2:
-        return "inconclusive"
-    if difference.low > 0:
-        return "holds"
-    if difference.high < 0:
-        return "does not hold"
-    return "inconclusive"
-
-
 @dataclass(frozen=True)
 class Claim:
     """One of the paper's claims, as a paired difference over seeds that it says is positive."""
@@ -397,127 +337,6 @@ class Ablation:
                 "arms": [a.to_dict() for a in self.arms]}
 
 
-PUBLISHED_GZSL: dict[str, dict[str, tuple[float, float, float]]] = {
-    # (U, S, H) in %, GZSL on the xlsa17 ResNet-101 features, proposed split: Xian et al., TPAMI 2018.
-    "AWA2": {"ale": (14.0, 81.8, 23.9), "dem": (30.5, 86.4, 45.1), "eszsl": (5.9, 77.8, 11.0),
-             "sae": (1.1, 82.2, 2.2)},
-    "CUB": {"ale": (23.7, 62.8, 34.4), "dem": (19.6, 57.9, 29.2), "eszsl": (12.6, 63.8, 21.0),
-            "sae": (7.8, 54.0, 13.6)},
-}
-"""Published baseline numbers on the xlsa17 features, printed beside a feature-mode run, labelled as quoted."""
-
-
-def format_published(dataset: str, methods: tuple[str, ...]) -> str:
-    """The quoted published numbers of ``methods`` on ``dataset`` (empty when none are known)."""
-    known = PUBLISHED_GZSL.get(dataset.upper(), {})
-    rows = [(m, known[m]) for m in methods if m in known]
-    if not rows:
-        return ""
-    lines = [f"quoted, not measured here: GZSL on {dataset.upper()}'s xlsa17 ResNet-101 features, Xian et al. "
-             "TPAMI 2018 (%):"]
-    lines += [f"{m + ' (quoted)':<16}{'S':>4} {s:5.1f}{'U':>5} {u:5.1f}{'H':>5} {h:5.1f}" for m, (u, s, h) in rows]
-    return "\n".join(lines)
-
-
-def _rows(comparison: Comparison, calibrated: bool) -> list[str]:
-    header = f"{'method':<10}" + "".join(f"{name:>16}" for _, name in METRICS)
-    lines = [header, "-" * len(header)]
-    show_std = len(comparison.runs) > 1
-    for method, m in comparison.summary(calibrated).items():
-        cells = [f"{m[k]:>9.3f} ±{m[k + '_std']:.3f}" if show_std else f"{m[k]:>16.3f}" for k in _KEYS]
-        lines.append(f"{method:<10}" + "".join(cells))
-    return lines
-
-
-def format_paired(pairs: tuple[PairedDifference, ...], focus: tuple[str, ...] = ("niwt", "niwt-bal")) -> str:
-    """The paired differences in H that involve a NIWT variant (all pairs when none is there)."""
-    chosen = [p for p in pairs if p.method_a in focus or p.method_b in focus] or list(pairs)
-    lines = [f"{'paired H difference':<22}{'mean':>8}{'95% CI (bootstrap over seeds)':>32}{'ahead':>8}  verdict"]
-    for p in chosen:
-        lines.append(f"{p.method_a + ' - ' + p.method_b:<22}{p.mean:>+8.3f}{f'[{p.low:+.3f}, {p.high:+.3f}]':>32}"
-                     f"{f'{p.wins}/{p.seeds}':>8}  {p.verdict}")
-    return "\n".join(lines)
-
-
-def format_table(comparison: Comparison) -> str:
-    """Methods x (S, U, H, ZSL, AUSUC); ``mean ±std`` when there is more than one seed; then, when
-    every method has one, the same with calibrated stacking, and the paired differences in H."""
-    lines = _rows(comparison, calibrated=False)
-    sel = comparison.niwt_selection()
-    if sel is not None and sel.validated:
-        lines.append(f"NIWT: Λ = {sel.params['lam']:g}, lr = {sel.params['lr']:g} chosen on validation classes "
-                     f"(grid of {len(sel.grid)}); every method's hyper-parameters were chosen there.")
-    if len(comparison.runs) > 1:
-        lines += ["", format_paired(comparison.paired())]
-    if comparison.has_calibrated:
-        lines += ["", "with calibrated stacking for every method (its constant chosen on validation classes):"]
-        lines += _rows(comparison, calibrated=True)
-        if len(comparison.runs) > 1:
-            lines += ["", format_paired(comparison.paired(calibrated=True))]
-    published = format_published(comparison.dataset, comparison.methods)
-    if published:
-        lines.append(published)
-    return "\n".join(lines)
-
-
-def format_sweep(sweep: Sweep) -> str:
-    """Λ sweep as a table, then its finding."""
-    lines = [f"{'Λ':>8}{'S':>8}{'U':>8}{'H':>8}{'ZSL':>8}{'|Wu|/|Ws|':>11}"]
-    for r in sweep.rows:
-        m = _metrics(r.report)
-        lines.append(f"{r.lam:>8g}{m['seen_acc']:>8.3f}{m['unseen_acc']:>8.3f}{m['H']:>8.3f}{m['zsl_acc']:>8.3f}"
-                     f"{r.unseen_norm_ratio:>11.2f}")
-    lines.append(sweep.finding)
-    return "\n".join(lines)
-
-
-def _difference_line(label: str, d: PairedDifference, verdict_text: str, width: int) -> str:
-    return (f"{label:<{width}}{d.mean:>+8.3f}{f'[{d.low:+.3f}, {d.high:+.3f}]':>20}{f'{d.wins}/{d.seeds}':>7}  "
-            f"{verdict_text}")
-
-
-def _arm_lines(arms: tuple[Arm, ...]) -> list[str]:
-    width = max(len(a.name) for a in arms) + 2
-    lines = [f"{'arm':<{width}}{'S':>16}{'U':>16}{'H':>16}"]
-    for a in arms:
-        cells = [f"{v.mean():>9.3f} ±{v.std():.3f}" for v in (a.values(k) for k in ("seen_acc", "unseen_acc", "H"))]
-        lines.append(f"{a.name:<{width}}" + "".join(cells))
-    return lines
-
-
-def format_reproduction(rep: Reproduction) -> str:
-    """The claims table (difference, interval, seeds ahead, verdict), the paper's findings, the
-    arms' H and the Λ curve's means."""
-    width = max(len(c.statement) for c in rep.claims) + 2
-    head = f"{'claim':<{width}}{'mean':>8}{'95% CI':>20}{'ahead':>7}  verdict"
-    lines = [f"claims on {rep.world or 'this world'}, {len(rep.seeds)} seeds (paired over seeds, bootstrap 95% CI):",
-             head, "-" * len(head)]
-    lines += [_difference_line(c.statement, c.difference, c.verdict, width) for c in rep.claims]
-    lines += ["", "the paper's findings beside them:"]
-    lines += [f"  {c.statement}: {c.paper}" for c in rep.claims]
-    lines += ["", *_arm_lines(rep.arms)]
-    c = rep.curve
-    lines += ["", "Λ curve on the test images (mean over seeds; an analysis, as the paper's figure):",
-              f"{'Λ':>8}{'S':>8}{'U':>8}{'H':>8}"]
-    lines += [f"{lam:>8g}{c.seen[:, j].mean():>8.3f}{c.unseen[:, j].mean():>8.3f}{c.harmonic[:, j].mean():>8.3f}"
-              for j, lam in enumerate(c.lams)]
-    lines.append("Λ of highest validation U per seed: " + ", ".join(f"{v:g}" for v in c.validation_peak))
-    return "\n".join(lines)
-
-
-def format_ablation(ablation: Ablation) -> str:
-    """Each alternative minus the paper's choice in NIWT's H, with its interval and verdict."""
-    labels = [f"{r.factor}: {r.alternative} vs {r.default}" for r in ablation.rows]
-    title = "ablation (alternative - paper)"
-    width = max(len(title), *(len(label) for label in labels)) + 2
-    head = f"{title:<{width}}{'mean':>8}{'95% CI':>20}{'ahead':>7}  verdict"
-    lines = [f"NIWT ablations on {ablation.world or 'this world'}, {len(ablation.seeds)} seeds (H, paired over seeds):",
-             head, "-" * len(head)]
-    lines += [_difference_line(label, r.difference, r.verdict, width) for label, r in zip(labels, ablation.rows)]
-    lines += ["", *_arm_lines(ablation.arms)]
-    return "\n".join(lines)
-
-
 @dataclass(frozen=True)
 class RunMetrics:
     """What a run's ``metrics.json`` holds: the command's result record, the resolved config as a
@@ -538,6 +357,6 @@ class RunMetrics:
             DataError: for the metrics of another command (a sweep, claims or ablations).
         """
         if "per_seed" not in d:
-            raise DataError("metrics.json holds no per-seed comparison (it was written by `niwt sweep-lambda`, "
+            raise DataError("these metrics hold no per-seed comparison (they were written by `niwt sweep-lambda`, "
                             "`reproduce` or `ablate`); read a run of `niwt run`, `demo` or `compare`")
         return cls(Comparison.from_dict(d), dict(d["config"]), dict(d["runtime"]))

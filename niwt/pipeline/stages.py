@@ -22,7 +22,7 @@ import torch
 
 from niwt import distributed
 from niwt.models import Backbone, save_weights
-from niwt.rundir import StageStore, write_json
+from niwt.rundir import StageStore, layout, write_json
 
 __all__ = ["Record", "record_stage", "model_stage", "read_json"]
 
@@ -90,10 +90,10 @@ def record_stage(store: StageStore | None, name: str, key: str,
         result, write = value
         if write is not None:
             write(directory)
-        write_json(directory / "result.json", result.to_dict())
+        write_json(directory / layout.STAGE_RESULT, result.to_dict())
 
     def load(directory: Path) -> tuple[R, None]:
-        return record.from_dict(read_json(directory / "result.json")), None
+        return record.from_dict(read_json(directory / layout.STAGE_RESULT)), None
 
     return _run(store, name, key, lambda _scratch: compute(), save, load)[0]
 
@@ -102,5 +102,5 @@ def model_stage(store: StageStore | None, name: str, key: str, compute: Callable
                 load: Callable[[Path], Backbone]) -> Backbone:
     """A trained backbone: a finished stage's ``load(file)``, or ``compute(scratch)`` (``scratch``,
     None without a store, is where training keeps its checkpoint) saved as ``model.safetensors``."""
-    return _run(store, name, key, compute, lambda model, d: save_weights(model, d / "model.safetensors"),
-                lambda d: load(d / "model.safetensors"))
+    return _run(store, name, key, compute, lambda model, d: save_weights(model, d / layout.STAGE_MODEL),
+                lambda d: load(d / layout.STAGE_MODEL))

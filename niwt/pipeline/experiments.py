@@ -15,12 +15,19 @@ from typing import Any
 
 import numpy as np
 
-from niwt.config import METHOD_NAMES, RunConfig, resolve_config, to_dict
+from niwt.config import METHOD_NAMES, RunConfig, to_dict
 from niwt.data.shapes import ShapesConfig
 from niwt.errors import ConfigError, DataError
 from niwt.evaluate import GZSLReport
+from niwt.pipeline.inputs import open_run
+from niwt.pipeline.methods import run_methods
+from niwt.pipeline.niwt_method import final_transfers, transfer_grid, transfer_setting
+from niwt.pipeline.outputs import publish_niwt_outputs, write_run
+from niwt.pipeline.recipe import seed_context, seed_store
+from niwt.pipeline.stages import record_stage
 from niwt.report.plots import plot_lambda_curve, plot_lambda_sweep
 from niwt.results import (
+    PAPER_H,
     Ablation,
     AblationRow,
     Arm,
@@ -33,39 +40,13 @@ from niwt.results import (
     SweepRow,
     paired_difference,
 )
-from niwt.run import (
-    build_context,
-    class_vectors,
-    final_transfers,
-    fit_to_data,
-    load_knowledge,
-    needs_validation,
-    open_dataset,
-    publish_niwt_outputs,
-    run_methods,
-    transfer_grid,
-    write_run,
-)
-from niwt.run.niwt import transfer_setting
-from niwt.run.stage import record_stage
-from niwt.rundir import StageStore, in_run_dir
-from niwt.training import seed_everything
+from niwt.rundir import in_run_dir, layout
 
-__all__ = ["compare", "sweep_lambda", "reproduce", "ablate", "ABLATIONS", "REPRODUCE_SEEDS", "PAPER_H", "check_methods",
+__all__ = ["compare", "sweep_lambda", "reproduce", "ablate", "ABLATIONS", "REPRODUCE_SEEDS", "check_methods",
            "DEFAULT_SWEEP"]
 
 log = logging.getLogger(__name__)
 
-PAPER_H: dict[tuple[str, str, str], dict[str, float]] = {
-    # GZSL harmonic mean (%) of NIWT reported in the paper, as quoted by the seed review
-    # (ECCV 2018, arXiv 1808.02861); VGG16 stands for "vgg", ResNet101 for "resnet".
-    ("vgg", "finetuned", "attributes"): {"AWA2": 48.1, "CUB": 37.0},
-    ("vgg", "fixed", "attributes"): {"AWA2": 36.1, "CUB": 26.7},
-    ("resnet", "finetuned", "attributes"): {"AWA2": 40.5, "CUB": 27.7},
-    ("resnet", "fixed", "attributes"): {"AWA2": 27.5, "CUB": 17.3},
-    ("vgg", "finetuned", "text"): {"CUB": 23.6},
-    ("resnet", "finetuned", "text"): {"CUB": 23.8},
-}
 
 
 def check_methods(methods: tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -96,24 +77,19 @@ def compare(config: RunConfig, out: str | Path, *, force: bool = False, progress
     if n_seeds < 1:
         raise ConfigError(f"`seeds` must be >= 1, got {n_seeds}")
     _check_validation(config)
-    config = resolve_config(replace(config, compare=replace(config.compare, methods=methods, seeds=n_seeds)))
+    config = replace(config, compare=replace(config.compare, methods=methods, seeds=n_seeds))
 
     def body(staging: Path) -> Comparison:
-        data, images = open_dataset(config)
-        run_config = fit_to_data(config, data)
+        inputs = open_run(config)
+        run_config = inputs.config
         runs = []
         for i in range(n_seeds):
-            cfg = replace(run_config, seed=run_config.seed + i)
-            seed_everything(cfg.seed)
-            store = StageStore(staging, prefix=f"seed{cfg.seed}.")
-            knowledge, names = class_vectors(cfg, data)
-            ctx = build_context(cfg, data, knowledge, knowledge_names=names, validation=needs_validation(cfg, methods),
-                                progress=progress, store=store, images=images)
+            ctx = seed_context(inputs, run_config.seed + i, staging=staging, methods=methods, progress=progress)
             results = run_methods(ctx, methods)
-            runs.append(SeedRun(cfg.seed, results))
+            runs.append(SeedRun(ctx.config.seed, results))
             if i == 0 and "niwt" in methods:
-                publish_niwt_outputs(store, staging)
-        comparison = Comparison(tuple(runs), dataset=data.name if run_config.model.arch == "mlp" else "")
+                publish_niwt_outputs(seed_store(staging, ctx.config.seed), staging)
+        comparison = Comparison(tuple(runs), dataset=inputs.data.name if run_config.model.arch == "mlp" else "")
         write_run(staging, run_config, comparison)
         return comparison
 
@@ -133,14 +109,11 @@ def sweep_lambda(config: RunConfig, out: str | Path, *, force: bool = False, pro
     if not lams or any(not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 for v in lams):
         raise ConfigError(f"Λ values must be finite numbers >= 0, got {list(lams)}")
     lams = tuple(sorted(float(v) for v in lams))
-    config = resolve_config(config)
 
     def body(staging: Path) -> Sweep:
-        seed_everything(config.seed)
-        data, images = open_dataset(config)
-        run_config = fit_to_data(config, data)
-        ctx = build_context(run_config, data, load_knowledge(run_config, data), validation=False, progress=progress,
-                            images=images)
+        inputs = open_run(config)
+        run_config = inputs.config
+        ctx = seed_context(inputs, validation=False, progress=progress)
         setting = ctx.final
         model = ctx.niwt_model(setting)
         optimizers = transfer_setting(ctx, setting, model, [(lam, run_config.transfer.lr) for lam in lams]).optimizers
@@ -150,8 +123,8 @@ def sweep_lambda(config: RunConfig, out: str | Path, *, force: bool = False, pro
             rep = ctx.report(setting, ctx.scores(model, setting), calibration=0.0)
             norm = float(opt.weights_.norm(dim=1).mean() / model.classifier.weight.detach().norm(dim=1).mean())
             rows.append(SweepRow(lam, rep, opt.n_steps_, norm))
-        (staging / "plots").mkdir()
-        plot_lambda_sweep([r.to_dict() for r in rows], staging / "plots" / "lambda_sweep.png",
+        (staging / layout.PLOTS).mkdir()
+        plot_lambda_sweep([r.to_dict() for r in rows], staging / layout.LAMBDA_SWEEP,
                           title=f"NIWT on shapes ({run_config.model.arch}, {run_config.train.mode}): accuracy vs Λ")
         sweep = Sweep(tuple(rows), _sweep_finding([r.to_dict() for r in rows]))
         write_run(staging, run_config, sweep)
@@ -191,13 +164,6 @@ REPRODUCE_SEEDS = 4
 four seeds of the comparison world take about half an hour on a 2-core CPU (``--seeds`` for more)."""
 
 
-def _arm_context(cfg: RunConfig, data, images, store: StageStore, progress: bool, *, base=None, models=None,
-                 methods: tuple[str, ...] = ("niwt",)):
-    knowledge, names = class_vectors(cfg, data)
-    return build_context(cfg, data, knowledge, knowledge_names=names, base=base, models=models,
-                         validation=needs_validation(cfg, methods), progress=progress, store=store, images=images)
-
-
 @dataclass(frozen=True)
 class CurveReports:
     """The test reports of NIWT's final transfer at each Λ of its validation grid (the Λ curve's stage)."""
@@ -218,7 +184,7 @@ def _lambda_curve(ctx, selection, final_transfer) -> tuple[tuple[float, ...], li
     """The Λ values of NIWT's validation grid, the unseen accuracy each gave on the validation
     classes (read from ``selection``, NIWT's choice on them), and the test report of a final
     transfer with each (at the chosen learning rate; ``final_transfer`` from
-    :func:`~niwt.run.niwt.final_transfers`, shared with NIWT's own final transfer)."""
+    :func:`~niwt.pipeline.niwt_method.final_transfers`, shared with NIWT's own final transfer)."""
     if not selection.grid:
         raise ConfigError("the Λ curve needs NIWT's validation grid: set transfer.select = true and give "
                           "transfer.lam_grid at least two values")
@@ -260,25 +226,24 @@ def reproduce(config: RunConfig, out: str | Path, *, force: bool = False, progre
     n_seeds = seeds if seeds is not None else REPRODUCE_SEEDS
     if n_seeds < 1:
         raise ConfigError(f"`seeds` must be >= 1, got {n_seeds}")
-    config = resolve_config(replace(config, compare=replace(config.compare, seeds=n_seeds)))
+    config = replace(config, compare=replace(config.compare, seeds=n_seeds))
     if not config.transfer.select or len(set(config.transfer.lam_grid)) < 2:
         raise ConfigError("`niwt reproduce` tests the Λ trade-off on NIWT's validation grid: set transfer.select = "
                           f"true and give transfer.lam_grid at least two values, got {list(config.transfer.lam_grid)}")
 
     def body(staging: Path) -> Reproduction:
-        data, images = open_dataset(config)
-        run_config = fit_to_data(config, data)
+        inputs = open_run(config)
+        run_config = inputs.config
         names = ("niwt / finetuned / attributes", "ale / finetuned / attributes", "dem / finetuned / attributes",
                  "niwt / fixed / attributes", "niwt / finetuned / text")
         arms: dict[str, list] = {name: [] for name in names}
         val_peaks, reports, lams = [], [], ()
         for i in range(n_seeds):
             cfg = replace(run_config, seed=run_config.seed + i)
-            seed_everything(cfg.seed)
-            store = StageStore(staging, prefix=f"seed{cfg.seed}.")
             attrs = replace(cfg, knowledge=replace(cfg.knowledge, source="attributes"))
             ft = replace(attrs, train=replace(attrs.train, mode="finetuned"))
-            ctx = _arm_context(ft, data, images, store.child("finetuned."), progress, methods=("niwt", "ale", "dem"))
+            ctx = seed_context(inputs, config=ft, staging=staging, arm="finetuned", methods=("niwt", "ale", "dem"),
+                               progress=progress)
             shared = final_transfers(ctx, transfer_grid(ft), explain=False)  # NIWT's final and the Λ curve
             results = run_methods(ctx, ("niwt", "ale", "dem"), final_transfer=shared, explain=False)
             for name, result in zip(names[:3], results):
@@ -287,10 +252,12 @@ def reproduce(config: RunConfig, out: str | Path, *, force: bool = False, progre
             val_peaks.append(lams[int(np.argmax(val_u))])
             reports.append(test)
             fixed = replace(attrs, train=replace(attrs.train, mode="fixed"))
-            fctx = _arm_context(fixed, data, images, store.child("fixed."), progress, base=ctx.models.base)
+            fctx = seed_context(inputs, config=fixed, staging=staging, arm="fixed", progress=progress,
+                                base=ctx.models.base)
             arms[names[3]].append(run_methods(fctx, ("niwt",), explain=False)[0])
             text = replace(ft, knowledge=replace(ft.knowledge, source="text"))
-            tctx = _arm_context(text, data, images, store.child("text."), progress, models=ctx.models)
+            tctx = seed_context(inputs, config=text, staging=staging, arm="text", progress=progress,
+                                models=ctx.models)
             arms[names[4]].append(run_methods(tctx, ("niwt",), explain=False)[0])
         arm = {name: Arm(name, tuple(results)) for name, results in arms.items()}
         curve = LambdaCurve(lams, *(np.array([[getattr(r, k) for r in seed] for seed in reports])
@@ -320,8 +287,8 @@ def reproduce(config: RunConfig, out: str | Path, *, force: bool = False, progre
         )
         reproduction = Reproduction(tuple(run_config.seed + i for i in range(n_seeds)), tuple(arm.values()), claims,
                                     curve, _world_name(run_config))
-        (staging / "plots").mkdir()
-        plot_lambda_curve(curve, staging / "plots" / "lambda_curve.png",
+        (staging / layout.PLOTS).mkdir()
+        plot_lambda_curve(curve, staging / layout.LAMBDA_CURVE,
                           title=f"NIWT: S and U against Λ over {n_seeds} seeds (test images)")
         write_run(staging, run_config, reproduction)
         return reproduction
@@ -343,7 +310,7 @@ ABLATIONS: tuple[tuple[str, str, str, dict[str, dict[str, object]]], ...] = (
 def _changed(config: RunConfig, changes: dict[str, dict[str, object]]) -> RunConfig:
     for section, fields in changes.items():
         config = replace(config, **{section: replace(getattr(config, section), **fields)})
-    return resolve_config(config)
+    return config
 
 
 def ablate(config: RunConfig, out: str | Path, *, force: bool = False, progress: bool = False,
@@ -357,22 +324,20 @@ def ablate(config: RunConfig, out: str | Path, *, force: bool = False, progress:
     n_seeds = seeds if seeds is not None else config.compare.seeds
     if n_seeds < 1:
         raise ConfigError(f"`seeds` must be >= 1, got {n_seeds}")
-    config = resolve_config(replace(config, compare=replace(config.compare, seeds=n_seeds)))
+    config = replace(config, compare=replace(config.compare, seeds=n_seeds))
 
     def body(staging: Path) -> Ablation:
-        data, images = open_dataset(config)
-        run_config = fit_to_data(config, data)
+        inputs = open_run(config)
+        run_config = inputs.config
         names = ["niwt (paper's choices)"] + [f"{factor}: {alt}" for factor, _, alt, _ in ABLATIONS]
         arms: dict[str, list] = {name: [] for name in names}
         for i in range(n_seeds):
             cfg = replace(run_config, seed=run_config.seed + i)
-            seed_everything(cfg.seed)
-            store = StageStore(staging, prefix=f"seed{cfg.seed}.")
-            ctx = _arm_context(cfg, data, images, store.child("paper."), progress)
+            ctx = seed_context(inputs, config=cfg, staging=staging, arm="paper", progress=progress)
             arms[names[0]].append(run_methods(ctx, ("niwt",), explain=False)[0])
             for j, (name, (_, _, _, changes)) in enumerate(zip(names[1:], ABLATIONS)):
-                actx = _arm_context(_changed(cfg, changes), data, images, store.child(f"ablation{j}."), progress,
-                                    models=ctx.models)
+                actx = seed_context(inputs, config=_changed(cfg, changes), staging=staging, arm=f"ablation{j}",
+                                    progress=progress, models=ctx.models)
                 arms[name].append(run_methods(actx, ("niwt",), explain=False)[0])
         arm = {name: Arm(name, tuple(results)) for name, results in arms.items()}
         paper = arm[names[0]]

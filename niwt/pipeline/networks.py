@@ -18,8 +18,8 @@ from niwt.data.source import ImageSource, take
 from niwt.device import run_device
 from niwt.errors import DataError
 from niwt.models import Backbone, create_model, load_model
-from niwt.run.stage import model_stage
-from niwt.rundir import StageStore, stage_key
+from niwt.pipeline.stages import model_stage
+from niwt.rundir import StageStore, layout, stage_key
 from niwt.seeding import seeded, stage_generator, stage_seed
 from niwt.training import train_classifier
 
@@ -119,7 +119,7 @@ def train_models(config: RunConfig, data: ZSLData, images: torch.Tensor, setting
     if base is None:
         n_src = max(len(data.source_classes), 1)
         base = model_stage(store, "pretrain", keys["pretrain"],
-                           lambda d: pretrain(config, data, images, progress, d / "checkpoint.pt" if d else None),
+                           lambda d: pretrain(config, data, images, progress, d / layout.CHECKPOINT if d else None),
                            lambda file: load_model(config.model.arch, n_src, file,
                                                    **model_options(config, in_features(images))).to(device))
     seconds["pretrain"] = time.perf_counter() - t0
@@ -132,7 +132,7 @@ def train_models(config: RunConfig, data: ZSLData, images: torch.Tensor, setting
 
         def compute(d: Path | None) -> Backbone:
             return fit_seen(config, base, take(images, idx), labels, len(setting.fit_classes), progress, desc=desc,
-                            checkpoint=d / "checkpoint.pt" if d else None, stage=name)
+                            checkpoint=d / layout.CHECKPOINT if d else None, stage=name)
 
         def load(file: Path) -> Backbone:
             model = copy.deepcopy(base)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from niwt.config import RunConfig, resolve_config, to_dict
+from niwt.config import RunConfig, to_dict
 from niwt.data import ZSLData, data_key
 from niwt.data.settings import Setting, build_settings, pool_indices, validation_splits
 from niwt.data.source import ImageSource, take
@@ -17,10 +17,9 @@ from niwt.device import run_device
 from niwt.errors import DataError
 from niwt.evaluate import GZSLReport, choose_calibration, choose_common_calibration, evaluate_gzsl, mean_report
 from niwt.models import Backbone, FeatureMLP
+from niwt.pipeline.inputs import class_vectors
+from niwt.pipeline.networks import TrainedModels, in_features, train_models
 from niwt.results import GridPoint, Selection
-from niwt.run.dataset import fit_to_data
-from niwt.run.knowledge import class_vectors
-from niwt.run.training import TrainedModels, in_features, train_models
 from niwt.rundir import RunInfo, StageStore, stage_key
 from niwt.scores import gzsl_scores, penultimate_features, spread_rows
 from niwt.seeding import stage_generator, stage_rng, stage_seed
@@ -190,12 +189,13 @@ def build_context(config: RunConfig, data: ZSLData, knowledge: np.ndarray, *, va
                   progress: bool = False, store: StageStore | None = None,
                   images: torch.Tensor | ImageSource | None = None,
                   knowledge_names: tuple[str, ...] | None = None) -> RunContext:
-    """Settings, images and trained models of one run (``models`` reuses models trained before).
+    """Settings, images and trained models of one seed of a run (``models`` reuses models trained
+    before); :func:`niwt.pipeline.recipe.seed_context` is the way in.
 
-    With ``store``, every stage's result is kept there and reused when its key has not changed
-    (:class:`~niwt.rundir.StageStore`).
+    ``config`` is the run's config as :func:`~niwt.pipeline.inputs.open_run` resolved and fitted
+    it (with the seed's and the arm's changes). With ``store``, every stage's result is kept there
+    and reused when its key has not changed (:class:`~niwt.rundir.StageStore`).
     """
-    config = fit_to_data(resolve_config(config), data)
     run_device(config.runtime.device, config.runtime.precision)  # an unusable device or precision is refused before any training
     knowledge = np.asarray(knowledge, dtype=np.float64)
     if knowledge.shape[0] != data.n_classes:

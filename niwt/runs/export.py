@@ -37,18 +37,18 @@ from typing import Any
 
 import numpy as np
 
-from niwt.data.formats.xlsa17 import FEATURES_FILE
+from niwt.data.formats.xlsa17_files import FEATURES_FILE
 from niwt.errors import DataError
 from niwt.rundir import check_file_folder, write_files
 from niwt.runs import load_run
-from niwt.scores import model_features as features_of
+from niwt.scores import model_features
 
 __all__ = [
     "SPLITS_FILE",
     "EXPORT_FILES",
     "ExportedFeatures",
     "check_export_dir",
-    "model_features",
+    "finite_features",
     "export_features",
     "export_run",
     "export_main",
@@ -91,14 +91,14 @@ class ExportedFeatures:
                 f"({self.n_knowledge}-d class vectors)\n  {self.features_file}\n  {self.splits_file}")
 
 
-def model_features(model: Any, images: Any, batch_size: int = 256, device: Any = None) -> np.ndarray:
+def finite_features(model: Any, images: Any, batch_size: int = 256, device: Any = None) -> np.ndarray:
     """The classifier's input features of every image (:func:`niwt.scores.model_features`, the one
     feature extractor), as float32, checked to be finite.
 
     Raises:
         DataError: if ``batch_size`` is not a positive int or the model gives NaN / infinite features.
     """
-    out = features_of(model, images, batch_size, device=device).astype(np.float32)
+    out = model_features(model, images, batch_size, device=device).astype(np.float32)
     if not np.isfinite(out).all():
         bad = int(np.flatnonzero(~np.isfinite(out).all(axis=1))[0])
         raise DataError(f"the model gives NaN or infinite features (first at image {bad}); its weights are broken: "
@@ -205,7 +205,7 @@ def export_run(run: Any, out_dir: str | Path, *, batch_size: int = 256, device: 
     _check_run(run, data, images, knowledge)
     n_classes = len(data.class_names)
     logger.info("extracting the features of %d images from run %s", int(data.labels.size), run.path)
-    features = model_features(run.model, images, batch_size, device)
+    features = finite_features(run.model, images, batch_size, device)
     if features.nbytes >= _MAT_V5_LIMIT:
         raise DataError(f"the features of run {run.path} take {features.nbytes / 2**30:.1f} GiB, more than one "
                         "MATLAB v5 variable holds (4 GiB); export a dataset with fewer images")

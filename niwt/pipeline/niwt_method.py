@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 
 from niwt import distributed
 from niwt.config import RunConfig, to_dict
@@ -25,13 +24,14 @@ from niwt.explain.inverse import InverseConfig, InverseMapper
 from niwt.importance import neuron_importance
 from niwt.knowledge import KnowledgeEncoder
 from niwt.mapping import ImportanceMapper
-from niwt.models import Backbone, save_weights
+from niwt.models import Backbone
+from niwt.pipeline.context import RunContext
+from niwt.pipeline.inputs import class_encoder
+from niwt.pipeline.stages import record_stage
 from niwt.progress import StageProgress
 from niwt.results import GridPoint, MethodResult, Selection
-from niwt.run.context import RunContext
-from niwt.run.knowledge import class_encoder
-from niwt.run.stage import record_stage
-from niwt.rundir import POOL_CACHE, RunInfo, save_test_scores, write_json
+from niwt.rundir import RunInfo, layout, save_test_scores, write_json
+from niwt.runs import write_model
 from niwt.seeding import stage_seed
 from niwt.transfer import PoolCache, UnseenWeightOptimizer, balance_unseen
 from niwt.transfer import class_seeds as per_class_seeds
@@ -160,37 +160,32 @@ class NIWTRun:
         return self.result.selection
 
     def save(self, directory: Path) -> None:
-        """Weights (safetensors), maps and transfer records of the run, as a run directory keeps
-        them: ``model/`` (``niwt.safetensors``, ``run.json``, ``knowledge.safetensors``),
-        ``mapping/`` (forward map, its selection, the inverse map), ``transfer/history.json``, the
-        final test images' scores (:func:`~niwt.rundir.save_test_scores`),
-        ``model/knowledge_encoder.json`` (:class:`~niwt.knowledge.KnowledgeEncoder`) and
-        ``transfer/pool_cache.safetensors`` (:class:`~niwt.transfer.PoolCache`: what teaching a class needs)."""
-        for part in ("model", "mapping", "transfer"):
+        """Weights (safetensors), maps and transfer records of the run, where a run directory keeps
+        them (:mod:`niwt.rundir.layout`): the extended model with its classes and class vectors
+        (:func:`niwt.runs.write_model`), the knowledge encoder, the forward map and its selection,
+        the inverse map, the final transfer's record, the final test images' scores
+        (:func:`~niwt.rundir.save_test_scores`) and the transfer pool's cache (what teaching a
+        class needs)."""
+        for part in layout.NIWT_PARTS:
             (directory / part).mkdir(exist_ok=True)
-        save_weights(self.model, directory / "model" / "niwt.safetensors", metadata={"arch": self.info.arch})
-        mapper_state = {k: v.detach().contiguous() for k, v in self.mapper.net_.state_dict().items()}
-        save_file(mapper_state, str(directory / "mapping" / "mapper.safetensors"))
-        write_json(directory / "mapping" / "selection.json", {
+        write_model(directory, self.model, self.info, self.knowledge)
+        self.mapper.save(directory / layout.FORWARD_MAP)
+        write_json(directory / layout.MAP_SELECTION, {
             "best_epoch": self.mapper.best_epoch_, "val_spearman": self.mapper.val_spearman_,
             "holdout_classes": self.mapper.holdout_classes_.tolist(),
             "history": [{"loss": a, "spearman": b} for a, b in self.mapper.history_]})
-        write_json(directory / "transfer" / "history.json", {
+        write_json(directory / layout.TRANSFER_HISTORY, {
             "lam": self.optimizer.lam, "lr": self.optimizer.lr, "steps": self.optimizer.n_steps_,
             "stopped_early": self.optimizer.stopped_early_, "loss": self.optimizer.history_,
             "selection": self.selection.to_dict()})
-        write_json(directory / "model" / "run.json", self.info.to_dict())
-        if self.knowledge is not None:
-            save_file({"knowledge": torch.from_numpy(np.ascontiguousarray(self.knowledge))},
-                      str(directory / "model" / "knowledge.safetensors"))
         if self.inverse is not None:
-            self.inverse.save(directory / "mapping" / "inverse.safetensors")
+            self.inverse.save(directory / layout.INVERSE_MAP)
         if self.test_scores is not None:
             save_test_scores(directory, self.test_scores)
         if self.encoder is not None:
-            write_json(directory / "model" / "knowledge_encoder.json", self.encoder.to_dict())
+            self.encoder.save(directory / layout.KNOWLEDGE_ENCODER)
         if self.pool_cache is not None:
-            self.pool_cache.save(directory / "transfer" / POOL_CACHE)
+            self.pool_cache.save(directory / layout.POOL_CACHE)
 
 
 def _niwt_config(ctx: RunContext) -> dict[str, object]:

@@ -1,0 +1,93 @@
+"""A run's manifest: what it holds, each file with its checksum, written last so that its presence
+means the run is complete; reading it back, and checking every file against it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from niwt.errors import RunDirectoryError
+from niwt.rundir.files import checksums, first_mismatch, write_json
+from niwt.rundir.layout import MANIFEST
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "Manifest", "read_manifest", "verify_run", "add_to_run"]
+
+FORMAT = "niwt-run"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a run directory holds: written last, so its presence means the run is complete."""
+
+    command: str
+    files: tuple[str, ...]
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+    niwt_version: str = ""
+    created: str = ""
+    stages: dict[str, Any] = field(default_factory=dict)
+    checksums: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": self.format, "format_version": self.format_version, "niwt_version": self.niwt_version,
+                "command": self.command, "created": self.created, "stages": dict(self.stages),
+                "files": list(self.files), "checksums": dict(self.checksums)}
+
+
+
+def verify_run(directory: str | Path) -> Manifest:
+    """The manifest of the complete run in ``directory``, every file it lists checked against its checksum.
+
+    Runs written before checksums were kept are returned unchecked.
+
+    Raises:
+        RunDirectoryError: not a complete niwt run, or a listed file that is missing, truncated or
+            altered (named, with what to do).
+    """
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    if manifest is None:
+        raise RunDirectoryError(f"{str(directory)!r} is not a complete niwt run (no niwt {MANIFEST})")
+    problem = first_mismatch(directory, manifest.checksums)
+    if problem is not None:
+        raise RunDirectoryError(f"run {str(directory)!r} is damaged: {problem}; nothing of it was loaded. Rerun "
+                                "the command that wrote it (with --resume, only the damaged stages are recomputed)")
+    return manifest
+
+
+
+def read_manifest(directory: str | Path) -> Manifest | None:
+    """The manifest of a complete niwt run in ``directory``, or None when it has none (or not ours)."""
+    path = Path(directory) / MANIFEST
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT or not isinstance(raw.get("files"), list):
+        return None
+    if not all(isinstance(f, str) for f in raw["files"]):
+        return None
+    sums = raw.get("checksums") or {}
+    if not isinstance(sums, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in sums.items()):
+        return None
+    return Manifest(command=str(raw.get("command", "")), files=tuple(raw["files"]),
+                    format_version=raw.get("format_version", 0), niwt_version=str(raw.get("niwt_version", "")),
+                    created=str(raw.get("created", "")), stages=dict(raw.get("stages") or {}), checksums=dict(sums))
+
+
+
+def add_to_run(run: str | Path, paths: list[str]) -> None:
+    """Record files a later command wrote into a complete run (``report.html``, ``explain/...``) in
+    its manifest, so the run still holds only files its manifest lists."""
+    run = Path(run)
+    manifest = read_manifest(run)
+    if manifest is None:
+        raise RunDirectoryError(f"{str(run)!r} is not a complete niwt run (no niwt {MANIFEST})")
+    added = {Path(p).as_posix() for p in paths}
+    files = sorted(set(manifest.files) | added)
+    sums = {**manifest.checksums, **checksums(run, sorted(added))} if manifest.checksums else {}
+    write_json(run / MANIFEST, {**manifest.to_dict(), "files": files, "checksums": sums})
+

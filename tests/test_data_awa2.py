@@ -162,7 +162,7 @@ def test_split_dir_without_res101_keeps_the_seeded_split_and_says_so(awa2, tmp_p
     folder = tmp_path / "xlsa17_AWA2"  # the class lists, and now att_splits.mat beside them
     _xlsa17_folder(awa2, folder)
     (folder / "res101.mat").unlink()
-    with caplog.at_level(logging.INFO, logger="niwt.data.formats.xlsa17"):
+    with caplog.at_level(logging.INFO, logger="niwt.data.formats.proposed_split"):
         loaded = load_awa2(awa2, split_dir=folder)
     assert "has no res101.mat" in caplog.text and "drawn at random" in caplog.text
     assert loaded.data.split_origin.startswith("seeded: 0.2 of each seen class") and "(seed 0)" in loaded.data.split_origin

@@ -15,7 +15,7 @@ from niwt.pipeline.recipe import seed_context, seed_store
 from niwt.results import Comparison, SeedRun
 from niwt.rundir import in_run_dir
 
-__all__ = ["run_niwt", "run_to_dir"]
+__all__ = ["run_niwt", "run_seeds", "run_to_dir"]
 
 
 def run_niwt(config: RunConfig, data: ZSLData | None = None, progress: bool = False,
@@ -25,21 +25,38 @@ def run_niwt(config: RunConfig, data: ZSLData | None = None, progress: bool = Fa
     return fit_niwt(ctx)
 
 
-def run_to_dir(config: RunConfig, out: str | Path, *, force: bool = False, progress: bool = False,
-               resume: bool = False) -> Comparison:
-    """Run NIWT and write a complete run directory at ``out``; returns what ``metrics.json`` holds.
+def run_seeds(config: RunConfig, out: str | Path, *, methods: tuple[str, ...], seeds: int, command: str,
+              force: bool = False, progress: bool = False, resume: bool = False) -> Comparison:
+    """``methods`` on seeds ``config.seed``, ``config.seed + 1``, ... (``seeds`` of them), into one run
+    directory at ``out``: the route of ``niwt run``, ``demo`` and ``compare``.
 
+    The run's inputs are opened once (:func:`~niwt.pipeline.inputs.open_run`); each seed follows
+    the per-seed recipe (:func:`~niwt.pipeline.recipe.seed_context`). NIWT's model and maps of the
+    first seed are copied to the top of the run (what ``predict``, ``teach`` and ``explain`` read).
     With ``resume``, a killed run aimed at ``out`` continues from its last finished step.
     """
 
     def body(staging: Path) -> Comparison:
         inputs = open_run(config)
-        ctx = seed_context(inputs, staging=staging, progress=progress)
-        results = run_methods(ctx, ("niwt",))
-        comparison = Comparison((SeedRun(ctx.config.seed, results),),
-                                dataset=inputs.data.name if inputs.config.model.arch == "mlp" else "")
-        publish_niwt_outputs(seed_store(staging, ctx.config.seed), staging)
+        runs = []
+        for i in range(seeds):
+            ctx = seed_context(inputs, inputs.config.seed + i, staging=staging, methods=methods, progress=progress)
+            runs.append(SeedRun(ctx.config.seed, run_methods(ctx, methods)))
+            if i == 0 and "niwt" in methods:
+                publish_niwt_outputs(seed_store(staging, ctx.config.seed), staging)
+        comparison = Comparison(tuple(runs), dataset=inputs.data.name if inputs.config.model.arch == "mlp" else "")
         write_run(staging, inputs.config, comparison)
         return comparison
 
-    return in_run_dir(out, force, body, command="run", resume=resume)
+    return in_run_dir(out, force, body, command=command, resume=resume)
+
+
+def run_to_dir(config: RunConfig, out: str | Path, *, force: bool = False, progress: bool = False,
+               resume: bool = False) -> Comparison:
+    """``niwt run``: NIWT on the config's seed, a complete run directory at ``out``
+    (:func:`run_seeds`); returns what ``metrics.json`` holds.
+
+    With ``resume``, a killed run aimed at ``out`` continues from its last finished step.
+    """
+    return run_seeds(config, out, methods=("niwt",), seeds=1, command="run", force=force, progress=progress,
+                     resume=resume)

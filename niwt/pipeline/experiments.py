@@ -19,11 +19,12 @@ from niwt.config import METHOD_NAMES, RunConfig, to_dict
 from niwt.data.shapes import ShapesConfig
 from niwt.errors import ConfigError, DataError
 from niwt.evaluate import GZSLReport
+from niwt.pipeline.commands import run_seeds
 from niwt.pipeline.inputs import open_run
 from niwt.pipeline.methods import run_methods
 from niwt.pipeline.niwt_method import final_transfers, transfer_grid, transfer_setting
-from niwt.pipeline.outputs import publish_niwt_outputs, write_run
-from niwt.pipeline.recipe import seed_context, seed_store
+from niwt.pipeline.outputs import write_run
+from niwt.pipeline.recipe import seed_context
 from niwt.pipeline.stages import record_stage
 from niwt.report.plots import plot_lambda_curve, plot_lambda_sweep
 from niwt.results import (
@@ -35,7 +36,6 @@ from niwt.results import (
     Comparison,
     LambdaCurve,
     Reproduction,
-    SeedRun,
     Sweep,
     SweepRow,
     paired_difference,
@@ -78,22 +78,8 @@ def compare(config: RunConfig, out: str | Path, *, force: bool = False, progress
         raise ConfigError(f"`seeds` must be >= 1, got {n_seeds}")
     _check_validation(config)
     config = replace(config, compare=replace(config.compare, methods=methods, seeds=n_seeds))
-
-    def body(staging: Path) -> Comparison:
-        inputs = open_run(config)
-        run_config = inputs.config
-        runs = []
-        for i in range(n_seeds):
-            ctx = seed_context(inputs, run_config.seed + i, staging=staging, methods=methods, progress=progress)
-            results = run_methods(ctx, methods)
-            runs.append(SeedRun(ctx.config.seed, results))
-            if i == 0 and "niwt" in methods:
-                publish_niwt_outputs(seed_store(staging, ctx.config.seed), staging)
-        comparison = Comparison(tuple(runs), dataset=inputs.data.name if run_config.model.arch == "mlp" else "")
-        write_run(staging, run_config, comparison)
-        return comparison
-
-    return in_run_dir(out, force, body, command=command, resume=resume)
+    return run_seeds(config, out, methods=methods, seeds=n_seeds, command=command, force=force, progress=progress,
+                     resume=resume)
 
 
 DEFAULT_SWEEP = (0.0, 1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)

@@ -65,7 +65,7 @@ def _inputs() -> dict[str, object]:
 def _compute() -> dict[str, torch.Tensor]:
     """Importances, targets and unseen rows of the pipeline's transfer, and a trained small model."""
     from niwt.config import RunConfig, RuntimeConfig
-    from niwt.pipeline.niwt_method import niwt_transfer
+    from niwt.pipeline.method_niwt import niwt_transfer
     from niwt.pipeline.presets import quick_config
     from niwt.training import train_classifier
 

@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 
 import niwt.pipeline.commands
 import niwt.pipeline.experiments
+import niwt.pipeline.inputs
 from niwt.cli import main
 from niwt.config import RunConfig, apply_overrides, load_config, to_dict
 from niwt.errors import ConfigError, NIWTError
@@ -298,16 +299,16 @@ def datasets(tmp_path_factory) -> dict[str, Path]:
 
 def _stub_training(monkeypatch) -> None:
     """Stop every command right after its dataset is opened (file datasets are really opened)."""
-    real_open = niwt.pipeline.commands.open_dataset
+    real_open = niwt.pipeline.inputs.open_run
 
-    def open_then_stop(config):
+    def open_then_stop(config, data=None, images=None):
         if getattr(config.data, "kind", "shapes") != "shapes":
-            real_open(config)
+            real_open(config, data, images)
         raise _StoppedBeforeTraining("stopped before training")
 
-    # every command opens its dataset through one of these two names (a missing one fails here)
+    # every command opens its run through one of these two names (a missing one fails here)
     for module in (niwt.pipeline.commands, niwt.pipeline.experiments):
-        monkeypatch.setattr(module, "open_dataset", open_then_stop)
+        monkeypatch.setattr(module, "open_run", open_then_stop)
 
 
 FLAG_VALUES = st.one_of(

@@ -25,16 +25,16 @@ def tiny_context():
 
 
 def test_niwt_and_niwt_bal_share_their_transfers(tiny_context, monkeypatch):
-    import niwt.pipeline.niwt_method
+    import niwt.pipeline.method_niwt
 
     calls = []
-    original = niwt.pipeline.niwt_method.niwt_transfer
+    original = niwt.pipeline.method_niwt.niwt_transfer
 
     def counting(config, model, knowledge, images, labels, fit, new, pool, grid, progress=False, **kwargs):
         calls.append(len(grid))
         return original(config, model, knowledge, images, labels, fit, new, pool, grid, progress, **kwargs)
 
-    monkeypatch.setattr(niwt.pipeline.niwt_method, "niwt_transfer", counting)
+    monkeypatch.setattr(niwt.pipeline.method_niwt, "niwt_transfer", counting)
     results = run_methods(tiny_context, ("niwt", "niwt-bal"))
     grid = len(tiny_context.config.transfer.lam_grid)
     chosen = {tuple(r.selection.params.items()) for r in results}

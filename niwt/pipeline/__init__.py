@@ -6,7 +6,7 @@
 * ``context``: the run context of one seed (built once, never mutated);
 * ``networks``: pre-training and the seen-class trainings;
 * ``stages``: finished stages, computed once and read back on ``--resume``;
-* ``niwt_method`` / ``baseline_methods`` / ``methods``: NIWT, the baselines, and method dispatch;
+* ``method_niwt`` / ``method_baselines`` / ``methods``: NIWT, the baselines, and method dispatch;
 * ``outputs``: what a run writes at the top of its directory;
 * ``presets``: the commands' configs; ``commands``: ``niwt run``; ``experiments``: ``compare``,
   ``sweep-lambda``, ``reproduce``, ``ablate``.
@@ -14,13 +14,11 @@
 A finished run is :mod:`niwt.runs`'s. Nothing below this package imports it.
 """
 
-from niwt.pipeline.baseline_methods import baseline_method
 from niwt.pipeline.commands import run_niwt, run_to_dir
 from niwt.pipeline.context import RunContext
 from niwt.pipeline.inputs import RunInputs, class_vectors, fit_to_data, open_run
-from niwt.pipeline.methods import needs_validation, run_methods
-from niwt.pipeline.networks import TrainedModels, fit_seen, pretrain, train_models
-from niwt.pipeline.niwt_method import (
+from niwt.pipeline.method_baselines import baseline_method
+from niwt.pipeline.method_niwt import (
     NIWT_VARIANTS,
     FinalTransfer,
     NIWTRun,
@@ -34,6 +32,8 @@ from niwt.pipeline.niwt_method import (
     select_niwt_variants,
     transfer_grid,
 )
+from niwt.pipeline.methods import needs_validation, run_methods
+from niwt.pipeline.networks import TrainedModels, fit_seen, pretrain, train_models
 from niwt.pipeline.outputs import publish_niwt_outputs, write_run
 from niwt.pipeline.presets import COMPARISON_WORLD, comparison_config, demo_config, quick_config
 from niwt.pipeline.recipe import seed_context

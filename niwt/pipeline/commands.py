@@ -8,8 +8,8 @@ from niwt.config import RunConfig
 from niwt.data import ZSLData
 from niwt.models import Backbone
 from niwt.pipeline.inputs import open_run
+from niwt.pipeline.method_niwt import NIWTRun, fit_niwt
 from niwt.pipeline.methods import run_methods
-from niwt.pipeline.niwt_method import NIWTRun, fit_niwt
 from niwt.pipeline.outputs import publish_niwt_outputs, write_run
 from niwt.pipeline.recipe import seed_context, seed_store
 from niwt.results import Comparison, SeedRun

@@ -21,8 +21,8 @@ from niwt.errors import ConfigError, DataError
 from niwt.evaluate import GZSLReport
 from niwt.pipeline.commands import run_seeds
 from niwt.pipeline.inputs import open_run
+from niwt.pipeline.method_niwt import final_transfers, transfer_grid, transfer_setting
 from niwt.pipeline.methods import run_methods
-from niwt.pipeline.niwt_method import final_transfers, transfer_grid, transfer_setting
 from niwt.pipeline.outputs import write_run
 from niwt.pipeline.recipe import seed_context
 from niwt.pipeline.stages import record_stage
@@ -170,7 +170,7 @@ def _lambda_curve(ctx, selection, final_transfer) -> tuple[tuple[float, ...], li
     """The Λ values of NIWT's validation grid, the unseen accuracy each gave on the validation
     classes (read from ``selection``, NIWT's choice on them), and the test report of a final
     transfer with each (at the chosen learning rate; ``final_transfer`` from
-    :func:`~niwt.pipeline.niwt_method.final_transfers`, shared with NIWT's own final transfer)."""
+    :func:`~niwt.pipeline.method_niwt.final_transfers`, shared with NIWT's own final transfer)."""
     if not selection.grid:
         raise ConfigError("the Λ curve needs NIWT's validation grid: set transfer.select = true and give "
                           "transfer.lam_grid at least two values")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 
 from niwt.config import RunConfig
-from niwt.pipeline.baseline_methods import baseline_method, baseline_points
 from niwt.pipeline.context import RunContext
-from niwt.pipeline.niwt_method import NIWT_VARIANTS, niwt_methods, transfer_grid
+from niwt.pipeline.method_baselines import baseline_method, baseline_points
+from niwt.pipeline.method_niwt import NIWT_VARIANTS, niwt_methods, transfer_grid
 from niwt.results import MethodResult
 
 __all__ = ["needs_validation", "run_methods"]
@@ -26,7 +26,7 @@ def needs_validation(config: RunConfig, methods: tuple[str, ...]) -> bool:
 def run_methods(ctx: RunContext, methods: tuple[str, ...], *, final_transfer=None,
                 explain: bool = True) -> tuple[MethodResult, ...]:
     """Each of ``methods`` on ``ctx``, in order. The NIWT variants share their transfers
-    (:func:`~niwt.pipeline.niwt_method.niwt_methods`); with a stage store, NIWT's model and maps are kept in
+    (:func:`~niwt.pipeline.method_niwt.niwt_methods`); with a stage store, NIWT's model and maps are kept in
     its stage's directory."""
     variants = tuple(m for m in methods if m in NIWT_VARIANTS)
     niwt_results = (dict(zip(variants, niwt_methods(ctx, variants, final_transfer=final_transfer, explain=explain)))

@@ -29,6 +29,19 @@ def test_readme_example_runs_as_written_and_prints_s_u_h(capsys):
     assert u > 0.3  # 6 unseen classes: chance is 1/6 on the unseen classes alone, lower over all 36
 
 
+def test_the_api_page_example_chooses_lambda_on_validation_and_prints_h(capsys):
+    (block,) = re.findall(r"```python\n(.*?)```", (README.parent / "docs" / "api.md").read_text(encoding="utf-8"),
+                          flags=re.S)
+    exec(compile(block, "docs/api.md", "exec"), {"__name__": "api_example"})
+    match = re.fullmatch(r"Λ=(\S+) H=(\d\.\d{3})\n", capsys.readouterr().out)
+    assert match, "the example prints its choice and H"
+    from niwt.config import RunConfig
+    from niwt.pipeline import quick_config
+
+    assert float(match.group(1)) in quick_config(RunConfig()).transfer.lam_grid  # chosen from the grid
+    assert 0.0 <= float(match.group(2)) <= 1.0
+
+
 @pytest.fixture(scope="module")
 def small_world():
     return make_shapes(ShapesConfig(n_source=2, n_seen=6, n_unseen=3, n_val=2, n_source_images=4,

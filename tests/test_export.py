@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.io
 import torch
-from _fixtures_data import shared_data_dir
+from _fixtures_data import published_xlsa17
 
 import niwt.run.export as export_module
 from niwt.data.formats.xlsa17 import load_xlsa17
@@ -71,10 +71,7 @@ def test_fields_shapes_and_dtypes(run, exported):
 
 
 def test_same_field_conventions_as_the_published_split_file(exported):
-    base = shared_data_dir()
-    published = None if base is None else base / "xlsa17" / "AWA2" / "att_splits.mat"
-    if published is None or not published.is_file():
-        pytest.skip("the published AWA2 att_splits.mat (shared data) is not available")
+    published = published_xlsa17() / "AWA2" / "att_splits.mat"
     ours, theirs = scipy.io.loadmat(exported / "att_splits.mat"), scipy.io.loadmat(published)
     fields = sorted(k for k in theirs if not k.startswith("__"))
     assert sorted(k for k in ours if not k.startswith("__")) == fields

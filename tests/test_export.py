@@ -87,7 +87,11 @@ def test_same_field_conventions_as_the_published_split_file(exported):
 def test_round_trip_through_the_xlsa17_loader(run, exported):
     data, _ = run.dataset()
     back = load_xlsa17(exported).data
-    np.testing.assert_allclose(back.features, _reference_features(run), rtol=1e-5, atol=1e-6)
+    reference = _reference_features(run)
+    # float32 features of batches of 7 against one batch of every image: other matrix shapes round
+    # differently (a few ulps, seen up to 3e-8 here); allow 1e-5 of the largest feature, far below
+    # the distance between two images' features
+    np.testing.assert_allclose(back.features, reference, rtol=1e-5, atol=1e-5 * np.abs(reference).max())
     np.testing.assert_array_equal(back.labels, data.labels)
     assert back.class_names == run.class_names == data.class_names
     for key in ("trainval_idx", "test_seen_idx", "test_unseen_idx", "seen_classes", "unseen_classes",

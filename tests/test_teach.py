@@ -98,7 +98,9 @@ def test_a_saved_taught_run_loads_back_checked_predicts_it_and_keeps_the_source(
     assert not (saved.path / "report.html").exists()  # it described the source run
     assert _fingerprint(run_dir) == before
     image = data.images_tensor(data.test_unseen_idx[:4])
-    for p in saved.predict(image, top_k=len(saved.row_names)):
+    predictions = saved.predict(image, top_k=len(saved.row_names))
+    assert len(predictions) == 4
+    for p in predictions:
         assert set(p.classes) == set(saved.row_names) and sum(p.probabilities) == pytest.approx(1.0, abs=1e-9)
     # the twin got its namesake's vector, so the map predicts it the same importance
     np.testing.assert_allclose(saved.knowledge[-1], saved.knowledge[run.new_classes[-1]], rtol=1e-12, atol=1e-12)

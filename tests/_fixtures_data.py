@@ -8,7 +8,6 @@ have 2048) so that a test stays fast.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,16 +32,18 @@ REAL_XLSA17_COUNTS = {
 }
 
 
-def shared_data_dir() -> Path | None:
-    """The project's shared data folder (``NIWT_SHARED_DATA`` or ``../shared/data`` beside the repository)."""
-    env = os.environ.get("NIWT_SHARED_DATA")
-    candidates = [Path(env)] if env else []
-    repo = Path(__file__).resolve().parents[1]
-    candidates += [repo / "shared" / "data", repo.parent / "shared" / "data"]
-    for candidate in candidates:
-        if (candidate / "xlsa17").is_dir():
-            return candidate
-    return None
+PUBLISHED_XLSA17 = Path(__file__).resolve().parent / "data" / "xlsa17"
+"""The published xlsa17 split files kept in the repository (``tests/data/README.md``): ``AWA2/att_splits.mat``,
+``CUB/sent_splits.mat``, ``SUN/att_splits.mat``."""
+
+
+def published_xlsa17() -> Path:
+    """The folder of the published xlsa17 split files, checked to hold all three (a clone always has them)."""
+    files = [PUBLISHED_XLSA17 / "AWA2" / "att_splits.mat", PUBLISHED_XLSA17 / "CUB" / "sent_splits.mat",
+             PUBLISHED_XLSA17 / "SUN" / "att_splits.mat"]
+    missing = [str(f) for f in files if not f.is_file()]
+    assert not missing, f"the repository's published split files are missing: {missing} (see tests/data/README.md)"
+    return PUBLISHED_XLSA17
 
 
 def write_image(path: Path, seed: int, mode: str = "RGB", size: tuple[int, int] = (12, 10)) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.io
-from _fixtures_data import corrupt, make_xlsa17, shared_data_dir, standin_res101
+from _fixtures_data import corrupt, make_xlsa17, published_xlsa17, standin_res101
 
 from niwt.data.formats.xlsa17 import load_xlsa17
 from niwt.data.formats.xlsa17_files import read_split_file
@@ -126,10 +126,7 @@ def test_image_files_map_under_an_image_root(tmp_path):
 
 @pytest.fixture(scope="module")
 def xlsa17_real():
-    base = shared_data_dir()
-    if base is None:
-        pytest.skip("the shared xlsa17 split files are not available")
-    return base / "xlsa17"
+    return published_xlsa17()  # kept in the repository: these tests never skip
 
 
 @pytest.mark.parametrize("name", sorted(REAL))

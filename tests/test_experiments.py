@@ -82,6 +82,7 @@ def test_reproduce_quick_writes_the_claims_table_with_verdicts(tmp_path, capsys)
         assert claim["verdict"] == expected and claim["paper"]
     curve = metrics["lambda_curve"]
     assert len(curve["unseen_acc"]) == 2 and len(curve["unseen_acc"][0]) == len(curve["lams"])
+    assert len(curve["validation_peak_lam"]) == 2  # one per seed
     assert all(lam in curve["lams"] for lam in curve["validation_peak_lam"])
     assert (out / "plots" / "lambda_curve.png").read_bytes()[:4] == b"\x89PNG"
     text = capsys.readouterr().out
@@ -98,6 +99,7 @@ def test_ablate_quick_compares_each_alternative_with_the_papers_choice(tmp_path,
     assert [(r["factor"], r["alternative"]) for r in rows] == [(f, alt) for f, _, alt, _ in ABLATIONS]
     arms = {a["arm"]: [r["H"] for r in a["per_seed"]] for a in metrics["arms"]}
     paper = arms["niwt (paper's choices)"]
+    assert len(rows) == len(ABLATIONS) > 0 and len(paper) == 2
     for row in rows:
         alt = arms[f"{row['factor']}: {row['alternative']}"]
         assert row["mean_difference"] == pytest.approx(sum(a - b for a, b in zip(alt, paper)) / 2)
@@ -161,7 +163,9 @@ def test_bad_input_fails_before_training(argv, message, tmp_path, capsys, monkey
 def test_compare_also_reports_every_method_with_calibrated_stacking_and_paired_differences(compare_run):
     calibrated = compare_run["methods_calibrated"]
     assert set(calibrated) == set(compare_run["methods"])
+    assert len(compare_run["per_seed"]) == 2
     for seed_run in compare_run["per_seed"]:
+        assert set(seed_run["methods"]) == set(compare_run["methods"])
         for m in seed_run["methods"].values():
             gamma = m["selection"]["calibrated_gamma"]
             assert m["calibrated"]["calibration"] == pytest.approx(gamma)  # chosen on validation, applied to test

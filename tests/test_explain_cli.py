@@ -41,7 +41,8 @@ def test_explain_a_sample_and_names_and_report(run_dir, capsys):
     assert main(["report", str(run_dir)]) == 0
     html = (run_dir / "report.html").read_text()
     assert "<script" not in html and "http" not in html
-    assert all(src.startswith("data:image/png;base64,") for src in re.findall(r'<img[^>]*src="([^"]+)"', html))
+    sources = re.findall(r'<img[^>]*src="([^"]+)"', html)
+    assert len(sources) >= 3 and all(src.startswith("data:image/png;base64,") for src in sources)
     assert "Grad-CAM energy in mask" in html  # the fidelity table on the shapes world
     # what the later commands wrote is in the manifest: the run can still be replaced with --force
     files = set(read_manifest(run_dir).files)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 
+import matplotlib
 import numpy as np
 import pytest
 import torch
@@ -70,11 +72,13 @@ def test_matches_pytorch_grad_cam_on_a_niwt_backbone_with_unseen_rows() -> None:
     y = torch.tensor([0, 3, 4, 4])  # rows 3 and 4 are the unseen classes
     ours = grad_cam(model, model.features, x, y)
     ref = _reference(model, "features", x, y)
+    assert ours.shape == ref.shape == (4, 32, 32) and any(b.max() > 0 for b in ref)
     for a, b in zip(ours.numpy(), ref):
         if b.max() == 0:
             assert a.max() == 0
         else:
             assert _pearson(a, b) > 0.99
+    np.testing.assert_allclose(ours.numpy(), ref, atol=1e-4)
 
 
 def test_default_targets_are_the_predictions() -> None:
@@ -124,6 +128,14 @@ def test_a_layer_overwritten_in_place_is_refused_clearly_or_supported() -> None:
     if _inplace_consumer_supported():  # importance hook hands later layers a copy of its leaf
         maps = grad_cam(model, "features.18", x, y)  # the conv before ReLU(inplace=True)
         assert maps.shape == (2, 32, 32) and torch.isfinite(maps).all()
+        # the maps of the conv's own output: what pytorch-grad-cam gives on a copy whose ReLUs copy
+        plain = copy.deepcopy(model)
+        for m in plain.modules():
+            if isinstance(m, nn.ReLU):
+                m.inplace = False
+        ref = _reference(plain, "features.18", x, y)
+        assert all(b.max() > 0 for b in ref), "degenerate reference map"
+        np.testing.assert_allclose(maps.numpy(), ref, atol=1e-4)
     else:
         with pytest.raises(ConfigError, match=r"features\.18.*in place"):
             grad_cam(model, "features.18", x, y)
@@ -163,8 +175,18 @@ def test_overlay_png(tmp_path) -> None:
     out = overlay(image, cam, alpha=0.5, scale=2)
     assert out.shape == (16, 16, 3) and out.dtype == np.uint8
     assert out[0, 0].tolist() == [0, 0, 0]  # map 0: the image unchanged
-    assert out[5, 5].max() > 60  # map 1: colour blended in
-    path = save_overlay(tmp_path / "o.png", torch.rand(3, 8, 8), cam)
+    # map 1: half the image (black) and half jet(1) = (0.5, 0, 0): 0.25 * 255 + 0.5 -> 64
+    assert out[5, 5].tolist() == [64, 0, 0]
+    np.testing.assert_array_equal(out[4:8, 4:8], np.broadcast_to([64, 0, 0], (4, 4, 3)))  # map pixels 2-3, scale 2
+    assert (out.sum(-1) > 0).sum() == 4 * 4  # nothing else changed
+    # a float image of 0.5 is taken as 128 / 255; where the map is 0.5: 0.75 of it and 0.25 of jet(0.5)
+    half = overlay(np.full((8, 8, 3), 0.5), cam * 0.5)
+    assert half[0, 0].tolist() == [128, 128, 128]
+    jet = np.array(matplotlib.colormaps["jet"](0.5)[:3])
+    np.testing.assert_array_equal(half[2, 2], np.floor((0.75 * 128 / 255 + 0.25 * jet) * 255 + 0.5).astype(np.uint8))
+    image3 = torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(0))
+    path = save_overlay(tmp_path / "o.png", image3, cam)
     assert Image.open(path).size == (8, 8)
+    np.testing.assert_array_equal(np.asarray(Image.open(path).convert("RGB")), overlay(image3, cam))  # PNG: lossless
     with pytest.raises(DataError, match="cam"):
         overlay(image, np.ones((4, 4)))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.io
 import torch
-from _fixtures_data import shared_data_dir
+from _fixtures_data import published_xlsa17
 
 import niwt.runs.export as export_module
 from niwt.data.formats.xlsa17 import load_xlsa17
@@ -71,10 +71,7 @@ def test_fields_shapes_and_dtypes(run, exported):
 
 
 def test_same_field_conventions_as_the_published_split_file(exported):
-    base = shared_data_dir()
-    published = None if base is None else base / "xlsa17" / "AWA2" / "att_splits.mat"
-    if published is None or not published.is_file():
-        pytest.skip("the published AWA2 att_splits.mat (shared data) is not available")
+    published = published_xlsa17() / "AWA2" / "att_splits.mat"
     ours, theirs = scipy.io.loadmat(exported / "att_splits.mat"), scipy.io.loadmat(published)
     fields = sorted(k for k in theirs if not k.startswith("__"))
     assert sorted(k for k in ours if not k.startswith("__")) == fields
@@ -90,7 +87,11 @@ def test_same_field_conventions_as_the_published_split_file(exported):
 def test_round_trip_through_the_xlsa17_loader(run, exported):
     data, _ = run.dataset()
     back = load_xlsa17(exported).data
-    np.testing.assert_allclose(back.features, _reference_features(run), rtol=1e-5, atol=1e-6)
+    reference = _reference_features(run)
+    # float32 features of batches of 7 against one batch of every image: other matrix shapes round
+    # differently (a few ulps, seen up to 3e-8 here); allow 1e-5 of the largest feature, far below
+    # the distance between two images' features
+    np.testing.assert_allclose(back.features, reference, rtol=1e-5, atol=1e-5 * np.abs(reference).max())
     np.testing.assert_array_equal(back.labels, data.labels)
     assert back.class_names == run.class_names == data.class_names
     for key in ("trainval_idx", "test_seen_idx", "test_unseen_idx", "seen_classes", "unseen_classes",

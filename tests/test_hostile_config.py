@@ -19,6 +19,7 @@ import math
 import os
 import shutil
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,7 @@ import niwt.pipeline.inputs
 from niwt.cli import main
 from niwt.config import RunConfig, apply_overrides, load_config, to_dict
 from niwt.errors import ConfigError, NIWTError
+from niwt.pipeline.presets import quick_config
 
 log = logging.getLogger("niwt.tests.hostile")
 
@@ -297,11 +299,17 @@ def datasets(tmp_path_factory) -> dict[str, Path]:
             "features_only": features_only, "file": base / "a_file", "missing": base / "missing"}
 
 
-def _stub_training(monkeypatch) -> None:
-    """Stop every command right after its dataset is opened (file datasets are really opened)."""
+def _stub_training(monkeypatch) -> list[RunConfig]:
+    """Stop every command right after its dataset is opened (file datasets are really opened).
+
+    Returns:
+        The configs the commands opened their runs with, in order (filled as they run).
+    """
     real_open = niwt.pipeline.inputs.open_run
+    opened: list[RunConfig] = []
 
     def open_then_stop(config, data=None, images=None):
+        opened.append(config)
         if getattr(config.data, "kind", "shapes") != "shapes":
             real_open(config, data, images)
         raise _StoppedBeforeTraining("stopped before training")
@@ -309,6 +317,7 @@ def _stub_training(monkeypatch) -> None:
     # every command opens its run through one of these two names (a missing one fails here)
     for module in (niwt.pipeline.commands, niwt.pipeline.experiments):
         monkeypatch.setattr(module, "open_run", open_then_stop)
+    return opened
 
 
 FLAG_VALUES = st.one_of(
@@ -394,19 +403,29 @@ def test_cli_survives_hostile_command_lines(tmp_path, datasets, monkeypatch, rec
     assert tally["tried"] >= min(EXAMPLES, 50) and tally["exit_2"] > 0
 
 
-@pytest.mark.parametrize("argv", [
-    ["config", "c.toml", "--set", "transfer.lam=nan"],
-    ["config", "c.toml", "--set", "data.kind=[1]"],
-    ["config", "c.toml", "--set", "seed=" + "9" * 5000],
-    ["config", "c.toml", "--set", "seed=" + "[" * 3000 + "]" * 3000],
-    ["config", "nul\x00.toml"],
+@pytest.mark.parametrize(("argv", "expected", "where"), [
+    # a hostile --set: the message names its field, and what is wrong with the value
+    (["config", "c.toml", "--set", "transfer.lam=nan"], "`transfer.lam` must be a finite number, got nan", ""),
+    (["config", "c.toml", "--set", "data.kind=[1]"],
+     "`data.kind` must be one of ['shapes', 'awa2', 'cub', 'xlsa17', 'folder'], got list [1]", ""),
+    (["config", "c.toml", "--set", "seed=" + "9" * 5000],
+     "`seed`: value '" + "9" * 80 + "... (5000 characters)' is not a usable TOML value", ""),
+    (["config", "c.toml", "--set", "seed=" + "[" * 3000 + "]" * 3000],
+     "`seed`: value '" + "[" * 80 + "... (6000 characters)' nests arrays or tables too deeply", ""),
+    # a hostile file: the message names the file, and the field or the line
+    (["config", "nul\x00.toml"], "cannot read config file 'nul\\x00.toml': embedded null byte", ""),
+    (["config", "nan.toml"], "nan.toml: `transfer.lam` must be a finite number, got nan", ""),
+    (["config", "cut.toml"], "cut.toml: not valid TOML: ", "(at line 2, column 10)"),
 ])
-def test_cli_names_the_field_of_a_hostile_override(tmp_path, monkeypatch, argv, capsys):
+def test_cli_names_the_field_or_the_file_of_hostile_input(tmp_path, monkeypatch, argv, expected, where, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "c.toml").write_text("seed = 1\n")
+    (tmp_path / "nan.toml").write_text("seed = 1\n[transfer]\nlam = nan\n")
+    (tmp_path / "cut.toml").write_text("seed = 1\n[transfer\nlam = 1\n")
     code, stderr = _run_cli(argv, capsys)
     assert code == 2 and "Traceback" not in stderr
-    assert stderr.startswith("niwt: error: ") and ("`" in stderr or "toml" in stderr)
+    assert stderr.startswith("niwt: error: " + expected) and where in stderr, stderr[:500]
+    assert stderr.count("\n") == 1, stderr[:500]  # one line, however long the value
 
 
 def test_seed_beyond_numpy_range_is_an_input_error(tmp_path, monkeypatch, capsys):
@@ -419,16 +438,27 @@ def test_seed_beyond_numpy_range_is_an_input_error(tmp_path, monkeypatch, capsys
 
 
 def test_compare_on_a_file_dataset_reaches_training(tmp_path, datasets, monkeypatch, capsys):
-    _stub_training(monkeypatch)
+    opened = _stub_training(monkeypatch)
     monkeypatch.chdir(tmp_path)
     argv = ["compare", "--set", "data.kind=folder", "--set", f"data.root={datasets['folder']}"]
     code, stderr = _run_cli(argv, capsys)
     assert code == 2 and "stopped before training" in stderr, stderr
+    # the folder dataset was the one opened (the stub stops a shapes world the same way)
+    assert len(opened) == 1 and opened[0].data.kind == "folder", opened
+    assert Path(opened[0].data.root) == datasets["folder"]
 
 
 def test_quick_on_a_file_dataset_keeps_the_dataset_and_reaches_training(tmp_path, datasets, monkeypatch, capsys):
-    _stub_training(monkeypatch)
+    opened = _stub_training(monkeypatch)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "c.toml").write_text(f'[data]\nkind = "folder"\nroot = "{datasets["folder"]}"\n')
     code, stderr = _run_cli(["run", "c.toml", "--quick"], capsys)
     assert code == 2 and "stopped before training" in stderr, stderr
+    # --quick shrinks the models and the training but keeps the file's dataset (a tiny shapes world
+    # in its place would reach the stub the same way)
+    assert len(opened) == 1, opened
+    got, quick = opened[0], quick_config(load_config(tmp_path / "c.toml"))
+    assert got.data.kind == "folder" and Path(got.data.root) == datasets["folder"]
+    assert replace(got.data, seed=None) == quick.data  # as the file has it (the run gives it the run's seed)
+    assert (got.model.width, got.train.epochs, got.transfer.max_steps) == (4, 1, 5)  # the quick preset's
+    assert (got.train, got.transfer) == (quick.train, quick.transfer)

@@ -58,7 +58,9 @@ def test_settings_are_the_builders_named_parameters():
     assert model_settings("resnet") == ("width",)
     for name in (*TORCHVISION, *ALIASES):
         assert model_settings(name) == ("weights",)
-    for name in list_models():
+    names = list_models()
+    assert {"vgg", "resnet", *TORCHVISION, *ALIASES} <= set(names)
+    for name in names:
         assert isinstance(model_settings(name), tuple)
 
 

@@ -10,7 +10,7 @@ import torch
 
 from niwt.config import RunConfig, resolve_config
 from niwt.data.shapes import make_shapes
-from niwt.errors import ConfigError
+from niwt.errors import ConfigError, DataError
 from niwt.importance import neuron_importance
 from niwt.models import create_model
 from niwt.models.contract import check_backbone
@@ -36,6 +36,7 @@ def test_niwt_and_niwt_bal_share_their_transfers(tiny_context, monkeypatch):
 
     monkeypatch.setattr(niwt.pipeline.method_niwt, "niwt_transfer", counting)
     results = run_methods(tiny_context, ("niwt", "niwt-bal"))
+    assert [r.method for r in results] == ["niwt", "niwt-bal"]
     grid = len(tiny_context.config.transfer.lam_grid)
     chosen = {tuple(r.selection.params.items()) for r in results}
     # One validation transfer over the grid, then one final transfer per distinct chosen point.
@@ -117,7 +118,8 @@ def test_more_validation_splits_draw_other_val_classes_and_choose_by_the_mean_h(
     reports = [evaluate_gzsl(*p) for p in problems]  # eval.calibrate is off: plain stacking on each split
     assert point.report.H == pytest.approx(np.mean([r.H for r in reports]))
     assert point.report.zsl_acc == pytest.approx(np.mean([r.zsl_acc for r in reports]))
-    with pytest.raises(Exception, match="one array per validation split"):
+    with pytest.raises(DataError, match=r"^`scores` must hold one array per validation split \(3\), got 1$"):
         ctx.grid_point({"lam": 0.0}, scores[:1])
     results = run_methods(ctx, ("niwt", "eszsl"))
+    assert [r.method for r in results] == ["niwt", "eszsl"]
     assert all(r.calibrated is not None and np.isfinite(r.report.H) for r in results)

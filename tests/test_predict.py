@@ -41,6 +41,7 @@ def test_every_image_gets_ranked_probabilities_over_every_class_that_sum_to_1(ru
         assert list(p.probabilities) == sorted(p.probabilities, reverse=True)
         assert sum(p.probabilities) == pytest.approx(1.0, abs=1e-9)
     top = run.predict(images, top_k=3)
+    assert len(top) == len(predictions) == len(images) > 0
     assert all(len(p.classes) == 3 and p.classes == q.classes[:3] for p, q in zip(top, predictions))
 
 

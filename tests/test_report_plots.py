@@ -33,7 +33,10 @@ def test_kept_scores_reproduce_every_reported_figure(compare_dir):
     run = load_run(compare_dir)
     data, _ = run.dataset()
     labels = data.labels[np.concatenate([data.test_seen_idx, data.test_unseen_idx])]
-    for seed_run in run.metrics.result.runs:
+    runs = run.metrics.result.runs
+    assert [seed_run.seed for seed_run in runs] == [4, 5]  # compare(seeds=2) from the config's seed 4
+    for seed_run in runs:
+        assert [result.method for result in seed_run.results] == ["niwt", "eszsl"]
         for result in seed_run.results:
             scores = load_test_scores(stage_dir(compare_dir, seed_run.seed, result.method))
             again = evaluate_gzsl(scores, labels, run.fit_classes, run.new_classes,

@@ -99,7 +99,9 @@ def test_a_saved_taught_run_loads_back_checked_predicts_it_and_keeps_the_source(
     assert not (saved.path / "report.html").exists()  # it described the source run
     assert _fingerprint(run_dir) == before
     image = data.images_tensor(data.test_unseen_idx[:4])
-    for p in saved.predict(image, top_k=len(saved.row_names)):
+    predictions = saved.predict(image, top_k=len(saved.row_names))
+    assert len(predictions) == 4
+    for p in predictions:
         assert set(p.classes) == set(saved.row_names) and sum(p.probabilities) == pytest.approx(1.0, abs=1e-9)
     # the twin got its namesake's vector, so the map predicts it the same importance
     np.testing.assert_allclose(saved.knowledge[-1], saved.knowledge[run.new_classes[-1]], rtol=1e-12, atol=1e-12)
@@ -261,7 +263,15 @@ def test_with_per_class_transfer_a_withheld_class_taught_gets_the_row_the_run_ga
     def row(run, name):
         head = run.model.classifier
         i = run.row_of(name)
-        return head.weight[i] if i < head.n_seen else head.unseen_weight[i - head.n_seen]
+        return (head.weight[i] if i < head.n_seen else head.unseen_weight[i - head.n_seen]).detach()
 
-    for name in a.row_names:  # every row, the taught one included, as in the run that had the class
-        torch.testing.assert_close(row(taught, name), row(a, name), rtol=1e-6, atol=1e-7, msg=name)
+    # Every row, the taught one included, as in the run that had the class. The taught row is float32
+    # work done for it alone (its importance target predicted, its row fitted from the kept pool cache)
+    # where the run did every unseen class at once: other matrix shapes round differently (seen: a few
+    # 1e-9, the other rows are bit for bit the same) and the steps carry that on. Allow 1e-5 of the
+    # largest weight, far below the distance between two rows.
+    scale = max(float(row(a, name).abs().max()) for name in a.row_names)
+    for name in a.row_names:
+        torch.testing.assert_close(row(taught, name), row(a, name), rtol=1e-5, atol=1e-5 * scale, msg=name)
+        others = [row(a, other) for other in a.row_names if other != name]
+        assert min(float((row(taught, name) - o).abs().max()) for o in others) > 100 * 1e-5 * scale, name

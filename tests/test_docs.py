@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests._paths import ROOT
+
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 INDEX = DOCS / "index.md"

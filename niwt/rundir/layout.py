@@ -1,7 +1,7 @@
 """The layout of a run directory: the name of every file niwt writes in one, declared once.
 
 Every writer and reader of a run directory names its files through these constants; no other
-module of the package spells a run file's name (``tests/test_rundir_layout.py`` holds it).
+module of the package spells a run file's name (``tests/rundir/test_layout.py`` holds it).
 
 What a run *is*, guarded by its manifest (a checksum of every file)::
 

@@ -9,8 +9,9 @@ import re
 from pathlib import Path
 
 from niwt.rundir import layout
+from tests._paths import ROOT
 
-PACKAGE = Path(__file__).resolve().parents[1] / "niwt"
+PACKAGE = ROOT / "niwt"
 LAYOUT = PACKAGE / "rundir" / "layout.py"
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from _fixtures_data import corrupt, write_image
 from PIL import Image
 
 from niwt.data.files.image_dataset import ImageFileDataset
 from niwt.data.files.images import ImageTransform, check_images, open_rgb, screen_images, unreadable_warning
 from niwt.data.files.text import check_relative_path
 from niwt.errors import ConfigError, DataError
+from tests._fixtures_data import corrupt, write_image
 
 SMALL = ImageTransform(resize=8, crop=6)
 

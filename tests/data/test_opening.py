@@ -8,7 +8,6 @@ import logging
 import numpy as np
 import pytest
 import torch
-from _fixtures_data import make_folder, make_xlsa17
 
 from niwt.config import DATA_KINDS, FolderDataConfig, Xlsa17DataConfig
 from niwt.data import ZSLData, data_key, open_dataset
@@ -16,6 +15,7 @@ from niwt.data.registry import FORMATS, KINDS
 from niwt.data.shapes import make_shapes
 from niwt.data.source import FileImages
 from niwt.errors import ConfigError
+from tests._fixtures_data import make_folder, make_xlsa17
 
 
 def test_the_shapes_world_opens_in_memory_and_refuses_feature_mode(tiny_shapes_config):

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import pytest
 import tomli_w
-from _fixtures_data import make_awa2, make_folder, make_xlsa17
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -35,6 +34,7 @@ from niwt.cli import main
 from niwt.config import RunConfig, apply_overrides, load_config, to_dict
 from niwt.errors import ConfigError, NIWTError
 from niwt.pipeline.presets import quick_config
+from tests._fixtures_data import make_awa2, make_folder, make_xlsa17
 
 log = logging.getLogger("niwt.tests.hostile")
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from niwt import ShapesConfig, build_settings, make_shapes
 from niwt.errors import DataError
+from tests._paths import ROOT
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = ROOT / "README.md"
 
 
 def _python_blocks() -> list[str]:

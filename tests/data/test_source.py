@@ -8,7 +8,6 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from _fixtures_data import corrupt, write_image
 
 from niwt import ShapesConfig, create_model, make_shapes, neuron_importance
 from niwt.data.files.image_dataset import ImageFileDataset
@@ -25,6 +24,7 @@ from niwt.data.source import (
 from niwt.errors import ConfigError, DataError
 from niwt.scores import predict_logits
 from niwt.training import train_classifier
+from tests._fixtures_data import corrupt, write_image
 
 
 @pytest.fixture(scope="module")

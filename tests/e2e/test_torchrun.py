@@ -6,7 +6,7 @@ without BatchNorm or dropout with the same global batch (each process a part of 
 loss weighted by its share). The command line under torchrun writes one complete run directory,
 from rank 0 alone.
 
-Run as a script (``python -m torch.distributed.run --nproc-per-node 2 tests/test_distributed.py
+Run as a script (``python -m torch.distributed.run --nproc-per-node 2 tests/e2e/test_torchrun.py
 OUT``), this file is the worker each process runs.
 """
 
@@ -26,8 +26,8 @@ from torch import nn
 from niwt.errors import ConfigError
 from niwt.models import Backbone, create_model
 from niwt.models.head import ExtendableLinear
+from tests._paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 N_IMAGES, N_SEEN, N_UNSEEN, SIDE = 13, 4, 3, 32  # 13 images: shards of 7 and 6
 
 

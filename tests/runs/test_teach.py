@@ -22,8 +22,7 @@ from niwt.rundir.layout import MANIFEST, POOL_CACHE
 from niwt.runs import Lesson, RunFormatError, load_run
 from niwt.transfer import PoolCache, UnseenWeightOptimizer
 from tests._configs import SMALL_RUN
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests._paths import ROOT
 
 
 def _fingerprint(run: Path) -> dict[str, str]:

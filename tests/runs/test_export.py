@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import scipy.io
 import torch
-from _fixtures_data import published_xlsa17
 
 import niwt.runs.export as export_module
 from niwt.data.formats.xlsa17 import load_xlsa17
 from niwt.errors import RunDirectoryError
 from niwt.runs import load_run
 from niwt.runs.export import EXPORT_FILES, export_features, export_main
+from tests._fixtures_data import published_xlsa17
 
 SPLIT_FIELDS = ("allclasses_names", "att", "original_att", "test_seen_loc", "test_unseen_loc", "train_loc",
                 "trainval_loc", "val_loc")

@@ -8,8 +8,9 @@ import pytest
 
 from niwt.cli import main
 from niwt.config import apply_overrides, load_config, resolve_config
+from tests._paths import ROOT
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.toml"))
+CONFIGS = sorted((ROOT / "configs").glob("*.toml"))
 PAPER = [p for p in CONFIGS if p.stem.count("_") == 3]
 """The paper's settings: <dataset>_<backbone>_<knowledge>_<mode>.toml."""
 

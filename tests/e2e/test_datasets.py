@@ -14,6 +14,7 @@ import pytest
 from niwt.cli import main
 from niwt.data.formats.awa2 import awa2_image_list
 from tests._fixtures_data import AWA2_CLASSES, AWA2_UNSEEN, make_awa2, make_cub, make_folder, make_xlsa17_image_split
+from tests._paths import ROOT
 
 TINY = """
 seed = 0
@@ -146,9 +147,8 @@ def _toml(tmp_path, text):
 
 @pytest.mark.slow
 def test_the_readme_folder_example_runs(tmp_path):
-    from pathlib import Path
 
-    config = Path(__file__).resolve().parents[1] / "configs" / "folder_example.toml"
+    config = ROOT / "configs" / "folder_example.toml"
     root = tmp_path / "my_classes"
     assert main(["data", "example", str(root)]) == 0
     assert main(["data", "inspect", str(root), "--json"]) == 0

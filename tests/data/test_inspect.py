@@ -7,11 +7,11 @@ import shutil
 import numpy as np
 import pytest
 import scipy.io
-from _fixtures_data import corrupt, make_awa2, make_cub, make_folder, make_xlsa17, write_image
 
 from niwt.data.inspect import InspectReport, inspect_dataset
 from niwt.data.registry import FORMATS, detect_format, load_dataset
 from niwt.errors import ConfigError, DataError
+from tests._fixtures_data import corrupt, make_awa2, make_cub, make_folder, make_xlsa17, write_image
 
 
 @pytest.fixture()

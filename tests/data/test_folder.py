@@ -6,10 +6,10 @@ import shutil
 
 import numpy as np
 import pytest
-from _fixtures_data import corrupt, make_folder, write_image
 
 from niwt.data.formats.folder import load_folder
 from niwt.errors import ConfigError, DataError
+from tests._fixtures_data import corrupt, make_folder, write_image
 
 
 def test_record(tmp_path):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.io
-from _fixtures_data import corrupt, make_xlsa17, published_xlsa17, standin_res101
 
 from niwt.data.formats.xlsa17 import load_xlsa17
 from niwt.data.formats.xlsa17_files import read_split_file
 from niwt.data.inspect import inspect_dataset
 from niwt.errors import ConfigError, DataError
+from tests._fixtures_data import corrupt, make_xlsa17, published_xlsa17, standin_res101
 
 REAL = {
     # name: (split file, classes, attributes, trainval, test_seen, test_unseen, seen, unseen, val)

@@ -6,7 +6,10 @@ import logging
 
 import numpy as np
 import pytest
-from _fixtures_data import (
+
+from niwt.data.formats.awa2 import AWA2_PROPOSED_UNSEEN, awa2_image_list, load_awa2
+from niwt.errors import ConfigError, DataError
+from tests._fixtures_data import (
     AWA2_CLASSES,
     AWA2_UNSEEN,
     PREDICATES,
@@ -15,9 +18,6 @@ from _fixtures_data import (
     make_awa2,
     make_xlsa17_image_split,
 )
-
-from niwt.data.formats.awa2 import AWA2_PROPOSED_UNSEEN, awa2_image_list, load_awa2
-from niwt.errors import ConfigError, DataError
 
 AWA2_PREFIX = "/BS/xian/work/data/Animals_with_Attributes2//JPEGImages/"
 SEEN = [c for c in AWA2_CLASSES if c not in AWA2_UNSEEN]

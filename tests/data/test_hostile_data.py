@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
-from _fixtures_data import make_awa2, make_cub, make_folder, make_xlsa17
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,6 +29,7 @@ from niwt.data.inspect import InspectReport, inspect_dataset
 from niwt.data.loaded import LoadedDataset
 from niwt.data.registry import load_dataset
 from niwt.errors import NIWTError
+from tests._fixtures_data import make_awa2, make_cub, make_folder, make_xlsa17
 
 log = logging.getLogger("niwt.tests.hostile")
 

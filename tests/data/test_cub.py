@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _fixtures_data import (
+
+from niwt.data.formats.cub import load_cub, read_cub_meta
+from niwt.errors import DataError
+from tests._fixtures_data import (
     CUB_ATTRIBUTES,
     CUB_CLASSES,
     CUB_UNSEEN,
@@ -13,9 +16,6 @@ from _fixtures_data import (
     make_cub,
     make_xlsa17_image_split,
 )
-
-from niwt.data.formats.cub import load_cub, read_cub_meta
-from niwt.errors import DataError
 
 CUB_PREFIX = "/BS/Deep_Fragments/work/MSc/CUB_200_2011/CUB_200_2011/images/"
 

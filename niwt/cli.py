@@ -1,4 +1,10 @@
-"""The ``niwt`` command line: argument parsing only; the work is in :mod:`niwt.pipeline` and :mod:`niwt.pipeline.experiments`."""
+"""The ``niwt`` command line: argument parsing only; the work is in :mod:`niwt.pipeline` (a new
+run), :mod:`niwt.runs` (a finished run) and :mod:`niwt.report`.
+
+Nothing heavy is imported before a command runs: ``niwt --help`` and every ``niwt COMMAND --help``
+read only the standard library and a few of niwt's modules that import no torch (the choice lists
+they show come from those, or are checked against their declarations by the tests).
+"""
 
 from __future__ import annotations
 
@@ -12,16 +18,30 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from niwt.config import METHOD_NAMES
-from niwt.data.registry import FORMATS
+from niwt.baselines import BASELINE_NAMES
 from niwt.device import DEVICES
 from niwt.errors import ConfigError, NIWTError
-from niwt.pipeline.experiments import DEFAULT_SWEEP
 from niwt.rundir import layout
 
 __all__ = ["get_args_parser", "main"]
 
+_METHODS_HELP = f"niwt, niwt-bal, {', '.join(BASELINE_NAMES)}"
+"""The methods of ``compare`` (``niwt.config.METHOD_NAMES``; a test holds the two equal)."""
 
+_FORMATS_HELP = "xlsa17, awa2, cub or folder"
+"""The file formats of ``data inspect`` (``niwt.data.registry.FORMATS``; a test holds the two equal)."""
+
+_TRAINING = ("demo", "run", "compare", "sweep-lambda", "reproduce", "ablate")
+"""The commands that make a new run (the others read a finished one, or a dataset)."""
+
+_SWEEP_HELP = "0,1e-05,0.0001,0.0003,0.001,0.003,0.01"
+"""The Λ values of ``sweep-lambda`` (``niwt.pipeline.experiments.DEFAULT_SWEEP``; a test holds the two equal)."""
+
+
+def _debug(parser: argparse.ArgumentParser) -> None:
+    """``--debug`` after the command too (the top-level flag's value stands when it is not given here)."""
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="print the traceback of an error")
 
 
 def _common(parser: argparse.ArgumentParser, default_out: str) -> None:
@@ -77,12 +97,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     comp = sub.add_parser("compare", help="NIWT, ALE, DEM, ESZSL and SAE side by side over several seeds",
                           description="All methods on the same backbone features and splits, hyper-parameters "
                           "chosen on validation classes, mean ± std over seeds, and every pair's difference in H "
-                          f"paired over seeds with a bootstrap 95%% interval; writes {layout.METRICS} with "
+                          f"paired over seeds with a bootstrap 95% interval; writes {layout.METRICS} with "
                           "methods.<name>.{seen_acc, unseen_acc, H, zsl_acc, ausuc} and <key>_std, and the "
                           "per-seed values. Without CONFIG: the comparison world (more images than the demo's).")
     _config_args(comp, optional=True, default="the comparison world")
     comp.add_argument("--seeds", type=int, help="number of seeds (default: compare.seeds of the config)")
-    comp.add_argument("--methods", help=f"comma-separated subset of: {', '.join(METHOD_NAMES)}")
+    comp.add_argument("--methods", help=f"comma-separated subset of: {_METHODS_HELP}")
     _common(comp, "runs/compare")
     _resume(comp)
     sweep = sub.add_parser("sweep-lambda", help="seen / unseen accuracy against Λ (table and PNG plot)",
@@ -90,12 +110,11 @@ def get_args_parser() -> argparse.ArgumentParser:
                            f"S, U and H against Λ on a log scale, written as a table and {layout.LAMBDA_SWEEP}. "
                            "An analysis only: the pipeline itself chooses Λ on validation classes.")
     _config_args(sweep, optional=True)
-    sweep.add_argument("--lams", default=",".join(f"{v:g}" for v in DEFAULT_SWEEP),
-                       help="comma-separated Λ values (default: %(default)s)")
+    sweep.add_argument("--lams", help=f"comma-separated Λ values (default: {_SWEEP_HELP})")
     _common(sweep, "runs/sweep-lambda")
     repro = sub.add_parser("reproduce", help="the paper's claims tested over seeds, with a verdict each",
                            description="NIWT against ALE and DEM, finetuned against fixed, attributes against text "
-                           "and the Λ trade-off, each as a paired difference over seeds with a bootstrap 95%% "
+                           "and the Λ trade-off, each as a paired difference over seeds with a bootstrap 95% "
                            "interval and a verdict (holds / does not hold / inconclusive), the paper's finding "
                            f"beside; writes the claims table to {layout.METRICS} and {layout.LAMBDA_CURVE}. Without "
                            "CONFIG: the comparison world.")
@@ -106,7 +125,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     abl = sub.add_parser("ablate", help="NIWT with one design choice changed at a time, over seeds",
                          description="The transfer pool, the importance layer, sum vs mean reduction, linear vs "
                          "MLP knowledge map and the start of the unseen rows, each changed alone and compared with "
-                         "the paper's choice in H, paired over seeds with a bootstrap 95%% interval, on the same "
+                         "the paper's choice in H, paired over seeds with a bootstrap 95% interval, on the same "
                          "trained backbones. Without CONFIG: the demo's world.")
     _config_args(abl, optional=True)
     abl.add_argument("--seeds", type=int, help="number of seeds (default: compare.seeds of the config)")
@@ -122,7 +141,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     expl.add_argument("--class", dest="class_name", help="explain this class instead of the prediction")
     expl.add_argument("--top-k", type=int, default=5, help="knowledge dimensions per explanation (default: 5)")
     expl.add_argument("--n", type=int, default=8, help="test images explained when no image is given (default: 8)")
-    expl.add_argument("--out", type=Path, help="where to write (default: RUN/explain)")
+    expl.add_argument("--out", type=Path, help="where to write (default: RUN/explain; earlier explanations there "
+                      "are kept, an image explained again for the same class is replaced)")
     expl.add_argument("--quiet", action="store_true", help="warnings only")
     pred = sub.add_parser("predict", help="the classes a run's model gives your images, with probabilities",
                           description="For each IMAGE (PNG or JPEG of any size and mode, prepared as the run's "
@@ -133,6 +153,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     pred.add_argument("--top-k", type=int, default=5, help="classes per image (default: 5)")
     pred.add_argument("--explain", action="store_true",
                       help="also the Grad-CAM overlay and the words behind the top class (as niwt explain)")
+    pred.add_argument("--out", type=Path, help="where --explain writes (default: RUN/explain)")
     pred.add_argument("--json", action="store_true", help="print JSON instead of lines")
     pred.add_argument("--quiet", action="store_true", help="warnings only")
     teach = sub.add_parser("teach", help="teach a finished run new classes from a description, in seconds",
@@ -180,12 +201,13 @@ def get_args_parser() -> argparse.ArgumentParser:
                           description="Tools for datasets on disk.")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
     insp = data_sub.add_parser("inspect", help="detect the format and report classes, splits and problems",
-                               description=f"Detect the dataset format of PATH ({', '.join(FORMATS)}), print "
+                               description=f"Detect the dataset format of PATH ({_FORMATS_HELP}), print "
                                "its classes, knowledge dimensions and split sizes, and every problem found "
                                "(missing or unreadable images, classes without knowledge rows, unseen classes "
-                               "with training images). Counts the files cannot tell are shown as ?/null.")
+                               "with training images). Counts the files cannot tell are shown as ?/null. Exits "
+                               "with 1 when it finds a problem.")
     insp.add_argument("path", type=Path, help="the dataset folder")
-    insp.add_argument("--format", help=f"skip detection: {', '.join(FORMATS[:-1])} or {FORMATS[-1]}")
+    insp.add_argument("--format", help=f"skip detection: {_FORMATS_HELP}")
     insp.add_argument("--split-dir", type=Path, help="folder with the xlsa17 split files (for awa2 / cub)")
     insp.add_argument("--no-image-check", action="store_true", help="do not open the images (faster)")
     insp.add_argument("--json", action="store_true", help="print one JSON object instead of text")
@@ -198,6 +220,10 @@ def get_args_parser() -> argparse.ArgumentParser:
                           description="Print every key of a run config, grouped by section, with its value (the "
                           "defaults, or CONFIG's with --set applied) and what it does. The output is valid TOML.")
     _config_args(conf, optional=True)
+    for command in sub.choices.values():
+        _debug(command)
+    for command in data_sub.choices.values():
+        _debug(command)
     return parser
 
 
@@ -277,9 +303,11 @@ def _process_group(args: argparse.Namespace):
     """Under torchrun, the process group of the run commands (:mod:`niwt.distributed`); else nothing."""
     import contextlib
 
+    if args.command not in _TRAINING:
+        return contextlib.nullcontext()
     from niwt import distributed
 
-    if distributed.env_world_size() <= 1 or not hasattr(args, "out") or not hasattr(args, "force"):
+    if distributed.env_world_size() <= 1:
         return contextlib.nullcontext()
     from niwt.device import resolve_device
     from niwt.pipeline.presets import demo_config
@@ -289,38 +317,24 @@ def _process_group(args: argparse.Namespace):
 
 
 def _run(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from niwt.config import describe_config
-    from niwt.pipeline import commands, experiments, presets
-
     if args.command == "config":
+        from niwt.config import describe_config
+
         sys.stdout.write(describe_config(_load(args)))
         return 0
-    if args.command in ("explain", "names", "report"):
-        return _explain_commands(args)
-    if args.command == "predict":
-        return _predict(args)
-    if args.command in ("teach", "forget"):
-        return _teach(args)
-    if args.command == "export-features":
-        from niwt.runs.export import export_main
+    handler = {"explain": _explain, "names": _names, "report": _report_command, "predict": _predict,
+               "teach": _teach, "forget": _teach, "export-features": _export, "data": _data}.get(args.command)
+    if handler is not None:
+        return handler(args)
+    return _train(args)
 
-        sys.stdout.write(export_main(args.run, args.out) + "\n")
-        return 0
-    if args.command == "data" and args.data_command == "example":
-        from niwt.data.example import write_example_folder
 
-        out = write_example_folder(args.out)
-        sys.stdout.write(f"Wrote an example folder dataset to {out} (classes.csv and one folder of PNGs per class)\n")
-        return 0
-    if args.command == "data":
-        from niwt.data.inspect import inspect_dataset
+def _train(args: argparse.Namespace) -> int:
+    """``demo``, ``run``, ``compare``, ``sweep-lambda``, ``reproduce``, ``ablate``: a new run."""
+    from dataclasses import replace
 
-        report = inspect_dataset(args.path, format=args.format, check_images=not args.no_image_check,
-                                 split_dir=args.split_dir)
-        sys.stdout.write((json.dumps(report.to_dict(), indent=2) if args.json else report.format_text()) + "\n")
-        return 0
+    from niwt.pipeline import commands, experiments, presets
+
     progress = not args.quiet and _env_rank() == 0
     resume = getattr(args, "resume", False)
     start = time.perf_counter()
@@ -337,7 +351,7 @@ def _run(args: argparse.Namespace) -> int:
         result = experiments.compare(_load(args), args.out, force=args.force, progress=progress,
                                      seeds=args.seeds, methods=methods, resume=resume)
     elif args.command == "sweep-lambda":
-        lams = _parse_floats(args.lams, "--lams")
+        lams = _parse_floats(args.lams, "--lams") if args.lams is not None else experiments.DEFAULT_SWEEP
         result = experiments.sweep_lambda(_load(args), args.out, force=args.force, progress=progress, lams=lams)
     elif args.command == "ablate":
         result = experiments.ablate(_load(args), args.out, force=args.force, progress=progress, seeds=args.seeds,
@@ -349,17 +363,35 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _at_least_one(value: int, flag: str) -> int:
+    if value < 1:
+        raise ConfigError(f"{flag} must be an integer >= 1, got {value}")
+    return value
+
+
+def _shown(name: str) -> str:
+    """A class name as the lines of ``predict`` show it: quoted when it holds blanks, commas or quotes."""
+    return name if name and not any(c.isspace() or c in ",'\"" for c in name) else repr(name)
+
+
 def _predict(args: argparse.Namespace) -> int:
+    from niwt.report import run_report
     from niwt.runs import load_run
 
+    _at_least_one(args.top_k, "--top-k")
+    if args.out is not None and not args.explain:
+        raise ConfigError("--out says where --explain writes its overlays: give --explain too, or leave --out out")
     run = load_run(args.run)
+    out = args.out if args.out is not None else run.path / layout.EXPLAIN
+    if args.explain:
+        run_report.check_explain_dir(out, run)  # before any work
     predictions = run.predict(list(args.images), top_k=args.top_k)
     explained = []
     if args.explain:
-        from niwt.report import run_report
-
-        explained = [run_report.explain_run(run, [path], run.path / layout.EXPLAIN, class_name=p.classes[0])[0]
-                     for path, p in zip(args.images, predictions)]  # each image's top class, calibrated
+        images = run.load_images(list(args.images))
+        for i, (path, p) in enumerate(zip(args.images, predictions)):  # each image's top class, calibrated
+            explained += run_report.explain_images_of_run(run, images[i : i + 1], [str(path)], out,
+                                                          class_name=p.classes[0], command="predict")
     if args.json:
         rows = [p.to_dict() for p in predictions]
         for row, record in zip(rows, explained):
@@ -367,42 +399,52 @@ def _predict(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return 0
     for i, p in enumerate(predictions):
-        ranked = ", ".join(f"{c} {q:.3f}" for c, q in zip(p.classes, p.probabilities))
+        ranked = ", ".join(f"{_shown(c)} {q:.3f}" for c, q in zip(p.classes, p.probabilities))
         sys.stdout.write(f"{p.source}: {ranked}\n")
         if i < len(explained):
             r = explained[i]
             terms = ", ".join(t.name for t in r.explanation.terms)
-            sys.stdout.write(f"  {r.predicted} because of {terms}; overlay {r.overlay}\n")
+            sys.stdout.write(f"  {_shown(r.predicted)} because of {terms}; overlay {out / r.overlay}\n")
     return 0
 
 
 def _rewrite_args(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--out", type=Path, help="the new run directory (default: RUN-taught beside RUN)")
-    where.add_argument("--in-place", action="store_true", help="replace RUN itself")
+    where.add_argument("--in-place", action="store_true", help="replace RUN itself (what was written about it, "
+                       "its report and explanations, is kept)")
     parser.add_argument("--force", action="store_true", help="replace a niwt run at --out")
     parser.add_argument("--quiet", action="store_true", help="warnings only")
 
 
-def _teach(args: argparse.Namespace) -> int:
-    from niwt.runs import Lesson, load_run
+def _lessons(args: argparse.Namespace, run) -> list:
+    """The classes ``teach`` was given, checked before any work."""
+    from niwt.runs import Lesson
     from niwt.runs.teach import parse_attributes
 
+    told = args.description if args.description is not None else args.attributes
+    flag = "--description" if args.description is not None else "--attributes"
+    if len(told) != len(args.name):
+        raise ConfigError(f"{len(args.name)} --name but {len(told)} {flag}: give one {flag} per --name, in the "
+                          "same order")
+    names = run.encoder.names if run.encoder is not None and run.encoder.source == "attributes" else ()
+    return [Lesson(name, description=text) if args.description is not None
+            else Lesson(name, attributes=parse_attributes(text, names)) for name, text in zip(args.name, told)]
+
+
+def _teach(args: argparse.Namespace) -> int:
+    """``teach`` and ``forget``: every input and the output folder checked before any work."""
+    from niwt.rundir import owned_outputs
+    from niwt.runs import load_run
+
     run = load_run(args.run)
-    if args.command == "forget":
-        changed = run.forget(args.name)
-    else:
-        told = args.description if args.description is not None else args.attributes
-        flag = "--description" if args.description is not None else "--attributes"
-        if len(told) != len(args.name):
-            raise ConfigError(f"{len(args.name)} --name but {len(told)} {flag}: give one {flag} per --name, in the "
-                              "same order")
-        lessons = [Lesson(name, description=text) if args.description is not None
-                   else Lesson(name, attributes=parse_attributes(text)) for name, text in zip(args.name, told)]
-        start = time.perf_counter()
-        changed = run.teach(lessons)
-        seconds = time.perf_counter() - start
-    saved = changed.save(args.out, in_place=args.in_place, force=args.force)
+    lessons = _lessons(args, run) if args.command == "teach" else []
+    target = run.save_target(args.out, in_place=args.in_place, force=args.force)
+    kept = sorted(owned_outputs(run.path) - {layout.OUTPUTS}) if args.in_place else []
+    start = time.perf_counter()
+    changed = run.teach(lessons) if args.command == "teach" else run.forget(args.name)
+    seconds = time.perf_counter() - start
+    saved = changed.save(None if args.in_place else target, in_place=args.in_place, force=args.force)
     event = saved.events[-1]
     if args.command == "teach":
         sys.stdout.write(f"Taught {', '.join(event.classes)} in {seconds:.2f} s ({event.steps} transfer steps, "
@@ -411,36 +453,80 @@ def _teach(args: argparse.Namespace) -> int:
         sys.stdout.write(f"Forgot {', '.join(event.classes)}.\n")
     sys.stdout.write(f"Wrote {saved.path}: {len(saved.row_names)} classes ({len(saved.fit_classes)} seen, "
                      f"{len(saved.new_classes)} unseen, {len(saved.taught_classes)} of them taught).\n")
+    if kept:
+        sys.stdout.write(f"Kept the {len(kept)} file(s) written about the run ({_about_summary(kept)}); they describe "
+                         f"it as it was before this change: `niwt report {args.run}` writes the report anew.\n")
     return 0
 
 
-def _explain_commands(args: argparse.Namespace) -> int:
-    from niwt.explain.names import format_neuron_names
+def _about_summary(names: list[str]) -> str:
+    """``report.html, plots/ (3), explain/ (5)``: the places of files written about a run."""
+    top: dict[str, int] = {}
+    for name in names:
+        key = name.split("/", 1)[0] + ("/" if "/" in name else "")
+        top[key] = top.get(key, 0) + 1
+    return ", ".join(k if n == 1 and not k.endswith("/") else f"{k} ({n})" for k, n in top.items())
+
+
+def _explain(args: argparse.Namespace) -> int:
     from niwt.report import run_report
-    from niwt.rundir import add_to_run
     from niwt.runs import load_run
 
+    _at_least_one(args.top_k, "--top-k")
+    _at_least_one(args.n, "--n")
     run = load_run(args.run)
-    if args.command == "names":
-        sys.stdout.write(format_neuron_names(run_report.neuron_names(run, args.top_k)) + "\n")
-        return 0
-    if args.command == "report":
-        path = run_report.write_report(run)
-        sys.stdout.write(f"Report: {path}\n")
-        return 0
-    if args.top_k < 1 or args.n < 1:
-        raise ConfigError(f"`--top-k` and `--n` must be >= 1, got {args.top_k} and {args.n}")
     out = args.out if args.out is not None else run.path / layout.EXPLAIN
+    run_report.check_explain_dir(out, run)  # before any work
     records = run_report.explain_run(run, list(args.images), out, class_name=args.class_name, top_k=args.top_k,
                                      n=args.n)
-    if args.out is None:
-        add_to_run(run.path, [p.relative_to(run.path).as_posix() for p in out.rglob("*") if p.is_file()])
     for r in records:
         terms = ", ".join(f"{t['name']} ({t['score']:.2f})" for t in r.to_dict()["terms"])
         truth = f" (true: {r.true_class})" if r.true_class else ""
         sys.stdout.write(f"{r.source}{truth}: predicted {r.predicted}; {r.explained} because of {terms}\n")
     sys.stdout.write(f"Overlays and {layout.EXPLANATIONS} in {out}\n")
     return 0
+
+
+def _names(args: argparse.Namespace) -> int:
+    from niwt.explain.names import format_neuron_names
+    from niwt.report import run_report
+    from niwt.runs import load_run
+
+    _at_least_one(args.top_k, "--top-k")
+    run = load_run(args.run)
+    sys.stdout.write(format_neuron_names(run_report.neuron_names(run, args.top_k)) + "\n")
+    return 0
+
+
+def _report_command(args: argparse.Namespace) -> int:
+    from niwt.report import run_report
+    from niwt.runs import load_run
+
+    path = run_report.write_report(load_run(args.run))
+    sys.stdout.write(f"Report: {path}\n")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from niwt.runs.export import export_main
+
+    sys.stdout.write(export_main(args.run, args.out) + "\n")
+    return 0
+
+
+def _data(args: argparse.Namespace) -> int:
+    if args.data_command == "example":
+        from niwt.data.example import write_example_folder
+
+        out = write_example_folder(args.out)
+        sys.stdout.write(f"Wrote an example folder dataset to {out} (classes.csv and one folder of PNGs per class)\n")
+        return 0
+    from niwt.data.inspect import inspect_dataset
+
+    report = inspect_dataset(args.path, format=args.format, check_images=not args.no_image_check,
+                             split_dir=args.split_dir)
+    sys.stdout.write((json.dumps(report.to_dict(), indent=2) if args.json else report.format_text()) + "\n")
+    return 0 if report.ok else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,10 +21,12 @@ for an fp32 run); the device is not (a run may continue on another device).
 from __future__ import annotations
 
 import contextlib
-
-import torch
+from typing import TYPE_CHECKING
 
 from niwt.errors import ConfigError
+
+if TYPE_CHECKING:  # torch is imported where it is used: the command line's help reads DEVICES without it
+    import torch
 
 __all__ = ["DEVICES", "PRECISIONS", "run_device", "resolve_device", "check_precision", "autocast", "grad_scaler", "to_device",
            "runtime_record"]
@@ -35,7 +37,7 @@ DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
 """Values of ``runtime.precision``."""
 
-_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}  # torch dtypes, by name
 
 
 def run_device(device: str, precision: str) -> torch.device:
@@ -56,6 +58,8 @@ def resolve_device(name: str = "auto") -> torch.device:
     Raises:
         ConfigError: for an unknown name, or ``"cuda"`` when torch sees no CUDA device.
     """
+    import torch
+
     if name not in DEVICES:
         raise ConfigError(f"`runtime.device` must be one of {list(DEVICES)}, got {name!r}")
     if name == "auto":
@@ -82,6 +86,8 @@ def check_precision(precision: str, device: torch.device) -> None:
     Raises:
         ConfigError: for an unknown precision, fp16 off CUDA, or bf16 on a GPU without bfloat16.
     """
+    import torch
+
     if precision not in PRECISIONS:
         raise ConfigError(f"`runtime.precision` must be one of {list(PRECISIONS)}, got {precision!r}")
     if precision == "fp16" and device.type != "cuda":
@@ -94,14 +100,18 @@ def check_precision(precision: str, device: torch.device) -> None:
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[object]:
     """``torch.autocast`` on ``device`` with ``precision``'s dtype; nothing for fp32."""
+    import torch
+
     if precision == "fp32":
         return contextlib.nullcontext()
     check_precision(precision, device)
-    return torch.autocast(device_type=device.type, dtype=_DTYPES[precision])
+    return torch.autocast(device_type=device.type, dtype=getattr(torch, _DTYPES[precision]))
 
 
 def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler | None:
     """A loss scaler for fp16 training (small fp16 gradients would otherwise round to 0); None otherwise."""
+    import torch
+
     if precision != "fp16":
         return None
     return torch.amp.GradScaler(device.type)
@@ -116,6 +126,8 @@ def to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 def runtime_record(device: torch.device, precision: str) -> dict[str, object]:
     """What a run records about where it ran: device (and GPU name), precision, processes."""
+    import torch
+
     from niwt.distributed import world_size
 
     record: dict[str, object] = {"device": str(device), "precision": precision, "world_size": world_size()}

@@ -60,6 +60,8 @@ class KnowledgeEncoder:
         mean, std: zscore: each dimension's mean and standard deviation over the fitted classes.
         constant: zscore: the dimensions that were constant over them (they become 0).
         sentence_model: the sentence model's name (for ``sentence-transformers``).
+        low, high: attributes: the smallest and largest value of each attribute over the fitted
+            classes (a new class's values must lie between them; empty for runs written before).
     """
 
     source: str
@@ -73,6 +75,8 @@ class KnowledgeEncoder:
     std: tuple[float, ...] = ()
     constant: tuple[bool, ...] = ()
     sentence_model: str = ""
+    low: tuple[float, ...] = ()
+    high: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         _check_choice("source", self.source, SOURCES)
@@ -82,6 +86,8 @@ class KnowledgeEncoder:
         sized = {"idf": self.idf} if self.uses_tfidf else {}
         if self.normalize == "zscore":
             sized.update(scale=self.scale, mean=self.mean, std=self.std, constant=self.constant)
+        if self.low or self.high:
+            sized.update(low=self.low, high=self.high)
         wrong = {k: len(v) for k, v in sized.items() if len(v) != d}
         if wrong:
             raise DataError(f"knowledge encoder: {wrong} must each have one value per dimension ({d})")
@@ -109,6 +115,10 @@ class KnowledgeEncoder:
                 raise DataError("this run's classes were described by attributes: give `attributes` "
                                 f"({{name: value}} over {first_names(self.names, 5, show=repr)}), not a description")
             raw = self._attribute_row(attributes)
+            if not np.any(raw):
+                raise DataError("every attribute of the class is 0, which tells the network nothing about it; give "
+                                f"the values of the attributes it has (its {len(self.names)} attributes: "
+                                f"{first_names(self.names, 6, show=str)})")
         else:
             if description is None or attributes is not None:
                 raise DataError("this run's classes were described by text: give `description`, not attributes")
@@ -132,8 +142,29 @@ class KnowledgeEncoder:
                 raise DataError(f"attribute {name!r}: {value!r} is not a number") from None
             if not np.isfinite(number):
                 raise DataError(f"attribute {name!r}: {value!r} is not a finite number")
-            row[index[name]] = number
+            j = index[name]
+            if self.low and number != 0:  # 0 is what an unnamed attribute gets
+                self._check_range(name, number, self.low[j], self.high[j])
+            row[j] = number
         return row
+
+    def _check_range(self, name: str, number: float, low: float, high: float) -> None:
+        """Refuse a value the map can make nothing of: a negative one when every attribute value
+        of the run's classes is >= 0, or one more than ten times the largest of them (another unit,
+        a typing slip: ``1e300``); use one outside the attribute's own range over the run's classes,
+        with a warning (the map has seen no class with such a value)."""
+        smallest, largest = min(self.low), max(self.high)
+        scale = max(abs(smallest), abs(largest), 1e-12)
+        if number < 0 <= smallest:
+            raise DataError(f"attribute {name!r}: {number:g} is negative, but every attribute value of the run's "
+                            f"classes is >= 0 (they lie in {smallest:g} to {largest:g}); give a value in that range")
+        if abs(number) > 10 * scale:
+            raise DataError(f"attribute {name!r}: {number:g} is far outside the values of the run's classes "
+                            f"({smallest:g} to {largest:g}); give a value in that range")
+        slack = 1e-6 * max(high - low, abs(high), abs(low), 1e-12)  # a bound as printed, to 6 digits, is in it
+        if not low - slack <= number <= high + slack:
+            log.warning("attribute %r: %g is outside the range the run's classes have (%g to %g): the map has seen "
+                        "no class with such a value", name, number, low, high)
 
     def _tfidf_row(self, texts: list[str]) -> np.ndarray:
         column = {t: j for j, t in enumerate(self.names)}
@@ -168,7 +199,8 @@ class KnowledgeEncoder:
                        tuple(map(float, d.get("idf", ()))), int(d.get("ngram", 1)),
                        tuple(map(float, d.get("scale", ()))), tuple(map(float, d.get("mean", ()))),
                        tuple(map(float, d.get("std", ()))), tuple(map(bool, d.get("constant", ()))),
-                       str(d.get("sentence_model", "")))
+                       str(d.get("sentence_model", "")), tuple(map(float, d.get("low", ()))),
+                       tuple(map(float, d.get("high", ()))))
         except (KeyError, TypeError, ValueError) as err:
             raise DataError(f"knowledge encoder record is malformed ({type(err).__name__}: {err})") from None
 
@@ -212,9 +244,11 @@ def fit_encoder(data: ZSLData, source: str = "attributes", normalize: str = "l2"
     _check_choice("text_encoder", text_encoder, TEXT_ENCODERS)
     idf: tuple[float, ...] = ()
     model = ""
+    bounds: dict[str, tuple[float, ...]] = {}
     if source == "attributes":
         raw = as_matrix("knowledge", data.knowledge, row_names=data.class_names)
         names = tuple(data.knowledge_names)
+        bounds = {"low": tuple(float(v) for v in raw.min(0)), "high": tuple(float(v) for v in raw.max(0))}
     elif not data.descriptions or not any(len(texts) for texts in data.descriptions):
         raise DataError(f"source='text' needs class descriptions, but dataset {data.name!r} holds none")
     elif text_encoder == "tfidf":
@@ -230,4 +264,4 @@ def fit_encoder(data: ZSLData, source: str = "attributes", normalize: str = "l2"
                  "constant": tuple(bool(c) for c in constant)}
     else:
         stats = {}
-    return KnowledgeEncoder(source, normalize, text_encoder, names, idf=idf, sentence_model=model, **stats)
+    return KnowledgeEncoder(source, normalize, text_encoder, names, idf=idf, sentence_model=model, **stats, **bounds)

@@ -22,6 +22,7 @@ from niwt.explain.fidelity import FidelityReport
 from niwt.explain.names import NeuronName
 from niwt.explain.text import ClassExplanation
 from niwt.report.overlay import png_bytes
+from niwt.rundir.about import HTML_GENERATOR
 
 __all__ = ["GalleryItem", "build_html_report", "write_html_report", "png_data_uri"]
 
@@ -56,8 +57,18 @@ figcaption { font-size: 0.88em; color: #57606a; }
 .card.right .verdict { color: #1a7f37; }
 .card.wrong .verdict { color: #cf222e; }
 .terms { margin: 4px 0 0; padding-left: 18px; }
+.card figure.map { margin: 0; }
+.card figure.map figcaption { font-size: 0.8em; text-align: center; }
+.legend { display: flex; align-items: center; gap: 6px; font-size: 0.85em; color: #57606a; margin: 4px 0 10px; }
+.legend .bar { width: 180px; height: 10px; border: 1px solid #d0d7de;
+  background: linear-gradient(to right, #00007f, #0000ff, #007fff, #00ffff, #7fff7f, #ffff00, #ff7f00, #ff0000, #7f0000); }
 .empty { color: #57606a; font-style: italic; }
 """
+
+
+_LEGEND = ('<div class="legend">Grad-CAM map: <span>low</span><span class="bar"></span><span>high</span> '
+           "importance of the image's regions for the class named under the map</div>")
+"""The colour scale of the maps (matplotlib's jet, which :func:`niwt.report.overlay.overlay` draws with)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -152,7 +163,9 @@ def _card(item: GalleryItem, scale: int) -> str:
     status = "right" if item.correct else "wrong"
     imgs = f'<img src="{png_data_uri(item.image, scale=scale)}" alt="image">'
     if item.overlay is not None:
-        imgs += f'<img src="{png_data_uri(item.overlay, scale=scale)}" alt="Grad-CAM overlay">'
+        imgs += (f'<figure class="map"><img src="{png_data_uri(item.overlay, scale=scale)}" '
+                 f'alt="Grad-CAM map of {_esc(item.predicted_name)}"><figcaption>map of '
+                 f"<b>{_esc(item.predicted_name)}</b></figcaption></figure>")
     verdict = "right" if item.correct else "wrong"
     note = f"<div class='label'>{_esc(item.note)}</div>" if item.note else ""
     return (f'<div class="card {status}"><div class="pair">{imgs}</div>'
@@ -186,6 +199,7 @@ def build_html_report(
     plots: Sequence[str | Path | tuple[str, str | Path]] = (),
     gallery: Sequence[GalleryItem | Mapping[str, object]] = (),
     class_explanations: Sequence[ClassExplanation] = (),
+    given: Mapping[str, str] | None = None,
     neuron_names: Sequence[NeuronName] = (),
     fidelity: FidelityReport | None = None,
     taught: Sequence[Mapping[str, object]] = (),
@@ -201,7 +215,9 @@ def build_html_report(
         plots: PNG paths (or ``(caption, path)``), e.g. the Λ sweep.
         gallery: explained test images (:class:`GalleryItem` or dicts of its fields); shown as
             right and wrong groups.
-        class_explanations: per class, what the network was told (:class:`~niwt.explain.text.ClassExplanation`).
+        class_explanations: per class, what the forward map makes of its knowledge, read back in
+            words through the inverse map (:class:`~niwt.explain.text.ClassExplanation`).
+        given: per class name, the description or attribute values it was given (shown beside).
         neuron_names: the neuron names (:class:`~niwt.explain.names.NeuronName`).
         fidelity: the explanations' fidelity (:class:`~niwt.explain.fidelity.FidelityReport`), if measured.
         taught: what the run was taught or made to forget since it ran, one dict per event (``when``,
@@ -212,8 +228,14 @@ def build_html_report(
     Returns:
         The page, as a string.
     """
-    classes = [{"class": c.class_name if c.class_name is not None else c.class_index, "told": c.text}
-               for c in class_explanations]
+    classes = []
+    for c in class_explanations:
+        name = c.class_name if c.class_name is not None else c.class_index
+        row = {"class": name}
+        if given is not None:
+            row["given (description or attributes)"] = given.get(str(name), "-")
+        row["read back through the maps"] = c.text
+        classes.append(row)
     n_names = len(neuron_names)
     shown = n_names if neuron_limit is None else min(n_names, neuron_limit)
     sections = [
@@ -222,11 +244,12 @@ def build_html_report(
          _table(list(gzsl_rows), "no results")),
         ("Plots", "", _plots(plots)),
         ("Unseen-class test images, explained",
-         "Left: the test image; right: the Grad-CAM map of the predicted class over it; below: the top knowledge "
-         "terms of the predicted class's importance for this image, through the inverse map.",
-         _gallery(gallery, image_scale)),
+         "Left: the test image; right: the Grad-CAM map of the predicted class over it (named under it); below: the "
+         "top knowledge terms of the predicted class's importance for this image, through the inverse map.",
+         _LEGEND + _gallery(gallery, image_scale)),
         ("What the network was told about each unseen class",
-         "The top knowledge terms of the importance the forward map predicted from each class's description.",
+         "What each class was given, and beside it the top knowledge terms of the importance the forward map "
+         "predicted from it, read back through the inverse map: how much of the description reached the network.",
          _table(classes, "no class explanations")),
         ("Neuron names",
          f"Channels of the importance layer named by the inverse map of their one-hot importance"
@@ -243,7 +266,8 @@ def build_html_report(
     body = "".join(f"<section><h2>{_esc(name)}</h2>" + (f'<p class="note">{_esc(note)}</p>' if note else "")
                    + f"{content}</section>" for name, note, content in sections)
     sub = f'<p class="note">{_esc(subtitle)}</p>' if subtitle else ""
-    page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_esc(title)}</title>'
+    page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="generator" content="{HTML_GENERATOR}"><title>{_esc(title)}</title>'
             f"<style>{_STYLE}</style></head><body><h1>{_esc(title)}</h1>{sub}{body}</body></html>\n")
     log.debug("html report: %d characters", len(page))
     return page

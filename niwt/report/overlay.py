@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from niwt.errors import DataError
+from niwt.rundir.about import PNG_SOFTWARE
 
-__all__ = ["as_rgb", "overlay", "save_overlay", "png_bytes", "save_png"]
+__all__ = ["as_rgb", "overlay", "with_legend", "save_overlay", "png_bytes", "save_png"]
 
 
 def _to_numpy(value: object) -> np.ndarray:
@@ -85,12 +86,51 @@ def overlay(image: object, cam: object, *, alpha: float = 0.5, colormap: str = "
     return _upscale((np.clip(out, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8), scale)
 
 
+def with_legend(image: object, label: str, *, colormap: str = "jet") -> np.ndarray:
+    """``image`` (an overlay) with a strip below it: ``label`` (the class the map is for) and the
+    colour scale of the map, from low (left) to high (right) importance.
+
+    Returns:
+        ``[H + strip, max(W, 160), 3]`` uint8; the image is centred on a white background.
+
+    Raises:
+        DataError: for an image :func:`as_rgb` refuses, or an unknown colormap.
+    """
+    from matplotlib import colormaps
+    from PIL import Image, ImageDraw, ImageFont
+
+    rgb = as_rgb(image)
+    try:
+        cmap = colormaps[colormap]
+    except KeyError:
+        raise DataError(f"`colormap` must be a matplotlib colormap name, got {colormap!r}") from None
+    h, w = rgb.shape[:2]
+    width, line = max(w, 160), 12
+    canvas = Image.new("RGB", (width, h + 3 * line + 6), "white")
+    canvas.paste(Image.fromarray(rgb), ((width - w) // 2, 0))
+    draw = ImageDraw.Draw(canvas)
+    try:
+        font = ImageFont.load_default(size=11)  # Pillow's own font: nothing read from the system
+    except (TypeError, OSError):  # a Pillow without FreeType: its bitmap font
+        font = ImageFont.load_default()
+    text = label if len(label) <= 24 else label[:23] + "…"
+    draw.text((2, h + 1), f"map of {text}", fill=(0, 0, 0), font=font)
+    bar = (cmap(np.linspace(0.0, 1.0, width - 40))[:, :3] * 255 + 0.5).astype(np.uint8)
+    canvas.paste(Image.fromarray(np.repeat(bar[None], line - 4, 0)), (20, h + line + 6))
+    draw.text((2, h + 2 * line + 3), "low", fill=(0, 0, 0), font=font)
+    draw.text((width - 24, h + 2 * line + 3), "high", fill=(0, 0, 0), font=font)
+    return np.asarray(canvas)
+
+
 def png_bytes(image: object, *, scale: int = 1) -> bytes:
     """PNG encoding of an ``[H, W, 3]`` image (see :func:`as_rgb`), upscaled by ``scale``."""
     from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
 
+    info = PngInfo()
+    info.add_text("Software", PNG_SOFTWARE)  # niwt's mark: the file is known as niwt's own
     buf = io.BytesIO()
-    Image.fromarray(_upscale(as_rgb(image), scale)).save(buf, format="PNG")
+    Image.fromarray(_upscale(as_rgb(image), scale)).save(buf, format="PNG", pnginfo=info)
     return buf.getvalue()
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from niwt.rundir.about import PNG_SOFTWARE
+
 __all__ = ["plot_lambda_sweep", "plot_lambda_curve", "plot_seen_unseen_curves", "plot_per_class_accuracy",
            "plot_confusion", "mean_curve"]
 
@@ -61,7 +63,7 @@ def plot_lambda_curve_arrays(lams: Sequence[float], columns: dict, path: str | P
     ax.legend()
     ax.set_title(title or "NIWT: accuracy against Λ")
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, metadata={"Software": PNG_SOFTWARE})  # niwt's mark
     plt.close(fig)
 
 
@@ -128,7 +130,7 @@ def plot_seen_unseen_curves(curves: dict[str, tuple[object, object]], points: di
     ax.legend(fontsize=8, loc="upper right")
     ax.set_title(title or "Seen-unseen curves of calibrated stacking (area: AUSUC)")
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, metadata={"Software": PNG_SOFTWARE})  # niwt's mark
     plt.close(fig)
 
 
@@ -149,7 +151,7 @@ def plot_per_class_accuracy(names: Sequence[str], accuracy: Sequence[float], uns
     ax.grid(axis="y", alpha=0.3)
     ax.set_title(title or "Per-class accuracy")
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, metadata={"Software": PNG_SOFTWARE})  # niwt's mark
     plt.close(fig)
 
 
@@ -176,5 +178,5 @@ def plot_confusion(matrix: object, rows: Sequence[str], columns: Sequence[str], 
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     ax.set_title(title or "Confusions of the unseen classes")
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, metadata={"Software": PNG_SOFTWARE})  # niwt's mark
     plt.close(fig)

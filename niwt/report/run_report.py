@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,9 +22,10 @@ from niwt.explain.gradcam import grad_cam
 from niwt.explain.names import NeuronName, name_neurons
 from niwt.explain.text import ClassExplanation, ImageExplanation, explain_classes, explain_images
 from niwt.report.html import GalleryItem, write_html_report
-from niwt.report.overlay import overlay, save_png
+from niwt.report.overlay import overlay, save_png, with_legend
 from niwt.report.plots import mean_curve, plot_confusion, plot_per_class_accuracy, plot_seen_unseen_curves
-from niwt.rundir import add_to_run, layout, load_test_scores, write_json
+from niwt.rundir import check_writable, layout, load_test_scores, record_outputs, run_lock, write_json
+from niwt.rundir.about import EXPLANATIONS_FORMAT, written_by_niwt
 from niwt.runs import LoadedRun
 
 __all__ = ["ExplainedImage", "explain_run", "neuron_names", "class_explanations", "gzsl_plots", "write_report"]
@@ -63,35 +68,85 @@ def _vocabulary(run: LoadedRun):  # -> Vocabulary | list[str]
     return list(run.knowledge_names)
 
 
-def _check_explain_dir(out: Path) -> None:
-    """``out`` may be missing, empty, or hold an earlier explanation (its explanations.json and the
-    overlays it lists), which is written over; anything else there is refused, never overwritten."""
-    import json
+def _slug(text: str, limit: int = 40) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._")[:limit] or "image"
 
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise RunDirectoryError(f"{str(out)!r} exists and is not a directory; choose another --out")
-    entries = sorted(p.name for p in out.iterdir())
-    ours = set()
+
+def overlay_name(source: str, explained: str) -> str:
+    """The overlay file of image ``source`` explained for class ``explained``: the file's stem and
+    a digest of both, so that two images of one name in different folders never share a file, and
+    the same image explained for the same class again replaces its overlay."""
+    digest = hashlib.sha256(f"{source}\0{explained}".encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    return f"{_slug(Path(source).stem)}-{digest}.png"
+
+
+def _explanation_records(out: Path) -> list[dict[str, Any]] | None:
+    """The entries of the explanation folder ``out``'s record (None: no record, or not niwt's)."""
+    path = out / layout.EXPLANATIONS
+    if not path.is_file():
+        return None
     try:
-        record = json.loads((out / layout.EXPLANATIONS).read_text(encoding="utf-8"))
-        ours = {layout.EXPLANATIONS, *(str(i["overlay"]) for i in record["images"])}
-    except (OSError, ValueError, KeyError, TypeError):
+        record = json.loads(path.read_text(encoding="utf-8"))
+        images = record["images"]
+        if isinstance(images, list) and all(isinstance(i, dict) and isinstance(i.get("overlay"), str) for i in images):
+            return images
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
         pass
-    foreign = [n for n in entries if n not in ours]
+    return None
+
+
+def check_explain_dir(out: Path, run: LoadedRun) -> None:
+    """Refuse, before any work, a folder explanations may not be written into: a file, a folder
+    inside the run other than its explanation folder, or one holding anything niwt explain did not
+    write there (its ``explanations.json`` lists what it wrote). A missing or empty folder, or one
+    of earlier explanations, is fine: new overlays join the earlier ones.
+
+    Raises:
+        RunDirectoryError: naming the folder and what is wrong, with what to do.
+    """
+    out = Path(out)
+    inside = _relative_to(out, run.path)
+    if inside is not None and inside != layout.EXPLAIN:
+        raise RunDirectoryError(f"{str(out)!r} is inside run {str(run.path)!r}: explanations go into "
+                                f"{str(run.path / layout.EXPLAIN)!r} (the default) or a folder outside the run")
+    if out.exists() and not out.is_dir():
+        raise RunDirectoryError(f"{str(out)!r} exists and is not a folder; give --out a folder")
+    if not out.is_dir():
+        return
+    entries = sorted(p.name for p in out.iterdir())
+    records = _explanation_records(out)
+    ours = {layout.EXPLANATIONS, *(i["overlay"] for i in records)} if records is not None else set()
+    ours |= {n for n in entries if written_by_niwt(out / n)}  # niwt's overlays, even without their record
+    foreign = [n for n in entries if n not in ours or not (out / n).is_file()]
     if foreign:
         shown = ", ".join(repr(n) for n in foreign[:5]) + (" ..." if len(foreign) > 5 else "")
         raise RunDirectoryError(f"{str(out)!r} holds files niwt explain did not write ({shown}); niwt never "
-                                "overwrites them: choose an empty or new --out")
+                                "writes over or deletes them: move them away, or give --out an empty or new folder")
+
+
+def _relative_to(path: Path, root: Path) -> str | None:
+    """``path`` relative to ``root`` (POSIX), or None when it is not inside it."""
+    try:
+        return Path(os.path.abspath(path)).relative_to(os.path.abspath(root)).as_posix()
+    except ValueError:
+        return None
 
 
 def explain_images_of_run(run: LoadedRun, images: torch.Tensor, sources: list[str], out: Path, *,
-                          class_name: str | None = None, top_k: int = 5,
-                          true_classes: list[str] | None = None) -> list[ExplainedImage]:
-    """Prediction, Grad-CAM overlay (PNG) and textual explanation of each image, into ``out``."""
+                          class_name: str | None = None, top_k: int = 5, true_classes: list[str] | None = None,
+                          command: str = "explain") -> list[ExplainedImage]:
+    """Prediction, Grad-CAM overlay (PNG, with the class it is for and its colour scale) and
+    textual explanation of each image, into ``out``, recorded in its ``explanations.json`` beside
+    the earlier ones (and, in the run's explanation folder, in the run's record of its outputs).
+
+    Raises:
+        DataError: a run without an inverse map.
+        RunDirectoryError: ``out`` may not be written (:func:`check_explain_dir`), checked first.
+    """
     if run.inverse is None:
         raise DataError(f"{run.path} has no inverse map ({layout.INVERSE_MAP}); rerun it to explain")
+    out = Path(out)
+    check_explain_dir(out, run)
     model, layer = run.model, run.model.importance_layer
     with torch.no_grad():
         predicted = model(images).argmax(1)
@@ -100,15 +155,27 @@ def explain_images_of_run(run: LoadedRun, images: torch.Tensor, sources: list[st
     words = explain_images(model, layer, images, run.inverse, _vocabulary(run), targets=targets, k=top_k,
                            class_names=run.row_names)
     shown = _display(run, images)
-    _check_explain_dir(out)
-    out.mkdir(parents=True, exist_ok=True)
+    scale = max(1, 128 // shown.shape[1])
     records = []
     for i, source in enumerate(sources):
-        name = f"{i:03d}_{Path(source).stem}.png"
-        save_png(out / name, overlay(shown[i], cams[i].numpy(), scale=max(1, 128 // shown.shape[1])))
-        records.append(ExplainedImage(source, run.row_names[int(predicted[i])], run.row_names[int(targets[i])],
-                                      words[i], name, None if true_classes is None else true_classes[i]))
-    write_json(out / layout.EXPLANATIONS, {"run": str(run.path), "images": [r.to_dict() for r in records]})
+        explained = run.row_names[int(targets[i])]
+        records.append(ExplainedImage(source, run.row_names[int(predicted[i])], explained, words[i],
+                                      overlay_name(source, explained),
+                                      None if true_classes is None else true_classes[i]))
+    inside = _relative_to(out, run.path)
+    with run_lock(run.path), run_lock(out):
+        check_explain_dir(out, run)  # again: another command may have written there meanwhile
+        out.mkdir(parents=True, exist_ok=True)
+        for i, record in enumerate(records):
+            picture = with_legend(overlay(shown[i], cams[i].numpy(), scale=scale), record.explained)
+            save_png(out / record.overlay, picture)
+        new = {r.overlay for r in records}
+        earlier = [e for e in (_explanation_records(out) or []) if e["overlay"] not in new
+                   and (out / e["overlay"]).is_file()]
+        write_json(out / layout.EXPLANATIONS, {"format": EXPLANATIONS_FORMAT, "run": str(run.path),
+                                               "images": [*earlier, *(r.to_dict() for r in records)]})
+        if inside is not None:
+            record_outputs(run.path, [f"{inside}/{name}" for name in (layout.EXPLANATIONS, *sorted(new))], command)
     return records
 
 
@@ -154,6 +221,29 @@ def class_explanations(run: LoadedRun, top_k: int = 5) -> list[ClassExplanation]
     rows = list(range(len(run.fit_classes), len(run.classes)))
     return list(explain_classes(predicted, run.inverse, _vocabulary(run), classes=rows,
                                 class_names=run.row_names, k=top_k))
+
+
+def given_knowledge(run: LoadedRun, data=None, limit: int = 160) -> dict[str, str]:
+    """What each unseen or taught class of ``run`` was given, in one line: a taught class's
+    description or attribute values as it was taught; a dataset class's descriptions (a text run)
+    or its largest attribute values (an attribute run), from the run's dataset ``data``."""
+    given: dict[str, str] = {}
+    for event in run.events:
+        for lesson in event.lessons:
+            given[lesson.name] = lesson.told
+    names = list(data.knowledge_names) if data is not None else []
+    for c in run.new_classes.tolist():
+        name = run.class_names[c]
+        if name in given or data is None or c >= len(data.class_names) or data.class_names[c] != name:
+            continue
+        if run.config.knowledge.source == "text" and data.descriptions and data.descriptions[c]:
+            text = " / ".join(data.descriptions[c])
+        else:
+            row = np.asarray(data.knowledge[c], dtype=np.float64)
+            top = [i for i in np.argsort(-row, kind="stable") if row[i] > 0][:6]
+            text = ", ".join(f"{names[i]}={row[i]:g}" for i in top) or "every attribute 0"
+        given[name] = text
+    return {k: (v if len(v) <= limit else v[: limit - 1] + "…") for k, v in given.items()}
 
 
 def _fidelity(run: LoadedRun, data, images, names: list[NeuronName], n: int = 240) -> FidelityReport | None:
@@ -289,18 +379,21 @@ def write_report(run: LoadedRun, *, n_gallery: int = 12) -> Path:
             gallery.append(GalleryItem(shown[i], overlay(shown[i], cams[i].numpy()), run.row_names[truth_rows[j]],
                                        run.row_names[predicted[j]], terms))
     names = neuron_names(run) if run.inverse is not None else []
-    drawn = gzsl_plots(run, data)
-    own = {p.name for _, p in drawn}
-    others = sorted(p for p in (run.path / layout.PLOTS).glob("*.png") if p.name not in own) \
-        if (run.path / layout.PLOTS).is_dir() else []
-    plots = [*drawn, *others]
-    path = run.path / layout.REPORT
-    write_html_report(path, title=f"NIWT on {run.info.dataset or 'the dataset'}",
-                      subtitle=f"{run.config.model.arch}, {run.config.train.mode}, seed {run.config.seed}; "
-                      f"{len(run.fit_classes)} seen and {len(run.new_classes)} unseen classes",
-                      gzsl_rows=_gzsl_rows(run), plots=plots, gallery=gallery,
-                      class_explanations=class_explanations(run), neuron_names=names,
-                      fidelity=_fidelity(run, data, images, names), taught=_taught_rows(run))
-    add_to_run(run.path, [layout.REPORT, *(p.relative_to(run.path).as_posix() for _, p in drawn)])
+    fidelity = _fidelity(run, data, images, names)
+    with run_lock(run.path):
+        check_writable(run.path, (layout.REPORT, *layout.REPORT_PLOTS), "report")
+        drawn = gzsl_plots(run, data)
+        own = {p.name for _, p in drawn}
+        others = sorted(p for p in (run.path / layout.PLOTS).glob("*.png") if p.name not in own) \
+            if (run.path / layout.PLOTS).is_dir() else []
+        plots = [*drawn, *others]
+        path = run.path / layout.REPORT
+        write_html_report(path, title=f"NIWT on {run.info.dataset or 'the dataset'}",
+                          subtitle=f"{run.config.model.arch}, {run.config.train.mode}, seed {run.config.seed}; "
+                          f"{len(run.fit_classes)} seen and {len(run.new_classes)} unseen classes",
+                          gzsl_rows=_gzsl_rows(run), plots=plots, gallery=gallery,
+                          class_explanations=class_explanations(run), given=given_knowledge(run, data),
+                          neuron_names=names,
+                          fidelity=fidelity, taught=_taught_rows(run))
+        record_outputs(run.path, [layout.REPORT, *(p.relative_to(run.path).as_posix() for _, p in drawn)], "report")
     return path
-

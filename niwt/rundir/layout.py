@@ -21,12 +21,16 @@ What a run *is*, guarded by its manifest (a checksum of every file)::
     taught.json                  classes taught and forgotten since the run (TAUGHT)
     stages/<seed>.<stage>/       finished stages (STAGES; STAGE_RECORD, STAGE_RESULT, STAGE_MODEL, TEST_SCORES)
 
-What commands write *about* a run (``report``, ``explain``, ``predict --explain``)::
+    plots/lambda_sweep.png       the plot of ``sweep-lambda`` (LAMBDA_SWEEP)
+    plots/lambda_curve.png       the plot of ``reproduce`` (LAMBDA_CURVE)
 
+What commands write *about* a run (``report``, ``explain``, ``predict --explain``), never in its
+manifest (:mod:`niwt.rundir.about`)::
+
+    outputs.json                 what they wrote, file by file (OUTPUTS)
     report.html                  the report page (REPORT)
-    plots/*.png                  its plots (PLOTS; GZSL_CURVES, PER_CLASS_ACCURACY, UNSEEN_CONFUSIONS,
-                                 LAMBDA_SWEEP, LAMBDA_CURVE)
-    explain/                     overlays and EXPLANATIONS (EXPLAIN)
+    plots/gzsl_curves.png ...    the report's plots (GZSL_CURVES, PER_CLASS_ACCURACY, UNSEEN_CONFUSIONS)
+    explain/                     overlays and what they show (EXPLAIN, EXPLANATIONS)
 """
 
 from __future__ import annotations
@@ -37,9 +41,9 @@ __all__ = [
     "MANIFEST", "CONFIG", "VERSIONS", "METRICS", "MODEL", "MAPPING", "TRANSFER", "NIWT_PARTS", "MODEL_WEIGHTS",
     "RUN_INFO", "KNOWLEDGE", "KNOWLEDGE_ENCODER", "FORWARD_MAP", "MAP_SELECTION", "INVERSE_MAP",
     "TRANSFER_HISTORY", "POOL_CACHE", "TAUGHT", "STAGES", "STAGE_RECORD", "STAGE_RESULT", "STAGE_MODEL",
-    "TEST_SCORES", "CHECKPOINT", "LOCK", "REPORT", "PLOTS", "EXPLAIN", "EXPLANATIONS", "GZSL_CURVES",
-    "PER_CLASS_ACCURACY", "UNSEEN_CONFUSIONS", "LAMBDA_SWEEP", "LAMBDA_CURVE", "RUN_FILES", "STAGE_FILES",
-    "ABOUT_FILES", "FOLDERS", "stage_dir",
+    "TEST_SCORES", "CHECKPOINT", "LOCK", "OUTPUTS", "REPORT", "PLOTS", "EXPLAIN", "EXPLANATIONS", "GZSL_CURVES",
+    "PER_CLASS_ACCURACY", "UNSEEN_CONFUSIONS", "REPORT_PLOTS", "LAMBDA_SWEEP", "LAMBDA_CURVE", "RUN_FILES",
+    "STAGE_FILES", "ABOUT_FILES", "FOLDERS", "stage_dir", "is_about",
 ]
 
 # --- what a run is --------------------------------------------------------------------------------
@@ -85,6 +89,8 @@ LOCK = ".niwt-lock.json"
 
 # --- what commands write about a run ---------------------------------------------------------------
 
+OUTPUTS = "outputs.json"
+"""At a run's top: every file commands wrote about the run, with the command and when."""
 REPORT = "report.html"
 PLOTS = "plots"
 EXPLAIN = "explain"
@@ -93,6 +99,8 @@ EXPLANATIONS = "explanations.json"
 GZSL_CURVES = f"{PLOTS}/gzsl_curves.png"
 PER_CLASS_ACCURACY = f"{PLOTS}/per_class_accuracy.png"
 UNSEEN_CONFUSIONS = f"{PLOTS}/unseen_confusions.png"
+REPORT_PLOTS: tuple[str, ...] = (GZSL_CURVES, PER_CLASS_ACCURACY, UNSEEN_CONFUSIONS)
+"""The plots ``niwt report`` draws."""
 LAMBDA_SWEEP = f"{PLOTS}/lambda_sweep.png"
 LAMBDA_CURVE = f"{PLOTS}/lambda_curve.png"
 
@@ -102,9 +110,8 @@ RUN_FILES: tuple[str, ...] = (MANIFEST, CONFIG, VERSIONS, METRICS, MODEL_WEIGHTS
 """Every file at a fixed place of a run directory (not every run has all of them)."""
 STAGE_FILES: tuple[str, ...] = (STAGE_RECORD, STAGE_RESULT, STAGE_MODEL, TEST_SCORES, CHECKPOINT, LOCK)
 """The files of a stage's folder, and of a staging directory."""
-ABOUT_FILES: tuple[str, ...] = (REPORT, EXPLANATIONS, GZSL_CURVES, PER_CLASS_ACCURACY, UNSEEN_CONFUSIONS,
-                                LAMBDA_SWEEP, LAMBDA_CURVE)
-"""The files commands write about a run."""
+ABOUT_FILES: tuple[str, ...] = (OUTPUTS, REPORT, EXPLANATIONS, *REPORT_PLOTS, LAMBDA_SWEEP, LAMBDA_CURVE)
+"""The files commands write about a run, and the plots some runs draw of themselves."""
 FOLDERS: tuple[str, ...] = (MODEL, MAPPING, TRANSFER, STAGES, PLOTS, EXPLAIN)
 """The folders of a run directory."""
 
@@ -112,3 +119,9 @@ FOLDERS: tuple[str, ...] = (MODEL, MAPPING, TRANSFER, STAGES, PLOTS, EXPLAIN)
 def stage_dir(run: str | Path, seed: int, name: str) -> Path:
     """Where the finished stage ``name`` of seed ``seed`` lies in run directory ``run``."""
     return Path(run) / STAGES / f"seed{seed}.{name}"
+
+
+def is_about(name: str) -> bool:
+    """Whether the run-relative path ``name`` is where commands write *about* a run (the report,
+    its plots, explanations, the record of them): never part of what the run is."""
+    return name in (OUTPUTS, REPORT, *REPORT_PLOTS) or name.startswith(f"{EXPLAIN}/")

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from niwt.errors import RunDirectoryError
-from niwt.rundir.files import checksums, first_mismatch, write_json
-from niwt.rundir.layout import MANIFEST
+from niwt.rundir.files import first_mismatch
+from niwt.rundir.layout import MANIFEST, is_about
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "Manifest", "read_manifest", "verify_run", "add_to_run"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "Manifest", "read_manifest", "verify_run"]
 
 FORMAT = "niwt-run"
 FORMAT_VERSION = 1
@@ -51,10 +51,18 @@ def verify_run(directory: str | Path) -> Manifest:
     manifest = read_manifest(directory)
     if manifest is None:
         raise RunDirectoryError(f"{str(directory)!r} is not a complete niwt run (no niwt {MANIFEST})")
-    problem = first_mismatch(directory, manifest.checksums)
+    # files about the run (a report, explanations) are not the run: an earlier niwt listed them
+    problem = first_mismatch(directory, {k: v for k, v in manifest.checksums.items() if not is_about(k)})
     if problem is not None:
-        raise RunDirectoryError(f"run {str(directory)!r} is damaged: {problem}; nothing of it was loaded. Rerun "
-                                "the command that wrote it (with --resume, only the damaged stages are recomputed)")
+        if manifest.command in ("teach", "forget"):
+            fix = "teach or forget again from the run it came from, into a new --out"
+        elif manifest.command:
+            fix = (f"run `niwt {manifest.command}` again with the same config and --out and --resume: only the "
+                   "damaged stages are recomputed")
+        else:
+            fix = "run the command that wrote it again"
+        raise RunDirectoryError(f"run {str(directory)!r} is damaged: {problem}; nothing of it was loaded. To mend "
+                                f"it, {fix}")
     return manifest
 
 
@@ -76,18 +84,3 @@ def read_manifest(directory: str | Path) -> Manifest | None:
     return Manifest(command=str(raw.get("command", "")), files=tuple(raw["files"]),
                     format_version=raw.get("format_version", 0), niwt_version=str(raw.get("niwt_version", "")),
                     created=str(raw.get("created", "")), stages=dict(raw.get("stages") or {}), checksums=dict(sums))
-
-
-
-def add_to_run(run: str | Path, paths: list[str]) -> None:
-    """Record files a later command wrote into a complete run (``report.html``, ``explain/...``) in
-    its manifest, so the run still holds only files its manifest lists."""
-    run = Path(run)
-    manifest = read_manifest(run)
-    if manifest is None:
-        raise RunDirectoryError(f"{str(run)!r} is not a complete niwt run (no niwt {MANIFEST})")
-    added = {Path(p).as_posix() for p in paths}
-    files = sorted(set(manifest.files) | added)
-    sums = {**manifest.checksums, **checksums(run, sorted(added))} if manifest.checksums else {}
-    write_json(run / MANIFEST, {**manifest.to_dict(), "files": files, "checksums": sums})
-

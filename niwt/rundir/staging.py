@@ -31,8 +31,10 @@ from typing import Any, TypeVar
 from niwt.errors import RunDirectoryError
 from niwt.faults import failpoint
 from niwt.messages import first_names
+from niwt.rundir.about import owned_outputs
 from niwt.rundir.files import checksums, listing, write_json
-from niwt.rundir.layout import LOCK, MANIFEST, STAGES
+from niwt.rundir.layout import LOCK, MANIFEST, STAGES, is_about
+from niwt.rundir.lock import run_lock
 from niwt.rundir.manifest import Manifest, read_manifest
 from niwt.rundir.stages import StageStore
 from niwt.version import __version__
@@ -141,8 +143,8 @@ def check_output_dir(out: str | Path, force: bool = False) -> str:
             f"output directory {str(out)!r} is not empty and is not a niwt run (no niwt {MANIFEST}); it holds "
             f"{_describe(top)}. niwt never deletes files it did not write, --force included: choose another "
             "--out, or an empty or missing directory")
-    listed = set(manifest.files) | {MANIFEST}
-    listed |= {p.rsplit("/", i)[0] for p in manifest.files for i in range(1, p.count("/") + 1)}  # parent dirs
+    ours = set(manifest.files) | owned_outputs(out)
+    listed = ours | {MANIFEST} | {p.rsplit("/", i)[0] for p in ours for i in range(1, p.count("/") + 1)}  # parent dirs
     _refuse_foreign(f"output directory {str(out)!r} holds a niwt run and also files the run did not write",
                     content, listed, _describe, ", --force included: move them away or choose another --out")
     if not force:
@@ -166,14 +168,20 @@ def _share_as_umask(root: Path, files: tuple[str, ...]) -> None:
 def _finish(out: Path, staging: Path, command: str, force: bool, stages: dict[str, Any]) -> None:
 
     failpoint("write:before-manifest")
-    files = tuple(p for p in listing(staging) if (staging / p).is_file() and p != LOCK)
-    _share_as_umask(staging, files)
+    written = tuple(p for p in listing(staging) if (staging / p).is_file() and p != LOCK)
+    _share_as_umask(staging, written)
+    files = tuple(p for p in written if not is_about(p))  # what commands wrote about it is not the run
     manifest = Manifest(command=command, files=files, niwt_version=__version__,
                         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), stages=stages,
                         checksums=checksums(staging, files))
     write_json(staging / MANIFEST, manifest.to_dict())
     failpoint("write:after-manifest")
     (staging / LOCK).unlink(missing_ok=True)  # from here on a complete run: resumable by its manifest
+    with run_lock(out):
+        _move_into_place(out, staging, force)
+
+
+def _move_into_place(out: Path, staging: Path, force: bool) -> None:
     state = check_output_dir(out, force)  # again: the target may have changed while the run ran
     if state == "missing":
         os.rename(staging, out)
@@ -185,7 +193,7 @@ def _finish(out: Path, staging: Path, command: str, force: bool, stages: dict[st
         os.rename(out, old / "run")
         failpoint("write:between-renames")
         os.rename(staging, out)
-        shutil.rmtree(old)  # checked above: only files the old run's manifest lists
+        shutil.rmtree(old)  # checked above: only files the old run's manifest and its outputs record list
 
 
 def _alive(pid: int) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -30,9 +31,22 @@ from niwt.explain.inverse import InverseMapper
 from niwt.faults import failpoint
 from niwt.knowledge import KnowledgeEncoder, load_class_vectors, save_class_vectors
 from niwt.mapping import ImportanceMapper
+from niwt.messages import first_names
 from niwt.models import Backbone, load_model, save_weights
 from niwt.results import RunMetrics
-from niwt.rundir import FORMAT_VERSION, RunInfo, layout, read_manifest, run_dir, verify_run, write_json
+from niwt.rundir import (
+    FORMAT_VERSION,
+    RunInfo,
+    check_output_dir,
+    file_checksum,
+    layout,
+    owned_outputs,
+    read_manifest,
+    run_dir,
+    run_lock,
+    verify_run,
+    write_json,
+)
 from niwt.runs.teach import (
     Lesson,
     TeachEvent,
@@ -86,6 +100,8 @@ class LoadedRun:
         events: what it was taught or made to forget since its run (:class:`~niwt.runs.teach.TeachEvent`).
         saved: False for a run :meth:`teach` or :meth:`forget` changed in memory: :meth:`save` writes
             it (``path`` is then the run it came from).
+        loaded_from: the checksum of the manifest the run was loaded with: :meth:`save` refuses to
+            write when the run at ``path`` has changed since.
     """
 
     path: Path
@@ -103,6 +119,7 @@ class LoadedRun:
     encoder: KnowledgeEncoder | None = None
     events: tuple[TeachEvent, ...] = ()
     saved: bool = True
+    loaded_from: str = ""
 
     @property
     def classes(self) -> np.ndarray:
@@ -238,7 +255,11 @@ class LoadedRun:
         """
         lessons = lessons_of(lessons, description, attributes)
         names = [x.name for x in lessons]
-        check_new_names(names, self.row_names)
+        back = check_new_names(names, self.row_names, seen_names=[self.class_names[c] for c in self.fit_classes],
+                               dataset_names=self.class_names)
+        for name in back:
+            log.warning("%r is a class of the run's dataset that the run forgot: it is taught back under its own name, "
+                        "with the knowledge given now (its images in the dataset keep that name)", name)
         vectors = []
         for lesson in lessons:
             try:
@@ -292,8 +313,9 @@ class LoadedRun:
         rows = [self.row_of(n) for n in names]
         seen = [n for n, r in zip(names, rows) if r < len(self.fit_classes)]
         if seen:
-            raise DataError(f"{seen[0]!r} is a seen class of this run: its row was trained on its images and cannot "
-                            f"be forgotten; forget taught or unseen classes ({', '.join(self.row_names[len(self.fit_classes):])})")
+            raise DataError(f"{seen[0]!r} is a seen class of this run: its row was trained on its images and stays; "
+                            "the classes that can be forgotten are the taught and unseen ones: "
+                            f"{first_names(self.row_names[len(self.fit_classes):], 12, show=repr)}")
         keep = [i for i in range(len(self.new_classes)) if len(self.fit_classes) + i not in set(rows)]
         if not keep:
             raise DataError("forgetting every unseen class of the run leaves no unseen row; keep at least one")
@@ -326,21 +348,47 @@ class LoadedRun:
 
     def default_out(self) -> Path:
         """Where :meth:`save` writes without ``out``: ``<run>-taught`` beside the run (``-2``, ``-3`` ... when taken)."""
-        base = self.path.parent / f"{self.path.name}-taught"
+        here = Path(os.path.abspath(self.path))
+        base = here.parent / f"{here.name}-taught"
         out, i = base, 1
         while out.exists():
             i += 1
             out = base.with_name(f"{base.name}-{i}")
         return out
 
+    def save_target(self, out: str | Path | None = None, *, in_place: bool = False, force: bool = False) -> Path:
+        """Where :meth:`save` would write, checked before any work: the run itself (``in_place``),
+        ``out``, or :meth:`default_out`.
+
+        Raises:
+            DataError: ``out`` and ``in_place`` both given.
+            RunDirectoryError: ``out`` is the run itself (without ``in_place``) or inside it, a file,
+                a folder holding files that are not a niwt run, or a run and ``force`` is False.
+        """
+        if in_place and out is not None:
+            raise DataError("give `out` or `in_place=True`, not both")
+        here = Path(os.path.abspath(self.path))
+        if in_place:
+            return here
+        target = Path(os.path.abspath(out)) if out is not None else self.default_out()
+        if target == here:
+            raise RunDirectoryError(f"{str(out)!r} is the run being changed itself; to replace it, change it in place "
+                                    "(--in-place), or give another folder")
+        if here in target.parents:
+            raise RunDirectoryError(f"{str(out)!r} is inside the run {str(self.path)!r}; give a folder outside it")
+        check_output_dir(target, force)
+        return target
+
     def save(self, out: str | Path | None = None, *, in_place: bool = False, force: bool = False) -> LoadedRun:
         """Write this run as a complete run directory and return it read back from there.
 
-        The run it came from is copied (every file its manifest lists, but ``report.html``,
-        ``plots/`` and ``explain/``, which describe that run: ``niwt report`` makes them again),
-        then its model, classes, knowledge and ``taught.json`` are written. Like every run
-        directory it is written in a private staging directory and renamed into place when
-        complete, so a killed save leaves every run as it was.
+        The run it came from is copied (every file its manifest lists), then its model, classes,
+        knowledge and ``taught.json`` are written. What commands wrote about the run it came from
+        (``report.html``, the report's plots, ``explain/``) describes that run: a new run starts
+        without them, and an in-place change keeps them, as they were (``niwt report`` writes the
+        report anew). Like every run directory it is written in a private staging directory and
+        renamed into place when complete, so a killed save leaves every run as it was; while it
+        is renamed into place no other niwt command writes the run (:func:`~niwt.rundir.run_lock`).
 
         Args:
             out: the new run directory (default: :meth:`default_out`).
@@ -348,28 +396,38 @@ class LoadedRun:
             force: replace a niwt run at ``out``.
 
         Raises:
-            RunDirectoryError: ``out`` holds files that are not a niwt run, or a run and ``force`` is
-                False; the source run changed since it was loaded (named).
+            RunDirectoryError: ``out`` may not be written (:meth:`save_target`); the source run
+                changed since it was loaded (another command changed it: load it again).
         """
-        if in_place and out is not None:
-            raise DataError("give `out` or `in_place=True`, not both")
-        target = self.path if in_place else Path(out) if out is not None else self.default_out()
-        if not in_place and target.resolve() == self.path.resolve():
-            raise RunDirectoryError(f"{str(target)!r} is the run being saved; pass in_place=True (--in-place) to "
-                                    "replace it, or give another directory")
+        target = self.save_target(out, in_place=in_place, force=force)
         command = self.events[-1].action if self.events else "teach"
-        with run_dir(target, force=force or in_place, command=command) as staging:
-            manifest = verify_run(self.path)  # nothing of the source changed since it was loaded
+        with run_lock(self.path), run_dir(target, force=force or in_place, command=command) as staging:
+            self._check_unchanged()
+            manifest = verify_run(self.path)
             for name in manifest.files:
-                if name == layout.MANIFEST or _regenerated(name):
+                if name == layout.MANIFEST or layout.is_about(name):
                     continue
                 (staging / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(self.path / name, staging / name)
+            if in_place:
+                for name in sorted(owned_outputs(self.path)):
+                    (staging / name).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(self.path / name, staging / name)
             write_model(staging, self.model, self.info, self.knowledge)
             write_json(staging / layout.TAUGHT, write_events(self.events))
             failpoint("teach:before-finish")
         log.info("wrote %s (%s)", target, "; ".join(e.summary() for e in self.events[-1:]))
         return load_run(target)
+
+    def _check_unchanged(self) -> None:
+        """Refuse to save when the run at :attr:`path` is no longer the one this was loaded from."""
+        try:
+            now = file_checksum(Path(self.path) / layout.MANIFEST)
+        except OSError:
+            now = None
+        if self.loaded_from and now != self.loaded_from:
+            raise RunDirectoryError(f"run {str(self.path)!r} changed since it was loaded (another command taught it, "
+                                    "made it forget or wrote it again); load it again and repeat the change")
 
     def dataset(self):  # -> tuple[ZSLData, torch.Tensor | ImageSource]
         """The run's dataset and images, opened from its config and checked against its fingerprint."""
@@ -395,9 +453,22 @@ def load_run(path: str | Path) -> LoadedRun:
             a file that is missing, truncated or altered since it was written (named), or lacks the
             trained model (a run of ``sweep-lambda`` or ``reproduce``, or ``compare`` without NIWT).
     """
-    path = Path(path)
+    given = str(path)
+    path = Path(os.path.abspath(path))  # "." and other spellings name the run's own folder
+    if path.exists() and not path.is_dir():
+        raise RunFormatError(f"{given!r} is a file, not a run directory; give the folder a niwt run wrote "
+                             f"(it holds {layout.MANIFEST})")
     if not path.is_dir():
-        raise RunFormatError(f"run directory {str(path)!r} does not exist")
+        raise RunFormatError(f"run directory {given!r} does not exist")
+    with run_lock(path):  # a run being replaced in place is read before or after, never half
+        return _load(path)
+
+
+def _load(path: Path) -> LoadedRun:
+    try:
+        loaded_from = file_checksum(path / layout.MANIFEST)
+    except OSError:
+        loaded_from = ""
     manifest = read_manifest(path)
     if manifest is None:
         raise RunFormatError(f"{str(path)!r} is not a complete niwt run (no niwt {layout.MANIFEST})")
@@ -445,12 +516,7 @@ def load_run(path: str | Path) -> LoadedRun:
         raise RunFormatError(str(err)) from None
     return LoadedRun(path, config, metrics, model, info.class_names, np.asarray(info.fit_classes, np.int64),
                      np.asarray(info.new_classes, np.int64), knowledge, info.knowledge_names, mapper, inverse, info,
-                     encoder, events)
-
-
-def _regenerated(name: str) -> bool:
-    """Files of a run that describe it as it was and that later commands write again (not copied to a taught run)."""
-    return name == layout.REPORT or name.startswith((f"{layout.PLOTS}/", f"{layout.EXPLAIN}/"))
+                     encoder, events, loaded_from=loaded_from)
 
 
 def _load_model(config: RunConfig, info: RunInfo, weights: Path) -> Backbone:

@@ -32,6 +32,7 @@ import json
 import logging
 import math
 import time
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,17 +44,65 @@ import torch
 from niwt.data.settings import FINAL
 from niwt.errors import DataError, RunDirectoryError
 from niwt.mapping import ImportanceMapper
-from niwt.messages import first_names
 from niwt.models import Backbone
 from niwt.seeding import stage_seed
 from niwt.transfer import PoolCache, UnseenWeightOptimizer, class_seeds
 
 __all__ = ["ACTIONS", "Lesson", "TeachEvent", "TaughtRows", "read_events", "write_events", "lessons_of",
-           "check_new_names", "learn_rows", "parse_attributes"]
+           "check_new_names", "check_class_name", "check_description", "learn_rows", "parse_attributes", "MAX_NAME",
+           "MAX_DESCRIPTION"]
 
 log = logging.getLogger(__name__)
 
 ACTIONS = ("teach", "forget")
+
+MAX_NAME = 100
+"""The longest class name (characters): a name is shown in tables, file names and the page."""
+
+MAX_DESCRIPTION = 5000
+"""The longest description of a class (characters, all its texts together)."""
+
+_UNSAFE = set('/\\<>:"|?*')
+
+
+def check_class_name(name: object) -> str:
+    """``name`` if it can name a class: a non-empty string of at most :data:`MAX_NAME` characters,
+    without blanks at its ends, control characters, path separators or characters file systems
+    refuse (``<>:"|?*``), not starting with ``-`` (it would read as a flag) and not ``.`` or ``..``.
+
+    Raises:
+        DataError: saying what is wrong with the name, and how to fix it.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise DataError(f"a class needs a name (a non-empty string), got {name!r}")
+    shown = repr(name if len(name) <= 60 else name[:57] + "...")
+    if len(name) > MAX_NAME:
+        raise DataError(f"class name {shown} has {len(name)} characters; give one of at most {MAX_NAME}")
+    if name != name.strip():
+        raise DataError(f"class name {shown} starts or ends with blanks; give it without them")
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in name):
+        raise DataError(f"class name {shown} holds a control character (a newline, a tab ...); give it on one "
+                        "line of printable characters")
+    bad = sorted(set(name) & _UNSAFE)
+    if bad:
+        raise DataError(f"class name {shown} holds {' '.join(bad)}; class names may not hold path separators or "
+                        'the characters <>:"|?* (use letters, digits, spaces, - _ . +)')
+    if name.startswith("-"):
+        raise DataError(f"class name {shown} starts with '-', which reads as a flag; give it another first character")
+    if name in (".", ".."):
+        raise DataError(f"{shown} cannot name a class")
+    return name
+
+
+def check_description(text: str | tuple[str, ...]) -> None:
+    """A description may be at most :data:`MAX_DESCRIPTION` characters in all.
+
+    Raises:
+        DataError: for a longer one, with its length.
+    """
+    size = len(text) if isinstance(text, str) else sum(len(t) for t in text)
+    if size > MAX_DESCRIPTION:
+        raise DataError(f"the description has {size} characters; describe the class in at most {MAX_DESCRIPTION}")
 
 
 def _now() -> str:
@@ -71,10 +120,7 @@ class Lesson:
     attributes: Mapping[str, float] | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise DataError(f"a class to teach needs a name (a non-empty string), got {self.name!r}")
-        if self.name != self.name.strip():
-            raise DataError(f"class name {self.name!r} starts or ends with blanks; give it without them")
+        check_class_name(self.name)
         if (self.description is None) == (self.attributes is None):
             raise DataError(f"class {self.name!r}: give its description or its attribute values (one of the two), "
                             f"got {'both' if self.description is not None else 'neither'}")
@@ -84,6 +130,11 @@ class Lesson:
         elif text is not None and not isinstance(text, str):
             raise DataError(f"class {self.name!r}: `description` must be a string (or a list of strings), got "
                             f"{type(text).__name__}")
+        if self.description is not None:
+            try:
+                check_description(self.description)
+            except DataError as err:
+                raise DataError(f"class {self.name!r}: {err}") from None
 
     @property
     def told(self) -> str:
@@ -124,12 +175,14 @@ def lessons_of(lessons: Lesson | Sequence[Lesson] | str, description: str | None
     return out
 
 
-def parse_attributes(text: str) -> dict[str, float]:
-    """``"NAME=VALUE,NAME=VALUE"`` as attribute values (the command line's ``--attributes``).
+def parse_attributes(text: str, names: Sequence[str] = ()) -> dict[str, float]:
+    """``"NAME=VALUE,NAME=VALUE"`` as attribute values (the command line's ``--attributes``);
+    ``names`` are the run's attributes, of which an example is given when ``text`` is malformed.
 
     Raises:
         DataError: naming the item that is not ``NAME=NUMBER``, or a name given twice.
     """
+    example = ",".join(f"{n}={v}" for n, v in zip(names[:2], ("1", "0.5"))) or "NAME=1,OTHER=0.5"
     out: dict[str, float] = {}
     for item in (part.strip() for part in text.split(",")):
         if not item:
@@ -141,12 +194,13 @@ def parse_attributes(text: str) -> dict[str, float]:
         except ValueError:
             number = math.nan
         if not eq or not name or not math.isfinite(number):
-            raise DataError(f"--attributes: {item!r} is not NAME=NUMBER (e.g. --attributes red=1,round=0.5)")
+            raise DataError(f"--attributes: {item!r} is not NAME=NUMBER (e.g. --attributes {example})")
         if name in out:
             raise DataError(f"--attributes: {name!r} is given twice")
         out[name] = number
     if not out:
-        raise DataError(f"--attributes {text!r} names no attribute; give NAME=VALUE pairs separated by commas")
+        raise DataError(f"--attributes {text!r} names no attribute; give NAME=VALUE pairs separated by commas "
+                        f"(e.g. --attributes {example})")
     return out
 
 
@@ -215,22 +269,47 @@ def write_events(events: Sequence[TeachEvent]) -> dict[str, Any]:
     return {"events": [e.to_dict() for e in events]}
 
 
-def check_new_names(names: Sequence[str], row_names: Sequence[str]) -> None:
-    """Names to teach must be new to the run's rows and distinct.
+def check_new_names(names: Sequence[str], row_names: Sequence[str], seen_names: Sequence[str] = (),
+                    dataset_names: Sequence[str] = ()) -> list[str]:
+    """Names to teach must be valid class names (:func:`check_class_name`), distinct (also in
+    capitals), and new to the run: not one of its classes, nor one of them in other capitals.
+    A name of the run's dataset that has no row (a class the run forgot) may be taught back.
+
+    Returns:
+        The names that teach back a class of the dataset (said in a warning).
 
     Raises:
-        DataError: naming a class the run already scores, or a name given twice.
+        DataError: naming the first problem, and what to do.
     """
-    seen: set[str] = set()
+    folded: dict[str, str] = {}
     for name in names:
-        if name in seen:
-            raise DataError(f"class {name!r} is given twice; teach each class once")
-        seen.add(name)
-    taken = [n for n in names if n in set(row_names)]
-    if taken:
-        verb = "is" if len(taken) == 1 else "are"
-        raise DataError(f"{first_names(taken, 5, show=repr)} {verb} already a class of this run; choose another name, "
-                        "or forget the class first (niwt forget RUN --name NAME)")
+        check_class_name(name)
+        key = name.casefold()
+        if key in folded:
+            raise DataError(f"class {name!r} is given twice" + (f" (as {folded[key]!r})" if folded[key] != name else "")
+                            + "; teach each class once")
+        folded[key] = name
+    rows = {n.casefold(): n for n in row_names}
+    seen = set(seen_names)
+    for name in names:
+        other = rows.get(name.casefold())
+        if other is None:
+            continue
+        what = "a seen class of this run (trained on its images)" if other in seen else "already a class of this run"
+        same = f"{name!r} is {what}" if other == name else f"{name!r} differs from {other!r}, {what}, only in capitals"
+        fix = ("choose another name" if other in seen else
+               f"choose another name, or forget it first (niwt forget RUN --name {other!r}) to teach it anew")
+        raise DataError(f"{same}; {fix}")
+    dataset = {n.casefold(): n for n in dataset_names}
+    back = []
+    for name in names:
+        other = dataset.get(name.casefold())
+        if other is not None and other != name:
+            raise DataError(f"{name!r} differs from {other!r}, a class of the run's dataset, only in capitals; "
+                            f"give it as {other!r} to teach that class back, or choose another name")
+        if other is not None:
+            back.append(name)
+    return back
 
 
 @dataclass(frozen=True)

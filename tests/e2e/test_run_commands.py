@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from niwt.cli import main
-from niwt.rundir import read_manifest
+from niwt.rundir import outputs_of, read_manifest
 from niwt.runs import RunFormatError, load_run
 
 
@@ -44,9 +44,10 @@ def test_explain_a_sample_and_names_and_report(run_dir, capsys):
     sources = re.findall(r'<img[^>]*src="([^"]+)"', html)
     assert len(sources) >= 3 and all(src.startswith("data:image/png;base64,") for src in sources)
     assert "Grad-CAM energy in mask" in html  # the fidelity table on the shapes world
-    # what the later commands wrote is in the manifest: the run can still be replaced with --force
-    files = set(read_manifest(run_dir).files)
-    assert {"report.html", "explain/explanations.json"} <= files
+    # what the later commands wrote is recorded about the run, never part of it: the run can still
+    # be replaced with --force, and deleting them damages nothing
+    assert {"report.html", "explain/explanations.json"} <= set(outputs_of(run_dir))
+    assert {"report.html", "explain/explanations.json"}.isdisjoint(read_manifest(run_dir).files)
 
 
 def test_explain_image_files_grey_and_rgba_are_converted(run_dir, tmp_path, capsys, caplog):
@@ -110,7 +111,7 @@ def test_explain_never_writes_over_files_it_did_not_write(run_dir, tmp_path, cap
     out.mkdir()
     (out / "explanations.json").write_text("my notes")
     err = _err(["explain", str(run_dir), "--n", "1", "--out", str(out)], capsys)
-    assert "explanations.json" in err and "never overwrites" in err
+    assert "explanations.json" in err and "never writes over" in err
     assert (out / "explanations.json").read_text() == "my notes"
     # an earlier explanation in the folder is written over
     fresh = tmp_path / "again"

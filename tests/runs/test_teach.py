@@ -172,7 +172,8 @@ def test_bad_input_is_named_and_writes_nothing(run_dir, args, message, capsys):
 def test_a_name_that_is_a_class_is_refused(run_dir, capsys):
     name = load_run(run_dir).row_names[0]
     assert main(["teach", str(run_dir), "--name", name, "--attributes", "shape:disc=1"]) == 2
-    assert f"'{name}' is already a class of this run" in capsys.readouterr().err
+    assert f"'{name}' is a seen class of this run (trained on its images); choose another name" in \
+        capsys.readouterr().err
 
 
 def test_old_and_damaged_runs_are_refused_and_named(run_dir, tmp_path):
@@ -202,7 +203,7 @@ def test_save_refuses_to_overwrite_and_in_place_replaces(run_dir, tmp_path):
     assert taught.save().path == tmp_path / "run-taught-2"
     with pytest.raises(RunDirectoryError, match="already holds a niwt run"):
         taught.save(first.path)
-    with pytest.raises(RunDirectoryError, match="is the run being saved"):
+    with pytest.raises(RunDirectoryError, match="is the run being changed itself"):
         taught.save(source)
     replaced = taught.save(in_place=True)
     assert replaced.path == source and load_run(source).row_names[-1] == "blob"

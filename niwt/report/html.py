@@ -24,13 +24,13 @@ from niwt.explain.text import ClassExplanation
 from niwt.report.overlay import png_bytes
 from niwt.rundir.about import HTML_GENERATOR
 
-__all__ = ["GalleryItem", "build_html_report", "write_html_report", "png_data_uri"]
+__all__ = ["STYLE", "GalleryItem", "build_html_report", "write_html_report", "png_data_uri"]
 
 log = logging.getLogger(__name__)
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
-_STYLE = """
+STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 24px auto;
        max-width: 1200px; color: #1d232a; line-height: 1.4; padding: 0 16px; }
 h1 { font-size: 1.6em; margin-bottom: 0.2em; }
@@ -64,6 +64,7 @@ figcaption { font-size: 0.88em; color: #57606a; }
   background: linear-gradient(to right, #00007f, #0000ff, #007fff, #00ffff, #7fff7f, #ffff00, #ff7f00, #ff0000, #7f0000); }
 .empty { color: #57606a; font-style: italic; }
 """
+"""The style sheet of niwt's pages (the report, and the page of ``niwt serve``, which adds its own rules)."""
 
 
 _LEGEND = ('<div class="legend">Grad-CAM map: <span>low</span><span class="bar"></span><span>high</span> '
@@ -268,7 +269,7 @@ def build_html_report(
     sub = f'<p class="note">{_esc(subtitle)}</p>' if subtitle else ""
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="generator" content="{HTML_GENERATOR}"><title>{_esc(title)}</title>'
-            f"<style>{_STYLE}</style></head><body><h1>{_esc(title)}</h1>{sub}{body}</body></html>\n")
+            f"<style>{STYLE}</style></head><body><h1>{_esc(title)}</h1>{sub}{body}</body></html>\n")
     log.debug("html report: %d characters", len(page))
     return page
 

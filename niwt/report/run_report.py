@@ -21,8 +21,11 @@ from niwt.explain.fidelity import FidelityReport, fidelity
 from niwt.explain.gradcam import grad_cam
 from niwt.explain.names import NeuronName, name_neurons
 from niwt.explain.text import ClassExplanation, ImageExplanation, explain_classes, explain_images
+from niwt.report.explained import display_images as _display
+from niwt.report.explained import explain_tensors
+from niwt.report.explained import run_vocabulary as _vocabulary
 from niwt.report.html import GalleryItem, write_html_report
-from niwt.report.overlay import overlay, save_png, with_legend
+from niwt.report.overlay import overlay, save_png
 from niwt.report.plots import mean_curve, plot_confusion, plot_per_class_accuracy, plot_seen_unseen_curves
 from niwt.rundir import check_writable, layout, load_test_scores, record_outputs, run_lock, write_json
 from niwt.rundir.about import EXPLANATIONS_FORMAT, written_by_niwt
@@ -47,25 +50,6 @@ class ExplainedImage:
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "true_class": self.true_class, "predicted": self.predicted,
                 "explained": self.explained, "overlay": self.overlay, "terms": self.explanation.to_dict()["terms"]}
-
-
-def _display(run: LoadedRun, images: torch.Tensor) -> np.ndarray:
-    """``[N, H, W, 3]`` uint8 images for display (normalisation undone)."""
-    t = run.image_transform()
-    x = images.detach().float().clone()
-    if t.normalize:
-        x = x * torch.tensor(t.std).view(1, 3, 1, 1) + torch.tensor(t.mean).view(1, 3, 1, 1)
-    return (x.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
-
-
-def _vocabulary(run: LoadedRun):  # -> Vocabulary | list[str]
-    """Names of the knowledge dimensions; for sentence embeddings (dimensions without names), the
-    classes themselves: an explanation then names the class descriptions nearest to it."""
-    from niwt.explain.text import EmbeddedVocabulary
-
-    if run.knowledge_names and all(n.startswith("embedding:") for n in run.knowledge_names):
-        return EmbeddedVocabulary(tuple(f"like '{n}'" for n in run.class_names), run.knowledge)
-    return list(run.knowledge_names)
 
 
 def _slug(text: str, limit: int = 40) -> str:
@@ -147,28 +131,17 @@ def explain_images_of_run(run: LoadedRun, images: torch.Tensor, sources: list[st
         raise DataError(f"{run.path} has no inverse map ({layout.INVERSE_MAP}); rerun it to explain")
     out = Path(out)
     check_explain_dir(out, run)
-    model, layer = run.model, run.model.importance_layer
-    with torch.no_grad():
-        predicted = model(images).argmax(1)
-    targets = predicted if class_name is None else torch.full_like(predicted, run.row_of(class_name))
-    cams = grad_cam(model, layer, images, targets)
-    words = explain_images(model, layer, images, run.inverse, _vocabulary(run), targets=targets, k=top_k,
-                           class_names=run.row_names)
-    shown = _display(run, images)
-    scale = max(1, 128 // shown.shape[1])
-    records = []
-    for i, source in enumerate(sources):
-        explained = run.row_names[int(targets[i])]
-        records.append(ExplainedImage(source, run.row_names[int(predicted[i])], explained, words[i],
-                                      overlay_name(source, explained),
-                                      None if true_classes is None else true_classes[i]))
+    targets = None if class_name is None else [run.row_of(class_name)] * images.shape[0]
+    explained = explain_tensors(run, images, targets, top_k=top_k)
+    records = [ExplainedImage(source, run.row_names[e.predicted], e.class_name, e.words,
+                              overlay_name(source, e.class_name), None if true_classes is None else true_classes[i])
+               for i, (source, e) in enumerate(zip(sources, explained))]
     inside = _relative_to(out, run.path)
     with run_lock(run.path), run_lock(out):
         check_explain_dir(out, run)  # again: another command may have written there meanwhile
         out.mkdir(parents=True, exist_ok=True)
-        for i, record in enumerate(records):
-            picture = with_legend(overlay(shown[i], cams[i].numpy(), scale=scale), record.explained)
-            save_png(out / record.overlay, picture)
+        for record, e in zip(records, explained):
+            save_png(out / record.overlay, e.overlay())
         new = {r.overlay for r in records}
         earlier = [e for e in (_explanation_records(out) or []) if e["overlay"] not in new
                    and (out / e["overlay"]).is_file()]
@@ -223,16 +196,17 @@ def class_explanations(run: LoadedRun, top_k: int = 5) -> list[ClassExplanation]
                                 class_names=run.row_names, k=top_k))
 
 
-def given_knowledge(run: LoadedRun, data=None, limit: int = 160) -> dict[str, str]:
-    """What each unseen or taught class of ``run`` was given, in one line: a taught class's
-    description or attribute values as it was taught; a dataset class's descriptions (a text run)
-    or its largest attribute values (an attribute run), from the run's dataset ``data``."""
+def given_knowledge(run: LoadedRun, data=None, limit: int = 160, *, every_class: bool = False) -> dict[str, str]:
+    """What each unseen or taught class of ``run`` (``every_class``: its seen classes too) was
+    given, in one line: a taught class's description or attribute values as it was taught; a
+    dataset class's descriptions (a text run) or its largest attribute values (an attribute run),
+    from the run's dataset ``data``."""
     given: dict[str, str] = {}
     for event in run.events:
         for lesson in event.lessons:
             given[lesson.name] = lesson.told
     names = list(data.knowledge_names) if data is not None else []
-    for c in run.new_classes.tolist():
+    for c in (run.classes if every_class else run.new_classes).tolist():
         name = run.class_names[c]
         if name in given or data is None or c >= len(data.class_names) or data.class_names[c] != name:
             continue

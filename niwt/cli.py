@@ -190,6 +190,22 @@ def get_args_parser() -> argparse.ArgumentParser:
                          "world, the fidelity of the explanations against the truth and random baselines.")
     rep.add_argument("run", type=Path, help="a run directory")
     rep.add_argument("--quiet", action="store_true", help="warnings only")
+    srv = sub.add_parser("serve", help="a local page on a run: drop photos, see what it says and why, teach it a class",
+                         description="Start a local web server on RUN and print the page's URL. On the page: drop "
+                         "or choose images (PNG or JPEG) to see their top classes (seen, unseen and taught marked "
+                         "apart), the Grad-CAM map of any of them, the words behind it and the most important "
+                         "neurons; teach a class from a description (or attribute values) and forget one, as niwt "
+                         "teach and niwt forget do; each change is saved as a run directory (a new run beside RUN "
+                         "unless --in-place). The URL holds a secret token made at each start: every request "
+                         "without it is refused. Nothing is loaded from the internet.")
+    srv.add_argument("run", type=Path, help="a run directory of niwt run / demo / compare")
+    srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine "
+                     "only; another one is warned about)")
+    srv.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000; 0: any free port)")
+    srv.add_argument("--open", action="store_true", help="open the page in the default browser")
+    srv.add_argument("--in-place", action="store_true", help="save each change into RUN itself (default: a new run "
+                     "beside it, RUN-taught, which later changes of the session replace)")
+    srv.add_argument("--quiet", action="store_true", help="warnings only")
     exp = sub.add_parser("export-features", help="a run's backbone features as xlsa17 res101.mat + att_splits.mat",
                          description="Write the penultimate features of RUN's trained model for every image of its "
                          "dataset as an xlsa17-style res101.mat and att_splits.mat in OUT (the same fields and "
@@ -323,7 +339,8 @@ def _run(args: argparse.Namespace) -> int:
         sys.stdout.write(describe_config(_load(args)))
         return 0
     handler = {"explain": _explain, "names": _names, "report": _report_command, "predict": _predict,
-               "teach": _teach, "forget": _teach, "export-features": _export, "data": _data}.get(args.command)
+               "teach": _teach, "forget": _teach, "export-features": _export, "data": _data,
+               "serve": _serve}.get(args.command)
     if handler is not None:
         return handler(args)
     return _train(args)
@@ -505,6 +522,13 @@ def _report_command(args: argparse.Namespace) -> int:
     path = run_report.write_report(load_run(args.run))
     sys.stdout.write(f"Report: {path}\n")
     return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from niwt.serve.server import ServeOptions, serve
+
+    return serve(args.run, ServeOptions(host=args.host, port=args.port, in_place=args.in_place,
+                                        open_browser=args.open))
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -111,14 +111,16 @@ def explain_tensors(run: LoadedRun, images: torch.Tensor, targets: Sequence[int]
 
 @dataclass(frozen=True)
 class NeuronShare:
-    """One of an image's most important neurons for a class: its channel, its name and its importance."""
+    """One of an image's most important neurons for a class: its channel, its name, its importance,
+    and its share of the image's positive importance for the class (over every channel)."""
 
     neuron: NeuronName
     importance: float
+    share: float
 
     def to_dict(self) -> dict[str, object]:
         return {"channel": self.neuron.channel, "name": self.neuron.name, "importance": self.importance,
-                "terms": [t.name for t in self.neuron.terms]}
+                "share": self.share, "terms": [t.name for t in self.neuron.terms]}
 
 
 def top_neurons(importance: np.ndarray, names: Sequence[NeuronName], k: int = 5) -> list[NeuronShare]:
@@ -126,12 +128,13 @@ def top_neurons(importance: np.ndarray, names: Sequence[NeuronName], k: int = 5)
 
     ``names`` are the run's neuron names (:func:`niwt.report.run_report.neuron_names`), one per channel.
     """
+    values = np.asarray(importance, dtype=np.float64)
+    total = float(values[values > 0].sum())
     by_channel = {n.channel: n for n in names}
-    order = np.argsort(-np.asarray(importance, dtype=np.float64), kind="stable")
     out = []
-    for c in order.tolist():
-        if len(out) >= k or importance[c] <= 0:
+    for c in np.argsort(-values, kind="stable").tolist():
+        if len(out) >= k or values[c] <= 0:
             break
         if c in by_channel:
-            out.append(NeuronShare(by_channel[c], float(importance[c])))
+            out.append(NeuronShare(by_channel[c], float(values[c]), float(values[c]) / total))
     return out

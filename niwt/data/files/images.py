@@ -24,6 +24,7 @@ __all__ = [
     "ImageTransform",
     "ImageCheck",
     "open_rgb",
+    "to_rgb",
     "probe_image",
     "check_images",
     "list_image_files",
@@ -114,7 +115,7 @@ class ImageTransform:
         return transforms.Compose(steps)
 
 
-def _to_rgb(image):  # PIL.Image.Image -> PIL.Image.Image
+def to_rgb(image):  # PIL.Image.Image -> PIL.Image.Image
     """Grey, palette, CMYK, 16-bit and alpha images as RGB (transparent pixels over white)."""
     from PIL import Image
 
@@ -143,7 +144,7 @@ def open_rgb(path: Path | str):  # -> PIL.Image.Image
     try:
         with Image.open(path) as image:
             image.load()
-            return _to_rgb(image)
+            return to_rgb(image)
     except FileNotFoundError:
         raise DataError(f"image file not found: {path}; restore it or remove it from the dataset's lists") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:

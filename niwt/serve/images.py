@@ -91,7 +91,8 @@ def decode_image(data: bytes, name: str = "the upload", *, max_pixels: int = MAX
             raise DataError(f"{shown} is far too large to decode ({err}); the server decodes images of at most "
                             f"{max_pixels // 1_000_000} million pixels: send a smaller image") from None
         except _DECODE_ERRORS as err:
-            raise DataError(f"{shown} cannot be read as PNG or JPEG ({err}); save it again as PNG or JPEG") from None
+            raise DataError(f"{shown} is a damaged or truncated image file ({err}); save it again, whole, as PNG or "
+                            "JPEG and send it again") from None
         with image:
             width, height = image.size
             kind, mode = str(image.format), str(image.mode)

@@ -263,7 +263,7 @@ def test_help_loads_no_torch():
     """Every help page is built from modules that import no torch (how long it takes is measured in
     benchmarks/cli_start.py, not asserted here)."""
     commands = [[], ["demo"], ["run"], ["compare"], ["sweep-lambda"], ["reproduce"], ["ablate"], ["explain"],
-                ["predict"], ["teach"], ["forget"], ["names"], ["report"], ["export-features"], ["data"],
+                ["predict"], ["teach"], ["forget"], ["names"], ["report"], ["serve"], ["export-features"], ["data"],
                 ["data", "inspect"], ["data", "example"], ["config"]]
     script = ("import sys\nfrom niwt.cli import main\n"
               f"for argv in {commands!r}:\n"

@@ -70,6 +70,10 @@ class HttpError(Exception):
         self.close = close
 
 
+def _mib(size: int) -> str:
+    return f"{size / 1024 / 1024:.1f} MiB" if size >= 1024 * 1024 else f"{size / 1024:.0f} KiB"
+
+
 def _top_k(value: object) -> int:
     try:
         k = int(value)  # type: ignore[arg-type]
@@ -179,8 +183,8 @@ def make_handler(session: Session, access: Access, *, max_body: int = MAX_BODY) 
                                 close=True) from None
             if length > limit:
                 raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                                f"the request body is {length / 1e6:.1f} MB; the server takes at most "
-                                f"{limit / 1e6:.1f} MB in one request"
+                                f"the request body is {_mib(length)}; the server takes at most {_mib(limit)} in one "
+                                "request"
                                 + (" (one image of at most that size): send a smaller image" if limit == max_body
                                    else ""), close=True)
             data = self.rfile.read(length)

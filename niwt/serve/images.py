@@ -36,6 +36,13 @@ _ORIENTATION = 0x0112  # the EXIF tag of the orientation
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, zlib.error, MemoryError)
 
 
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    """The width and height a PNG's header declares (None for another file)."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR" or len(data) < 24:
+        return None
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
 def upload_name(name: object) -> str:
     """An upload's file name as the page shows it: control characters dropped, at most
     :data:`MAX_NAME` characters, ``"image"`` when nothing is left. Only a label: never a path."""
@@ -88,8 +95,11 @@ def decode_image(data: bytes, name: str = "the upload", *, max_pixels: int = MAX
             raise DataError(f"{shown} is not a PNG or JPEG image (it starts with {data[:8]!r}); choose a PNG or "
                             "JPEG image file") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-            raise DataError(f"{shown} is far too large to decode ({err}); the server decodes images of at most "
-                            f"{max_pixels // 1_000_000} million pixels: send a smaller image") from None
+            size = _png_size(data)
+            what = f"is {size[0]} x {size[1]} pixels ({size[0] * size[1] / 1e6:.0f} million)" if size else \
+                f"is far too large to decode ({err})"
+            raise DataError(f"{shown} {what}; the server decodes images of at most {max_pixels // 1_000_000} "
+                            "million pixels: send a smaller image") from None
         except _DECODE_ERRORS as err:
             raise DataError(f"{shown} is a damaged or truncated image file ({err}); save it again, whole, as PNG or "
                             "JPEG and send it again") from None

@@ -342,8 +342,9 @@ SCRIPT = r"""
       const card = newCard(file.name);
       card.name = file.name;
       if (file.size > state.limits.upload_bytes) {
-        showFailure(card, file.name + " is " + (file.size / 1e6).toFixed(1) + " MB; the server takes images of at most " +
-                    (state.limits.upload_bytes / 1e6).toFixed(0) + " MB: send a smaller one.");
+        const mib = (n) => (n / 1048576).toFixed(1) + " MiB";
+        showFailure(card, file.name + " is " + mib(file.size) + "; the server takes images of at most " +
+                    mib(state.limits.upload_bytes) + ": send a smaller one (nothing was sent).");
         continue;
       }
       status.textContent = "Looking at " + file.name + "…";

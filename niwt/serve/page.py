@@ -43,11 +43,10 @@ def page_html(token: str, title: str) -> str:
 <div id="drop" class="drop">
 <label for="files">Images (PNG or JPEG, any size)</label>
 <input type="file" id="files" accept="image/png,image/jpeg" multiple>
-<p class="note">Choose one or several images, or drop them here. Each is shown as the network sees it, with
-the classes it gives it (<span class="badge seen">seen</span> trained on its images,
-<span class="badge unseen">unseen</span> learned from its description,
-<span class="badge taught">taught</span> taught here or by niwt teach), the Grad-CAM map of the first class (click
-another class for its map), the words its importance points to and its most important neurons.</p>
+<p class="note">Choose images or drop them here. For each: the image as the network sees it, the classes it
+gives it (<span class="badge seen">seen</span> trained on its images, <span class="badge unseen">unseen</span>
+learned from a description, <span class="badge taught">taught</span> taught since), the Grad-CAM map of the
+first (click a class for its map), the words behind it and its most important neurons.</p>
 <label for="top-k">Classes listed per image</label>
 <input type="number" id="top-k" min="1" max="20" value="5">
 </div>
@@ -89,7 +88,7 @@ another class for its map), the words its importance points to and its most impo
 PAGE_STYLE = STYLE + """
 header h1 { margin-top: 0; }
 header p { margin: 2px 0; overflow-wrap: anywhere; }
-.layout { display: grid; grid-template-columns: minmax(0, 1fr) 340px; gap: 8px 28px; align-items: start; }
+.layout { display: grid; grid-template-columns: minmax(0, 1fr) 380px; gap: 8px 28px; align-items: start; }
 #classes-section { grid-column: 1 / -1; }
 @media (max-width: 900px) { .layout { grid-template-columns: minmax(0, 1fr); } }
 @media (max-width: 520px) { body { margin: 8px auto; padding: 0 10px; } h1 { font-size: 1.3em; } }
@@ -140,8 +139,10 @@ button:disabled { opacity: 0.6; cursor: progress; }
 .result.failed { border-color: #cf222e; }
 fieldset { border: 1px solid #d0d7de; border-radius: 6px; margin: 10px 0 0; padding: 4px 10px 10px; min-width: 0; }
 legend { font-weight: 600; padding: 0 4px; }
-.attributes { display: grid; grid-template-columns: repeat(auto-fill, minmax(130px, 1fr)); gap: 0 10px; }
-.attributes label { font-weight: normal; margin: 6px 0 2px; font-size: 0.9em; overflow-wrap: anywhere; }
+.attributes { display: grid; grid-template-columns: repeat(auto-fill, minmax(104px, 1fr)); gap: 0 8px; }
+.attributes label { font-weight: normal; margin: 4px 0 1px; font-size: 0.82em; overflow-wrap: anywhere; }
+.attributes input[type=number] { padding: 3px 5px; }
+fieldset .note { margin: 2px 0 0; font-size: 0.9em; }
 .table-wrap { overflow-x: auto; }
 #classes td { overflow-wrap: anywhere; }
 #classes td:nth-child(2) { white-space: nowrap; }
@@ -220,8 +221,8 @@ SCRIPT = r"""
        "Changes will be saved as a new run beside " + run.source + "; the run itself is not changed.");
     const link = document.getElementById("report-link");
     link.hidden = !state.report.available;
-    document.getElementById("report-about").textContent = state.report.available ? "(of " + state.report.about + ")" :
-      "The run has no report: " + state.report.about;
+    document.getElementById("report-about").textContent = state.report.available ?
+      (state.report.about ? "(of " + state.report.about + ")" : "") : "The run has no report: " + state.report.about;
     const tbody = document.querySelector("#classes tbody");
     tbody.replaceChildren(...state.classes.map((c) => el("tr", {}, el("td", {text: c.name}), el("td", {}, badge(c.kind)),
                                                          el("td", {text: c.given || "-"}))));
@@ -265,7 +266,7 @@ SCRIPT = r"""
     return Number.isFinite(n) ? Math.max(1, Math.min(20, n)) : 5;
   }
 
-  function newCard(name) {
+  function newCard(name, anchor) {
     const card = {
       root: el("article", {class: "result"}),
       title: el("h3", {text: name}),
@@ -276,7 +277,7 @@ SCRIPT = r"""
       error: el("p", {class: "error", role: "alert"}),
     };
     card.root.append(card.title, card.meta, card.error, card.pair, card.ranking, card.why);
-    document.getElementById("cards").prepend(card.root);
+    document.getElementById("cards").insertBefore(card.root, anchor === undefined ? null : anchor);
     return card;
   }
 
@@ -288,10 +289,11 @@ SCRIPT = r"""
       el("figure", {}, map, el("figcaption", {}, "map of ", el("b", {text: explained.class}), " ", badge(explained.kind))));
     const words = el("ul", {class: "terms"}, ...explained.words.map((w) => el("li", {text: w.name + " (" + w.score.toFixed(2) + ")"})));
     const neurons = el("ul", {class: "neurons"}, ...explained.neurons.map((n) =>
-      el("li", {text: "channel " + n.channel + ", \u201c" + n.name + "\u201d (" + n.terms.join(", ") + "): " + percent(n.share) + " of the image's importance for the class"})));
+      el("li", {}, el("b", {text: n.name}), " (channel " + n.channel + ": " + n.terms.join(", ") + "), " +
+         percent(n.share))));
     card.why.replaceChildren(
       el("h4", {text: "Why " + explained.class + ": the words its importance points to"}), words,
-      el("h4", {text: "Its most important neurons, with their names"}),
+      el("h4", {text: "Its most important neurons: their names, and their share of its importance"}),
       explained.neurons.length ? neurons : el("p", {class: "empty", text: "no neuron has a positive importance for it"}));
     for (const button of card.ranking.querySelectorAll("button")) {
       button.setAttribute("aria-pressed", String(button.dataset.class === explained.class));
@@ -306,7 +308,8 @@ SCRIPT = r"""
     card.error.textContent = "";
     const notes = result.notes.length ? "; " + result.notes.join(", ") : "";
     card.meta.textContent = result.width + " x " + result.height + " " + result.format + notes + ". " +
-      seconds(result.seconds) + " on the server" + (elapsed ? ", " + seconds(elapsed) + " in all" : "") + ".";
+      (elapsed ? seconds(result.seconds) + " on the server, " + seconds(elapsed) + " in all." :
+       "Ranked again in " + seconds(result.seconds) + " on the server.");
     card.ranking.replaceChildren(...result.top.map((t) => {
       const button = el("button", {type: "button", text: t.class, "aria-pressed": "false",
                                    title: "show the map of " + t.class});
@@ -338,9 +341,10 @@ SCRIPT = r"""
 
   async function sendFiles(files) {
     const status = document.getElementById("images-status");
-    for (const file of files) {
-      const card = newCard(file.name);
-      card.name = file.name;
+    const anchor = document.getElementById("cards").firstChild;  // a new batch goes on top, in its own order
+    const batch = files.map((file) => { const card = newCard(file.name, anchor); card.name = file.name; return card; });
+    for (const [i, file] of files.entries()) {
+      const card = batch[i];
       if (file.size > state.limits.upload_bytes) {
         const mib = (n) => (n / 1048576).toFixed(1) + " MiB";
         showFailure(card, file.name + " is " + mib(file.size) + "; the server takes images of at most " +
@@ -364,14 +368,12 @@ SCRIPT = r"""
   async function rankAgain() {
     const ids = Array.from(cards.keys());
     if (!ids.length) return;
-    const start = performance.now();
     const answer = await api("/api/rank", {method: "POST", json: {ids: ids, top_k: topK()}});
-    const elapsed = (performance.now() - start) / 1000;
     for (const item of answer.images) {
       const card = cards.get(item.id);
       if (!card) continue;
       if (item.error) { showFailure(card, item.error); cards.delete(item.id); }
-      else showResult(card, item, elapsed / answer.images.length);
+      else showResult(card, item, null);
     }
   }
 
@@ -442,7 +444,7 @@ SCRIPT = r"""
     setUp();
     try {
       await refreshState();
-      for (const image of state.images) {  // the images sent before a reload
+      for (const image of state.images.slice().reverse()) {  // the images sent before a reload, newest first
         const card = newCard(image.name);
         card.name = image.name;
         card.id = image.id;

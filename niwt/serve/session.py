@@ -121,6 +121,11 @@ def _kind(run: LoadedRun, row: int, taught: set[str]) -> str:
     return TAUGHT if run.row_names[row] in taught else UNSEEN
 
 
+def _named(run: LoadedRun) -> tuple[LoadedRun, list[NeuronName]] | None:
+    """The run's neuron names, with the run they are of (None for a run without an inverse map)."""
+    return (run, neuron_names(run)) if run.inverse is not None else None
+
+
 def _from_vector(run: LoadedRun, name: str, k: int = 5) -> str:
     """A class's largest knowledge dimensions, named, when its description is not at hand."""
     if name not in run.class_names or not run.knowledge_names or run.knowledge_names[0].startswith("embedding:"):
@@ -154,8 +159,21 @@ class Session:
         self._images_lock = threading.Lock()
         self._images: OrderedDict[str, HeldImage] = OrderedDict()
         self._prepare = run.image_transform().build()
-        self._names: tuple[LoadedRun, list[NeuronName]] | None = None
+        self._names: tuple[LoadedRun, list[NeuronName]] | None = _named(run)
         self._dataset_given = self._read_given(run) if read_dataset else {}
+        self._warm_up(run)
+
+    def _warm_up(self, run: LoadedRun) -> None:
+        """One prediction and explanation of a blank image, so that the first person's image does not
+        pay for what is loaded on first use (the colour map, the PNG encoder)."""
+        size = int(run.info.image_size or 32)
+        blank = torch.zeros(1, 3, size, size)
+        try:
+            with self._model_lock:
+                row = run.row_of(run.predict(blank, top_k=1)[0].classes[0])
+                explain_tensors(run, blank, [row])[0].overlay()
+        except (NIWTError, RuntimeError, ValueError) as err:  # the page will say what is wrong, on first use
+            log.debug("warm-up skipped: %s", err)
 
     @staticmethod
     def _read_given(run: LoadedRun) -> dict[str, str]:
@@ -297,8 +315,9 @@ class Session:
         except RunDirectoryError:
             self._reread()
             raise
+        names = _named(saved)  # named now, not by the next prediction
         with self._model_lock:
-            self._run = saved
+            self._run, self._names = saved, names
         if not self.in_place:
             self.saved_to = Path(saved.path)
         event = saved.events[-1]
@@ -315,8 +334,9 @@ class Session:
         except NIWTError as err:
             log.warning("the run at %s cannot be read again (%s); the server keeps the run it had", path, err)
             return
+        names = _named(fresh)
         with self._model_lock:
-            self._run = fresh
+            self._run, self._names = fresh, names
 
     # -- what the page shows -------------------------------------------------------------------
 
@@ -326,7 +346,7 @@ class Session:
         here = Path(run.path) / layout.REPORT
         if here.is_file():
             changed = self.in_place and bool(self.changes)
-            return here, "the run before this session's changes (niwt report writes it anew)" if changed else "the run"
+            return here, "the run before this session's changes (niwt report writes it anew)" if changed else ""
         there = self.source / layout.REPORT
         if there.is_file():
             return there, f"the run the server started on ({self.source.name}), before its changes"

@@ -155,17 +155,20 @@ def latency(run_dir: Path, work: Path, images: list[bytes], reps: int, k: int) -
         lessons = _lessons(run, k)
         teach: dict[str, list[float]] = {"python_teach": [], "python_save": [], "python": [], "http": [],
                                          "http_server_teach": [], "http_server_save": []}
+        steps: dict[str, list[int]] = {"python": [], "http": []}
+        taught = run  # both paths teach the same classes in the same order, each to the run taught so far
         for i, lesson in enumerate(lessons):  # alternate which path goes first
             for path in ((0, 1) if i % 2 == 0 else (1, 0)):
                 if path == 0:
                     start = time.perf_counter()
-                    changed = run.teach(lesson)
+                    changed = taught.teach(lesson)
                     middle = time.perf_counter()
-                    changed.save(work / f"python-taught-{i}")
+                    taught = changed.save(work / f"python-taught-{i}")
                     end = time.perf_counter()
                     teach["python_teach"].append(middle - start)
                     teach["python_save"].append(end - middle)
                     teach["python"].append(end - start)
+                    steps["python"].append(changed.events[-1].steps)
                 else:
                     start = time.perf_counter()
                     status, change = client.json("POST", "/api/teach", _payload(lesson))
@@ -173,9 +176,10 @@ def latency(run_dir: Path, work: Path, images: list[bytes], reps: int, k: int) -
                     teach["http"].append(time.perf_counter() - start)
                     teach["http_server_teach"].append(change["seconds"])
                     teach["http_server_save"].append(change["saved_seconds"])
+                    steps["http"].append(change["steps"])
         log(f"teach: {k} classes each way")
     return {"predict": {name: _ms(v) for name, v in times.items()},
-            "teach": {name: _ms(v) for name, v in teach.items()},
+            "teach": {name: _ms(v) for name, v in teach.items()}, "teach_steps": steps,
             "run": {"classes": len(run.row_names), "image_size": run.info.image_size, "arch": run.config.model.arch,
                     "knowledge": run.encoder.source}}
 
@@ -394,6 +398,11 @@ def report(r: dict) -> str:
         m = t[key]
         lines.append(f"| {label} | {m['median_ms']:.1f} | {m['p90_ms']:.1f} | {m['n']} | "
                      f"{m['median_ms'] / t['python']['median_ms']:.2f} |")
+    steps = r["latency"]["teach_steps"]
+    lines += ["", f"Transfer steps of each class: {steps['python']} in Python, {steps['http']} through the server "
+              "(the same classes, in the same order, each taught to the run as taught so far; a save writes the "
+              "whole run, its stages included: Python each time a new folder, the server a new run first and "
+              "then that run in place)."]
     ld = r["load"]
     lines += ["", f"## Load: {ld['clients']} threads of `POST /api/rank` on the loopback", "",
               "| phase | requests | errors | per s | median ms | p90 ms | max ms | the run's classes, as answered |",

@@ -298,9 +298,9 @@ class Session:
         if not isinstance(name, str) or not name:
             raise DataError(f"`name` must be the name of a class to forget, got {name!r}")
         with self._change_lock:
-            run = self.run
             start = time.perf_counter()
-            changed = run.forget(name)
+            with self._model_lock:  # forget copies the model: never while a prediction has its hooks on it
+                changed = self._run.forget(name)
             return self._save(changed, "forget", name, time.perf_counter() - start)
 
     def _save(self, changed: LoadedRun, action: str, name: str, seconds: float,
@@ -311,7 +311,7 @@ class Session:
             if self.in_place or self.saved_to is not None:
                 saved = changed.save(in_place=True)
             else:
-                saved = changed.save(changed.default_out())
+                saved = self._save_beside(changed)
         except RunDirectoryError:
             self._reread()
             raise
@@ -325,6 +325,21 @@ class Session:
         self.changes.append(change)
         log.info("%s %r in %.2f s; saved %s", "taught" if action == "teach" else "forgot", name, seconds, saved.path)
         return change
+
+    @staticmethod
+    def _save_beside(changed: LoadedRun, tries: int = 3) -> LoadedRun:
+        """Save a new run beside the source, at the first free ``RUN-taught`` name: when another
+        command took that name meanwhile (a ``niwt teach``, a second server), the next one."""
+        attempt = 1
+        while True:
+            target = changed.default_out()
+            try:
+                return changed.save(target)
+            except RunDirectoryError:
+                if attempt >= tries or not target.exists():  # not a name taken meanwhile: said as it is
+                    raise
+                log.info("%s was written by another command meanwhile; saving beside it", target)
+                attempt += 1
 
     def _reread(self) -> None:
         """After a refused save: read the current run again as it is on disk (another command changed it)."""

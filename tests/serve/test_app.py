@@ -340,10 +340,40 @@ def test_in_place_changes_the_source_and_a_second_server_cannot_lose_them(tmp_pa
         assert "from-a" in [c["name"] for c in b.state()["classes"]]  # b read the run again
         status, change = b.json("POST", "/api/teach", {"name": "from-b", "attributes": {"shape:star": 0.5}})
         assert status == 200
+        assert main(["teach", str(source), "--name", "from-cli", "--attributes", "shape:cross=0.5", "--in-place",
+                     "--quiet"]) == 0  # niwt teach meanwhile
+        status, body = a.json("POST", "/api/forget", {"name": "from-a"})
+        assert status == 409 and "changed since it was loaded" in body["error"]
+        status, change = a.json("POST", "/api/forget", {"name": "from-a"})
+        assert status == 200
     run = load_run(source)
     verify_run(source)
-    assert run.taught_classes == ("from-a", "from-b")
+    assert run.taught_classes == ("from-b", "from-cli")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_a_new_run_whose_name_another_command_took_meanwhile_goes_beside_it(tmp_path, small_run_dir, monkeypatch):
+    import shutil
+
+    from niwt.runs import LoadedRun
+
+    source = Path(shutil.copytree(small_run_dir, tmp_path / "run"))
+    with RunServer(source, ServeOptions(port=0, read_dataset=False)) as server:
+        real, raced = LoadedRun.save, []
+
+        def racing(self, out=None, **kwargs):  # niwt teach writes RUN-taught just before the server does
+            if not raced and out is not None and Path(out).name == "run-taught":
+                raced.append(out)
+                assert main(["teach", str(source), "--name", "from-cli", "--attributes", "shape:cross=0.5",
+                             "--quiet"]) == 0
+            return real(self, out, **kwargs)
+
+        monkeypatch.setattr(LoadedRun, "save", racing)
+        status, change = Client(server).json("POST", "/api/teach", {"name": "from-page",
+                                                                    "attributes": {"shape:disc": 0.5}})
+        assert status == 200 and change["saved_to"] == str(tmp_path / "run-taught-2")
+    assert load_run(tmp_path / "run-taught").taught_classes == ("from-cli",)
+    assert load_run(tmp_path / "run-taught-2").taught_classes == ("from-page",)
 
 
 def test_a_port_in_use_is_named(server, small_run_dir):

@@ -10,6 +10,7 @@ interrupted.
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import sys
 import threading
@@ -136,8 +137,21 @@ class RunServer:
         self.close()
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_on_sigterm() -> None:
+    """Stop as on Ctrl-C when asked to terminate (a service manager, ``kill``): the socket is
+    closed and a change being saved finishes or leaves every run as it was."""
+    try:
+        signal.signal(signal.SIGTERM, _interrupt)
+    except ValueError:  # not the main thread: the caller handles its own signals
+        pass
+
+
 def serve(run: str | Path, options: ServeOptions | None = None) -> int:
-    """``niwt serve``: print the URL and serve until interrupted (Ctrl-C)."""
+    """``niwt serve``: print the URL and serve until interrupted (Ctrl-C, or SIGTERM)."""
     server = RunServer(run, options)
     session = server.session
     run_now = session.run
@@ -148,6 +162,7 @@ def serve(run: str | Path, options: ServeOptions | None = None) -> int:
                      f"Open {server.url}\n"
                      f"Changes are saved {where}. Ctrl-C stops the server.\n")
     sys.stdout.flush()
+    _stop_on_sigterm()
     if server.options.open_browser:
         import webbrowser
 

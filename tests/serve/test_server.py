@@ -17,10 +17,12 @@ from tests._paths import ROOT
 from tests.serve._helpers import Client
 
 
-def test_the_command_prints_its_url_serves_and_stops_on_ctrl_c(small_run_dir):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_the_command_prints_its_url_serves_and_stops_on_ctrl_c(small_run_dir, stop):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen([sys.executable, "-m", "niwt.cli", "serve", str(small_run_dir), "--port", "0"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal
     try:
         lines = [process.stdout.readline() for _ in range(3)]
         assert lines[0].startswith(f"niwt serve: {small_run_dir} (11 classes: 8 seen, 3 unseen or taught)")
@@ -39,7 +41,7 @@ def test_the_command_prints_its_url_serves_and_stops_on_ctrl_c(small_run_dir):
             raise AssertionError("the page was served without its token")
         except urllib.error.HTTPError as err:
             assert err.code == 403
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         out, err = process.communicate(timeout=60)
         assert process.returncode == 0 and "niwt serve: stopped" in out, err
     finally:

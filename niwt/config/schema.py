@@ -22,6 +22,7 @@ from niwt.knowledge import NORMALIZATIONS, SOURCES, TEXT_ENCODERS
 from niwt.mapping import MAPPING_MODELS, ImportanceMapper
 from niwt.models import is_model_name, list_families, list_models
 from niwt.training import TRAIN_MODES, train_classifier
+from niwt.training.validation import NETWORKS, VALIDATIONS
 from niwt.transfer import INITS, MODES, UnseenWeightOptimizer
 
 __all__ = ["METHOD_NAMES", "KnowledgeConfig", "ModelConfig", "TrainConfig", "ImportanceConfig", "MappingConfig",
@@ -236,14 +237,19 @@ class EvalConfig:
         calibrate: subtract a constant from seen scores, chosen by H on the validation classes.
         val_splits: validation splits of the seen classes (the dataset's own, then more drawn with
             as many val classes each); every method's hyper-parameters and calibration constant are
-            chosen by their mean H over the splits. Each split trains its own validation network.
+            chosen by their mean H over the splits.
+        validation: where each split's network comes from: "networks" (trained anew on the split's
+            seen classes) or "held_out_rows" (the final network with the split's val classes' rows
+            held out, nothing trained; the way an adopted classifier is validated).
     """
 
     calibrate: bool = False
     val_splits: int = 1
+    validation: str = NETWORKS
 
     def __post_init__(self) -> None:
         _check("eval", self, "val_splits", low=1)
+        _check("eval", self, "validation", choices=VALIDATIONS)
 
 
 @dataclass(frozen=True)

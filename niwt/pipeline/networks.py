@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +22,9 @@ from niwt.pipeline.stages import model_stage
 from niwt.rundir import StageStore, layout, stage_key
 from niwt.seeding import seeded, stage_generator, stage_seed
 from niwt.training import train_classifier
+from niwt.training.validation import HELD_OUT_ROWS, held_out_rows
 
-__all__ = ["in_features", "pretrain", "fit_seen", "TrainedModels", "train_models"]
+__all__ = ["in_features", "pretrain", "fit_seen", "TrainedModels", "train_models", "held_out_validation"]
 
 
 def in_features(images: torch.Tensor | ImageSource) -> int | None:
@@ -145,13 +146,34 @@ def train_models(config: RunConfig, data: ZSLData, images: torch.Tensor, setting
         seconds[name] = time.perf_counter() - t0
         return model
 
-    val_model = None
-    if validation:
-        if not len(val_setting.new_classes):
-            raise DataError("choosing hyper-parameters needs validation classes, but `val_classes` is empty; "
-                            "set data.n_val > 0 or transfer.select = false")
-        val_model = trained("train_val", val_setting, "train (val)")
+    if validation and not len(val_setting.new_classes):
+        raise DataError("choosing hyper-parameters needs validation classes, but `val_classes` is empty; "
+                        "set data.n_val > 0 or transfer.select = false")
+    if validation and config.eval.validation == HELD_OUT_ROWS:
+        final = trained("train_final", final_setting, "train (seen)")
+        return held_out_validation(TrainedModels(base, final, None, seconds, keys), final_setting,
+                                   (val_setting, *more_validation))
+    val_model = trained("train_val", val_setting, "train (val)") if validation else None
     more = tuple(trained(f"train_val{k}", setting, f"train (val {k})")
                  for k, setting in enumerate(more_validation, start=2)) if validation else ()
     final = trained("train_final", final_setting, "train (seen)")
     return TrainedModels(base, final, val_model, seconds, keys, more)
+
+
+def held_out_validation(models: TrainedModels, final_setting: Setting,
+                        validations: tuple[Setting, ...]) -> TrainedModels:
+    """``models`` with one validation network per setting of ``validations`` made without
+    training: the final network with that setting's val classes' rows held out
+    (``eval.validation = "held_out_rows"``, :mod:`niwt.training.validation`).
+
+    Each is keyed by the final network's key and the rows it keeps (``train_val``, ``train_val2``, ...).
+    """
+    keys = dict(models.keys)
+    made = []
+    for k, setting in enumerate(validations, start=1):
+        name = "train_val" if k == 1 else f"train_val{k}"
+        rows = final_setting.rows(setting.fit_classes)
+        keys[name] = stage_key(stage=name, rows_of=keys["train_final"], rows=rows.tolist(),
+                               images=setting.test_idx.tolist())
+        made.append(held_out_rows(models.final, rows))
+    return replace(models, validation=made[0] if made else None, more_validation=tuple(made[1:]), keys=keys)

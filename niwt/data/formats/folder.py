@@ -7,8 +7,10 @@ Layout::
         zebra/  *.jpg|*.png ...
         okapi/  ...
 
-``split`` is ``seen`` or ``unseen``; every other column except ``description`` is a numeric
-attribute. A dataset may have attribute columns, a ``description`` column, or both. Validation
+``split`` is ``seen`` or ``unseen``; every other column except ``description`` and ``index`` is
+a numeric attribute. An optional ``index`` column says which output of an existing classifier
+each seen class is (``niwt adopt``): an integer from 0 for every seen class, each once, empty for
+the unseen ones. A dataset may have attribute columns, a ``description`` column, or both. Validation
 classes are drawn among the seen ones with a fixed seed, and recorded in the notes.
 
 :func:`load_folder` loads the folder; :func:`survey_folder` reports it to ``inspect`` with the same
@@ -49,7 +51,7 @@ logger = logging.getLogger(__name__)
 
 CSV_NAME = "classes.csv"
 SPLIT_VALUES: tuple[str, ...] = ("seen", "unseen")
-_RESERVED = ("class", "split", "description")
+_RESERVED = ("class", "split", "description", "index")
 
 
 def is_class_folder(path: Path | str) -> bool:
@@ -88,6 +90,8 @@ class ClassTable:
         attribute_names: the numeric columns.
         attributes: ``[C, A]`` values (``A`` may be 0).
         descriptions: per class its description, or ``None`` without a description column.
+        indices: per class its classifier output (``None`` for an unseen class), or ``None``
+            without an ``index`` column.
     """
 
     path: Path
@@ -97,6 +101,7 @@ class ClassTable:
     attribute_names: tuple[str, ...]
     attributes: np.ndarray
     descriptions: tuple[str, ...] | None
+    indices: tuple[int | None, ...] | None = None
 
 
 def _header(path: Path, fieldnames: list[str] | None) -> tuple[dict[str, str], list[str]]:
@@ -135,6 +140,8 @@ def read_class_table(path: Path) -> ClassTable:
     splits: list[str] = []
     values: list[list[float]] = []
     texts: list[str] = []
+    outputs: list[int | None] = []
+    first_output: dict[int, tuple[int, str]] = {}
     first: dict[str, int] = {}
     with handle:
         reader = csv.DictReader(handle)
@@ -170,6 +177,9 @@ def read_class_table(path: Path) -> ClassTable:
                         raise DataError(f"{path}, line {line}: class {quote(name)} has an empty description and "
                                         f"the table has no attribute columns; describe every class")
                     texts.append(text)
+                if "index" in special:
+                    outputs.append(_output(path, line, special["index"], raw[special["index"]], name, split,
+                                           first_output))
                 names.append(name)
                 lines.append(line)
                 splits.append(split)
@@ -182,7 +192,30 @@ def read_class_table(path: Path) -> ClassTable:
             raise DataError(f"{path}: no class has split '{needed}'; GZSL needs seen and unseen classes")
     matrix = np.asarray(values, dtype=np.float64).reshape(len(names), len(attributes))
     return ClassTable(path, tuple(names), tuple(lines), tuple(splits), tuple(attributes), matrix,
-                      tuple(texts) if "description" in special else None)
+                      tuple(texts) if "description" in special else None,
+                      tuple(outputs) if "index" in special else None)
+
+
+def _output(path: Path, line: int, column: str, text: str, name: str, split: str,
+            first: dict[int, tuple[int, str]]) -> int | None:
+    """The classifier output of one row's ``index`` cell (None for an unseen class); ``first``
+    records the outputs taken so far, so that one taken twice is named with both lines."""
+    where = f"{path}, line {line}, column `{column}` (class {quote(name)})"
+    if split == "unseen":
+        if text:
+            raise DataError(f"{where}: an unseen class has no output of the classifier; leave its index empty")
+        return None
+    if not text:
+        raise DataError(f"{where}: empty index; give every seen class the classifier output it is (0, 1, ...)")
+    if not text.isdigit():
+        raise DataError(f"{where}: the index must be a whole number >= 0 (a classifier output), got {quote(text)}")
+    output = int(text)
+    if output in first:
+        other_line, other = first[output]
+        raise DataError(f"{where}: output {output} is already class {quote(other)}'s (line {other_line}); each "
+                        f"output is one class")
+    first[output] = (line, name)
+    return output
 
 
 def _number(path: Path, line: int, column: str, text: str, name: str) -> float:

@@ -56,6 +56,7 @@ _EXPORTS: dict[str, str] = {
     "niwt_method": "niwt.pipeline",
     "run_niwt": "niwt.pipeline",
     "load_run": "niwt.runs",
+    "adopt": "niwt.pipeline",
 }
 
 __all__ = ["__version__", "ConfigError", "DataError", "NIWTError", "NotFittedError", "RunDirectoryError",
@@ -63,7 +64,7 @@ __all__ = ["__version__", "ConfigError", "DataError", "NIWTError", "NotFittedErr
            "knowledge_vectors", "create_model", "list_models", "seed_everything", "train_classifier",
            "neuron_importance", "ImportanceMapper", "UnseenWeightOptimizer", "GZSLReport", "evaluate_gzsl",
            "score_images", "grad_cam", "RunInputs", "RunContext", "open_run", "seed_context", "select_niwt",
-           "fit_niwt", "niwt_method", "run_niwt", "load_run"]
+           "fit_niwt", "niwt_method", "run_niwt", "load_run", "adopt"]
 
 
 def __getattr__(name: str) -> Any:
@@ -94,6 +95,7 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from niwt.pipeline import (
         RunContext,
         RunInputs,
+        adopt,
         fit_niwt,
         niwt_method,
         open_run,

@@ -131,6 +131,28 @@ def get_args_parser() -> argparse.ArgumentParser:
     abl.add_argument("--seeds", type=int, help="number of seeds (default: compare.seeds of the config)")
     _common(abl, "runs/ablate")
     _resume(abl)
+    adop = sub.add_parser("adopt", help="a classifier you trained, head included, as a niwt run: nothing retrained",
+                          description="Take a trained torchvision or timm classifier as it is (ARCH a torchvision "
+                          "name such as resnet50, or timm/<name>; --weights its state dict or safetensors file, "
+                          "classifier included) with a folder dataset of its classes (--data: classes.csv and one "
+                          "image folder per class; its seen classes are the classifier's outputs, in the table's "
+                          "order or as an `index` column says; unseen classes are described only). Nothing is "
+                          "trained: the importances, the maps and the unseen rows are computed, Λ and the "
+                          "calibration constant chosen inside the network by holding out seen rows, and the run "
+                          f"written to --out for predict, teach, explain, report and serve. Writes {layout.METRICS}.")
+    adop.add_argument("arch", help="the classifier's architecture: a torchvision name (resnet18 ... resnet152, "
+                      "vgg11 ... vgg19_bn) or timm/<name>")
+    adop.add_argument("--weights", required=True, type=Path, help="its weights file, classifier included "
+                      "(safetensors, or torch.save(model.state_dict(), FILE))")
+    adop.add_argument("--data", required=True, type=Path, help="folder dataset of its classes (classes.csv with "
+                      "class, split, [index,] attributes and/or description; one image folder per class)")
+    adop.add_argument("--layer", default="", help="importance layer (default: the architecture's)")
+    adop.add_argument("--methods", default="niwt", help=f"comma-separated subset of: {_METHODS_HELP} "
+                      "(baselines fitted on the adopted network's features; default: niwt)")
+    adop.add_argument("--seeds", type=int, default=1, help="seeds (each draws its own validation classes; default: 1)")
+    adop.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                      help="override a config field (repeatable), e.g. --set data.crop=64")
+    _common(adop, "runs/adopted")
     expl = sub.add_parser("explain", help="why the run's model called an image what it did: overlay and words",
                           description="For each IMAGE (PNG or JPEG, prepared as the run's images were) or, with no "
                           "image, a sample of the run's unseen test images: the prediction, a Grad-CAM overlay "
@@ -340,7 +362,7 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     handler = {"explain": _explain, "names": _names, "report": _report_command, "predict": _predict,
                "teach": _teach, "forget": _teach, "export-features": _export, "data": _data,
-               "serve": _serve}.get(args.command)
+               "serve": _serve, "adopt": _adopt}.get(args.command)
     if handler is not None:
         return handler(args)
     return _train(args)
@@ -376,6 +398,21 @@ def _train(args: argparse.Namespace) -> int:
     else:
         result = experiments.reproduce(_load(args), args.out, force=args.force, progress=progress, seeds=args.seeds,
                                        resume=resume)
+    _report(args.command, result, args.out, time.perf_counter() - start)
+    return 0
+
+
+def _adopt(args: argparse.Namespace) -> int:
+    from niwt.pipeline.adoption import adopt
+
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    overrides = list(args.overrides)
+    if args.device is not None:
+        overrides.append(f'runtime.device="{args.device}"')
+    start = time.perf_counter()
+    result = adopt(args.arch, args.data, args.out, weights=args.weights, layer=args.layer, methods=methods,
+                   seeds=_at_least_one(args.seeds, "--seeds"), overrides=overrides, force=args.force,
+                   progress=not args.quiet)
     _report(args.command, result, args.out, time.perf_counter() - start)
     return 0
 

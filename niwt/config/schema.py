@@ -21,8 +21,8 @@ from niwt.importance import REDUCTIONS, neuron_importance
 from niwt.knowledge import NORMALIZATIONS, SOURCES, TEXT_ENCODERS
 from niwt.mapping import MAPPING_MODELS, ImportanceMapper
 from niwt.models import is_model_name, list_families, list_models
-from niwt.training import TRAIN_MODES, train_classifier
-from niwt.training.validation import NETWORKS, VALIDATIONS
+from niwt.training import train_classifier
+from niwt.training.validation import NETWORKS, RUN_MODES, VALIDATIONS
 from niwt.transfer import INITS, MODES, UnseenWeightOptimizer
 
 __all__ = ["METHOD_NAMES", "KnowledgeConfig", "ModelConfig", "TrainConfig", "ImportanceConfig", "MappingConfig",
@@ -92,7 +92,8 @@ class TrainConfig:
     """Pre-training on source classes, then training on seen classes (fixed or finetuned).
 
     Attributes:
-        mode: "finetuned" (every layer trains) or "fixed" (only the classifier).
+        mode: "finetuned" (every layer trains) or "fixed" (only the classifier); "adopted" is set by
+            `niwt adopt` (a classifier trained elsewhere, nothing trained).
         pretrain_epochs: epochs on the source classes (0: no pre-training).
         epochs: epochs on the seen classes.
         lr: AdamW peak learning rate (one-cycle schedule).
@@ -115,7 +116,7 @@ class TrainConfig:
     head_lr: float | None = None
 
     def __post_init__(self) -> None:
-        _check("train", self, "mode", choices=TRAIN_MODES)
+        _check("train", self, "mode", choices=RUN_MODES)
         _positive("train", self, "epochs", "lr", "batch_size", "head_lr")
         _check("train", self, "pretrain_epochs", low=0)
         _check("train", self, "head_epochs", low=0)

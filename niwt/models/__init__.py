@@ -28,6 +28,8 @@ from niwt.models.torchvision_nets import (
 
 register_family(TIMM_PREFIX, timm_builder)
 
+from niwt.models import adopted  # noqa: E402, F401 - registers the module/ family after timm's
+
 __all__ = ["FeatureMLP", "Backbone", "PooledLinearHead", "VGGLike", "ResNetLike", "TorchvisionVGG", "TorchvisionResNet",
            "TorchvisionVGG16", "TorchvisionResNet101", "TorchvisionStaged", "GraphSplit", "VGG_ARCHS", "RESNET_ARCHS",
            "adapt", "TIMM_PREFIX", "timm_builder",

@@ -38,7 +38,7 @@ from niwt.models.adapters import adapt
 from niwt.models.backbones import Backbone
 from niwt.models.weights import load_checked, read_state_dict
 
-__all__ = ["PREFIX", "timm_builder", "timm_network", "imagenet_state", "OFFLINE_IMAGENET", "InputNormalized"]
+__all__ = ["PREFIX", "timm_builder", "timm_backbone", "timm_network", "fit_positions", "imagenet_state", "OFFLINE_IMAGENET", "InputNormalized"]
 
 PREFIX = "timm/"
 """``model.arch`` values ``"timm/<name>"`` build timm's ``<name>``."""
@@ -113,7 +113,7 @@ def _check_state(net: nn.Module, state: dict[str, torch.Tensor], name: str, clas
     load_checked(net, state, f"timm's {name}", source, skip=skip, naming="timm")
 
 
-def _fit_positions(net: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def fit_positions(net: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A ViT's position embedding resampled to ``net``'s patch grid when the weights were made for another
     image size (timm's own resampling, as its pretrained loading does)."""
     pos = state.get("pos_embed")
@@ -167,9 +167,9 @@ def timm_network(name: str, num_classes: int, weights: str = "none", image_size:
             raise ConfigError(f"timm's ImageNet weights for {name!r} cannot be had here ({type(err).__name__}: "
                               f"{str(err)[:160]}); download them where a network is available and set "
                               "model.weights to the local file (safetensors or a state dict)") from err
-        _check_state(net, _fit_positions(net, pretrained.state_dict()), name, classifier, "(timm's ImageNet weights)")
+        _check_state(net, fit_positions(net, pretrained.state_dict()), name, classifier, "(timm's ImageNet weights)")
         return net
-    _check_state(net, _fit_positions(net, read_state_dict(weights)), name, classifier, repr(weights))
+    _check_state(net, fit_positions(net, read_state_dict(weights)), name, classifier, repr(weights))
     return net
 
 
@@ -245,23 +245,28 @@ def _default_layer(net: nn.Module) -> str:
     return finished[-1]
 
 
+def timm_backbone(net: nn.Module, layer: str = "") -> Backbone:
+    """timm network ``net`` (its classifier included) as a niwt backbone taking images in [0, 1],
+    split at ``layer`` (empty: the family's default, see the module docstring)."""
+    for module in net.modules():  # transfer differentiates importances: attention's fused kernel has no
+        if getattr(module, "fused_attn", False):  # second derivative on CPU, its plain form does
+            module.fused_attn = False
+    cfg = net.pretrained_cfg
+    split = layer or _default_layer(net)
+    fixed = tuple(getattr(getattr(net, "patch_embed", None), "img_size", None) or ())
+    backbone = adapt(InputNormalized(net, tuple(cfg.get("mean", (0.0,) * 3)), tuple(cfg.get("std", (1.0,) * 3))),
+                     f"net.{split}", probe_size=fixed[0] if fixed else 64)
+    backbone.split_layer = split
+    if fixed:
+        backbone.image_size = int(fixed[0])
+    return backbone.eval()
+
+
 def timm_builder(name: str) -> Callable[..., Backbone]:
     """The registry builder of timm's ``name``: ``(num_classes, weights, layer) -> Backbone``."""
 
     def build(num_classes: int, weights: str = "none", layer: str = "", image_size: int = 224) -> Backbone:
-        net = timm_network(name, num_classes, weights, image_size)
-        for module in net.modules():  # transfer differentiates importances: attention's fused kernel has no
-            if getattr(module, "fused_attn", False):  # second derivative on CPU, its plain form does
-                module.fused_attn = False
-        cfg = net.pretrained_cfg
-        split = layer or _default_layer(net)
-        fixed = tuple(getattr(getattr(net, "patch_embed", None), "img_size", None) or ())
-        backbone = adapt(InputNormalized(net, tuple(cfg.get("mean", (0.0,) * 3)), tuple(cfg.get("std", (1.0,) * 3))),
-                         f"net.{split}", probe_size=fixed[0] if fixed else 64)
-        backbone.split_layer = split
-        if fixed:
-            backbone.image_size = int(fixed[0])
-        return backbone.eval()
+        return timm_backbone(timm_network(name, num_classes, weights, image_size), layer)
 
     build.__name__ = build.__qualname__ = f"build_timm_{name}"
     build.__doc__ = (f"timm's {name}; `weights`: \"none\", \"imagenet\" or a local file; `layer`: the importance "

@@ -14,7 +14,7 @@ from niwt.models.backbones import Backbone, PooledLinearHead
 from niwt.models.head import ExtendableLinear
 from niwt.models.weights import torchvision_network
 
-__all__ = ["TorchvisionVGG", "TorchvisionResNet", "TorchvisionVGG16", "TorchvisionResNet101", "VGG_ARCHS",
+__all__ = ["TorchvisionVGG", "TorchvisionResNet", "TorchvisionVGG16", "TorchvisionResNet101", "VGG_ARCHS", "FINAL_LAYER",
            "RESNET_ARCHS", "family_builder"]
 
 
@@ -121,14 +121,15 @@ VGG_ARCHS: tuple[str, ...] = ("vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16",
 RESNET_ARCHS: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 """The torchvision ResNet family, registered under these names."""
 
-_FINAL_LAYER = {**{arch: "classifier.6." for arch in VGG_ARCHS}, **{arch: "fc." for arch in RESNET_ARCHS}}
+FINAL_LAYER: dict[str, str] = {**{arch: "classifier.6." for arch in VGG_ARCHS}, **{arch: "fc." for arch in RESNET_ARCHS}}
+"""The key prefix of each family member's last (classifier) layer in torchvision's state dict."""
 
 
 def _torchvision_net(arch: str, weights: str | None) -> nn.Module:
     """torchvision's ``arch`` network with the asked weights (:func:`~niwt.models.weights.torchvision_network`)."""
     from torchvision import models
 
-    return torchvision_network(getattr(models, arch), arch, weights, final=_FINAL_LAYER[arch])
+    return torchvision_network(getattr(models, arch), arch, weights, final=FINAL_LAYER[arch])
 
 
 def family_builder(arch: str, adapter: type[Backbone]) -> Callable[..., Backbone]:

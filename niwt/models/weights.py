@@ -42,7 +42,16 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             state = load_file(str(path))
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as err:
+    except pickle.UnpicklingError as err:
+        if "global" in str(err).lower():
+            raise DataError(f"weights file {str(path)!r} holds a pickled Python object (a whole model saved with "
+                            "torch.save(model, ...)?), which niwt does not unpickle: unpickling can run any code. "
+                            "Save the weights alone and give that file: torch.save(model.state_dict(), "
+                            "'weights.pt'), or safetensors.torch.save_file(model.state_dict(), "
+                            "'weights.safetensors')") from err
+        raise DataError(f"weights file {str(path)!r} is neither a safetensors file nor a PyTorch state dict "
+                        "(torch.load(..., weights_only=True) cannot read it)") from err
+    except (OSError, RuntimeError, ValueError, EOFError) as err:
         raise DataError(f"cannot read weights file {str(path)!r}: {str(err)[:300]}") from err
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]

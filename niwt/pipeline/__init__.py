@@ -9,11 +9,13 @@
 * ``method_niwt`` / ``method_baselines`` / ``methods``: NIWT, the baselines, and method dispatch;
 * ``outputs``: what a run writes at the top of its directory;
 * ``presets``: the commands' configs; ``commands``: ``niwt run``; ``experiments``: ``compare``,
-  ``sweep-lambda``, ``reproduce``, ``ablate``.
+  ``sweep-lambda``, ``reproduce``, ``ablate``; ``adoption``: ``niwt adopt`` (a classifier trained
+  elsewhere, taken as it is).
 
 A finished run is :mod:`niwt.runs`'s. Nothing below this package imports it.
 """
 
+from niwt.pipeline.adoption import adopt
 from niwt.pipeline.commands import run_niwt, run_to_dir
 from niwt.pipeline.context import RunContext
 from niwt.pipeline.inputs import RunInputs, class_vectors, fit_to_data, open_run
@@ -43,4 +45,4 @@ __all__ = ["NIWT_VARIANTS", "NIWTRun", "TransferOutput", "FinalTransfer", "Train
            "needs_validation", "transfer_grid", "niwt_transfer", "select_niwt", "select_niwt_variants",
            "final_transfers", "fit_niwt", "niwt_method", "niwt_methods", "baseline_method", "run_methods", "run_niwt",
            "run_to_dir", "demo_config", "comparison_config", "quick_config", "COMPARISON_WORLD", "write_run",
-           "publish_niwt_outputs"]
+           "publish_niwt_outputs", "adopt"]

@@ -7,7 +7,7 @@ from pathlib import Path
 from niwt.config import RunConfig
 from niwt.data import ZSLData
 from niwt.models import Backbone
-from niwt.pipeline.inputs import open_run
+from niwt.pipeline.inputs import RunInputs, open_run
 from niwt.pipeline.method_niwt import NIWTRun, fit_niwt
 from niwt.pipeline.methods import run_methods
 from niwt.pipeline.outputs import publish_niwt_outputs, write_run
@@ -26,26 +26,30 @@ def run_niwt(config: RunConfig, data: ZSLData | None = None, progress: bool = Fa
 
 
 def run_seeds(config: RunConfig, out: str | Path, *, methods: tuple[str, ...], seeds: int, command: str,
-              force: bool = False, progress: bool = False, resume: bool = False) -> Comparison:
+              force: bool = False, progress: bool = False, resume: bool = False, inputs: RunInputs | None = None,
+              base: Backbone | None = None) -> Comparison:
     """``methods`` on seeds ``config.seed``, ``config.seed + 1``, ... (``seeds`` of them), into one run
     directory at ``out``: the route of ``niwt run``, ``demo`` and ``compare``.
 
     The run's inputs are opened once (:func:`~niwt.pipeline.inputs.open_run`); each seed follows
     the per-seed recipe (:func:`~niwt.pipeline.recipe.seed_context`). NIWT's model and maps of the
     first seed are copied to the top of the run (what ``predict``, ``teach`` and ``explain`` read).
-    With ``resume``, a killed run aimed at ``out`` continues from its last finished step.
+    With ``resume``, a killed run aimed at ``out`` continues from its last finished step. ``inputs``
+    are the run's inputs when they were opened already (``niwt adopt`` checks them first);
+    ``base`` is a network to start from (the adopted classifier).
     """
 
     def body(staging: Path) -> Comparison:
-        inputs = open_run(config)
+        opened = inputs if inputs is not None else open_run(config)
         runs = []
         for i in range(seeds):
-            ctx = seed_context(inputs, inputs.config.seed + i, staging=staging, methods=methods, progress=progress)
+            ctx = seed_context(opened, opened.config.seed + i, staging=staging, methods=methods, progress=progress,
+                               base=base)
             runs.append(SeedRun(ctx.config.seed, run_methods(ctx, methods)))
             if i == 0 and "niwt" in methods:
                 publish_niwt_outputs(seed_store(staging, ctx.config.seed), staging)
-        comparison = Comparison(tuple(runs), dataset=inputs.data.name if inputs.config.model.arch == "mlp" else "")
-        write_run(staging, inputs.config, comparison)
+        comparison = Comparison(tuple(runs), dataset=opened.data.name if opened.config.model.arch == "mlp" else "")
+        write_run(staging, opened.config, comparison)
         return comparison
 
     return in_run_dir(out, force, body, command=command, resume=resume)

@@ -16,13 +16,14 @@ from niwt.data import ZSLData, data_key
 from niwt.data.settings import Setting
 from niwt.data.source import ImageSource, take
 from niwt.device import run_device
-from niwt.errors import DataError
+from niwt.errors import ConfigError, DataError
 from niwt.models import Backbone, create_model, load_model
+from niwt.models.adopted import state_digest
 from niwt.pipeline.stages import model_stage
 from niwt.rundir import StageStore, layout, stage_key
 from niwt.seeding import seeded, stage_generator, stage_seed
 from niwt.training import train_classifier
-from niwt.training.validation import HELD_OUT_ROWS, held_out_rows
+from niwt.training.validation import ADOPTED, HELD_OUT_ROWS, held_out_rows
 
 __all__ = ["in_features", "pretrain", "fit_seen", "TrainedModels", "train_models", "held_out_validation"]
 
@@ -116,6 +117,8 @@ def train_models(config: RunConfig, data: ZSLData, images: torch.Tensor, setting
                                   **({"precision": config.runtime.precision}
                                      if config.runtime.precision != "fp32" else {}))}
     device = run_device(config.runtime.device, config.runtime.precision)
+    if t.mode == ADOPTED:
+        return _adopted(config, base, settings, more_validation, validation)
     t0 = time.perf_counter()
     if base is None:
         n_src = max(len(data.source_classes), 1)
@@ -158,6 +161,26 @@ def train_models(config: RunConfig, data: ZSLData, images: torch.Tensor, setting
                  for k, setting in enumerate(more_validation, start=2)) if validation else ()
     final = trained("train_final", final_setting, "train (seen)")
     return TrainedModels(base, final, val_model, seconds, keys, more)
+
+
+def _adopted(config: RunConfig, model: Backbone | None, settings: tuple[Setting, Setting],
+             more_validation: tuple[Setting, ...], validation: bool) -> TrainedModels:
+    """The models of an adopted classifier (``train.mode = "adopted"``): ``model`` is the final
+    network as it is, nothing is trained, validation is inside it (``"held_out_rows"``)."""
+    val_setting, final_setting = settings
+    if model is None:
+        raise ConfigError('train.mode = "adopted" takes a classifier trained elsewhere, which `niwt adopt` (or '
+                          'niwt.pipeline.adoption) gives; to have niwt train one set train.mode to "finetuned" or "fixed"')
+    if model.classifier.n_seen != len(final_setting.fit_classes):
+        raise DataError(f"the adopted classifier has {model.classifier.n_seen} outputs, the dataset "
+                        f"{len(final_setting.fit_classes)} seen classes")
+    if validation and config.eval.validation != HELD_OUT_ROWS:
+        raise ConfigError(f'an adopted classifier cannot be retrained for validation: eval.validation must be '
+                          f'"{HELD_OUT_ROWS}", got {config.eval.validation!r}')
+    key = stage_key(stage="adopted", weights=state_digest(model.state_dict()), rows=len(final_setting.fit_classes))
+    models = TrainedModels(model, model, None, {"pretrain": 0.0, "train_final": 0.0},
+                           {"pretrain": key, "train_final": key})
+    return held_out_validation(models, final_setting, (val_setting, *more_validation)) if validation else models
 
 
 def held_out_validation(models: TrainedModels, final_setting: Setting,

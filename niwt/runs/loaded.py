@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
+from safetensors.torch import load_file
 
 from niwt.config import RunConfig, load_config, model_options, to_dict
 from niwt.data import data_key, open_dataset
@@ -33,6 +34,7 @@ from niwt.knowledge import KnowledgeEncoder, load_class_vectors, save_class_vect
 from niwt.mapping import ImportanceMapper
 from niwt.messages import first_names
 from niwt.models import Backbone, load_model, save_weights
+from niwt.models.adopted import MODULE_PREFIX, module_backbone
 from niwt.results import RunMetrics
 from niwt.rundir import (
     FORMAT_VERSION,
@@ -445,8 +447,11 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise RunFormatError(f"cannot read {path}: {err}") from err
 
 
-def load_run(path: str | Path) -> LoadedRun:
+def load_run(path: str | Path, model: torch.nn.Module | None = None) -> LoadedRun:
     """Read a run directory written by niwt (only safetensors and JSON are read; nothing is unpickled).
+
+    ``model`` is needed only for a run adopted from a Python network (``model.arch =
+    "module/<class>"``): a network of the same class and shape (its weights are replaced by the run's).
 
     Raises:
         RunFormatError: ``path`` is not a complete niwt run, was written by another format version, has
@@ -461,10 +466,10 @@ def load_run(path: str | Path) -> LoadedRun:
     if not path.is_dir():
         raise RunFormatError(f"run directory {given!r} does not exist")
     with run_lock(path):  # a run being replaced in place is read before or after, never half
-        return _load(path)
+        return _load(path, model)
 
 
-def _load(path: Path) -> LoadedRun:
+def _load(path: Path, module: torch.nn.Module | None = None) -> LoadedRun:
     try:
         loaded_from = file_checksum(path / layout.MANIFEST)
     except OSError:
@@ -490,7 +495,7 @@ def _load(path: Path) -> LoadedRun:
         metrics = RunMetrics.from_dict(_read_json(path / layout.METRICS))
     except (NIWTError, KeyError, TypeError, ValueError) as err:
         raise RunFormatError(f"{str(path)!r}: {layout.RUN_INFO} or {layout.METRICS}: {err}") from err
-    model = _load_model(config, info, weights)
+    model = _load_model(config, info, weights, module)
     try:
         mapper = ImportanceMapper.load(path / layout.FORWARD_MAP, model=config.mapping.model,
                                        hidden=config.mapping.hidden)
@@ -519,7 +524,12 @@ def _load(path: Path) -> LoadedRun:
                      encoder, events, loaded_from=loaded_from)
 
 
-def _load_model(config: RunConfig, info: RunInfo, weights: Path) -> Backbone:
+def _load_model(config: RunConfig, info: RunInfo, weights: Path, module: torch.nn.Module | None = None) -> Backbone:
+    arch = config.model.arch
+    if arch.startswith(MODULE_PREFIX):
+        return _module_model(config, info, weights, module)
+    if module is not None:
+        raise RunFormatError(f"this run's network is niwt's {arch!r}, which it builds itself; load it without model=")
     try:
         model = load_model(config.model.arch, info.n_seen, weights, **model_options(config, info.in_features))
     except (RuntimeError, OSError, KeyError) as err:
@@ -527,6 +537,22 @@ def _load_model(config: RunConfig, info: RunInfo, weights: Path) -> Backbone:
     if config.importance.layer:
         model.set_importance_layer(config.importance.layer)
     return model
+
+
+def _module_model(config: RunConfig, info: RunInfo, weights: Path, module: torch.nn.Module | None) -> Backbone:
+    """The backbone of a run adopted from a Python network, built on ``module`` (a copy)."""
+    name = config.model.arch[len(MODULE_PREFIX):]
+    if module is None:
+        raise RunFormatError(f"this run was adopted from a Python {name} (model.arch = {config.model.arch}): load it "
+                             f"with niwt.load_run(RUN, model=<a {name} of the same shape>)")
+    if type(module).__name__ != name:
+        raise RunFormatError(f"this run was adopted from a {name}; `model` is a {type(module).__name__}")
+    try:
+        model = module_backbone(module, config.importance.layer)
+        model.load_state_dict(load_file(str(weights)))
+    except (NIWTError, RuntimeError, KeyError) as err:
+        raise RunFormatError(f"{weights} does not fit the given {name}: {str(err)[:300]}") from err
+    return model.eval()
 
 
 def write_model(directory: Path, model: Backbone, info: RunInfo, knowledge: np.ndarray | None) -> None:

@@ -22,13 +22,20 @@ import torch
 from niwt.errors import DataError
 from niwt.models import Backbone
 from niwt.models.head import ExtendableLinear
+from niwt.training.classifier import TRAIN_MODES
 
-__all__ = ["VALIDATIONS", "NETWORKS", "HELD_OUT_ROWS", "held_out_rows"]
+__all__ = ["VALIDATIONS", "NETWORKS", "HELD_OUT_ROWS", "held_out_rows", "ADOPTED", "RUN_MODES"]
 
 NETWORKS = "networks"
 HELD_OUT_ROWS = "held_out_rows"
 VALIDATIONS: tuple[str, ...] = (NETWORKS, HELD_OUT_ROWS)
 """How a validation problem gets its network (``eval.validation``): see the module docstring."""
+
+ADOPTED = "adopted"
+RUN_MODES: tuple[str, ...] = (*TRAIN_MODES, ADOPTED)
+"""A run's ``train.mode``: niwt trains the seen classifier (:data:`~niwt.training.TRAIN_MODES`),
+or ``"adopted"``: a classifier trained elsewhere is taken as it is (``niwt adopt``), nothing is
+trained, and it can only be validated inside itself (``"held_out_rows"``)."""
 
 
 def held_out_rows(model: Backbone, rows: np.ndarray) -> Backbone:

@@ -111,3 +111,21 @@ def test_class_with_no_images_and_bad_arguments(tmp_path):
         load_folder(root, val_fraction=1.5)
     with pytest.raises(ConfigError, match="seed"):
         load_folder(root, seed=-1)
+
+
+def test_an_index_column_says_which_classifier_output_each_seen_class_is_and_is_no_attribute(tmp_path):
+    from niwt.data.formats.folder import find_class_csv, read_class_table
+
+    root = make_folder(tmp_path)
+    path = find_class_csv(root)
+    lines = path.read_text().splitlines()
+    split_at = lines[0].split(",").index("split")
+    body = [f"{line},{({0: '2', 1: '0', 2: '1'}.get(k, ''))}" for k, line in enumerate(lines[1:])]
+    assert all(line.split(",")[split_at] == ("seen" if k < 3 else "unseen") for k, line in enumerate(lines[1:]))
+    path.write_text("\n".join([lines[0] + ",index", *body]) + "\n")
+    table = read_class_table(path)
+    assert table.indices == (2, 0, 1, None, None)
+    assert "index" not in table.attribute_names
+    assert load_folder(root).data.knowledge_names == ("stripes", "legs")
+    plain = make_folder(tmp_path / "plain")
+    assert read_class_table(find_class_csv(plain)).indices is None

@@ -270,7 +270,7 @@ def test_weights_files_are_loaded_checked_and_named_when_they_do_not_fit(tmp_pat
                                         r"layer1.0.conv1.weight \(1,\)"):
         create_model("tv_resnet101", 3, weights=str(tmp_path / "bad.safetensors"))
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(DataError, match="cannot read weights file"):
+    with pytest.raises(DataError, match="neither a safetensors file nor a PyTorch state dict"):
         create_model("tv_resnet101", 3, weights=str(tmp_path / "junk.pth"))
 
 

@@ -253,3 +253,16 @@ def test_a_timm_classifier_is_adopted_with_its_own_input_convention(folder, tmp_
     with torch.no_grad():
         torch.testing.assert_close(run.model(images)[:, :N_SEEN], net((images - mean) / std)[:, PERMUTATION],
                                    rtol=1e-5, atol=1e-5)
+
+
+def test_the_adopted_config_prepares_images_as_the_weights_expect_and_holds_out_as_many_as_are_unseen(folder):
+    from niwt.data.formats.folder import find_class_csv, read_class_table
+    from niwt.pipeline.adoption import ADOPT_VAL_SPLITS, adopt_config
+
+    table = read_class_table(find_class_csv(folder))
+    tv = adopt_config("resnet18", folder, table, weights="w.pt")
+    assert (tv.data.resize, tv.data.crop, tv.data.normalize) == (256, 224, True)
+    assert tv.data.val_fraction == pytest.approx(N_UNSEEN / N_SEEN)
+    assert tv.eval.val_splits == ADOPT_VAL_SPLITS and tv.knowledge.source == "attributes"
+    lite = adopt_config("timm/tf_efficientnet_lite0", folder, table, weights="w.pt", overrides=["data.crop=64"])
+    assert (lite.data.crop, lite.data.normalize) == (64, False)  # given, and the network normalises itself

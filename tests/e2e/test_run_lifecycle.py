@@ -264,7 +264,13 @@ def test_help_loads_no_torch():
     benchmarks/cli_start.py, not asserted here)."""
     commands = [[], ["demo"], ["run"], ["compare"], ["sweep-lambda"], ["reproduce"], ["ablate"], ["explain"],
                 ["predict"], ["teach"], ["forget"], ["names"], ["report"], ["serve"], ["export-features"], ["data"],
-                ["data", "inspect"], ["data", "example"], ["config"]]
+                ["data", "inspect"], ["data", "example"], ["config"], ["adopt"]]
+    import argparse
+
+    from niwt.cli import get_args_parser
+
+    sub = next(a for a in get_args_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) == {argv[0] for argv in commands if argv}  # every command's help is checked
     script = ("import sys\nfrom niwt.cli import main\n"
               f"for argv in {commands!r}:\n"
               "    try:\n        main([*argv, '--help'])\n    except SystemExit:\n        pass\n"

@@ -51,7 +51,8 @@ class Explained:
 
     Attributes:
         row: the classifier row explained; class_name: its class.
-        predicted: the image's arg-max row (the model's logits, before any calibration).
+        predicted: the row the run calls the image (:meth:`~niwt.runs.LoadedRun.scores`, the
+            run's calibration included, as ``predict``).
         cam: ``[H, W]`` Grad-CAM map in [0, 1].
         importance: ``[K]`` the image's importance for the class at the importance layer
             (Grad-CAM's channel weights: the spatial mean of the gradient).
@@ -88,8 +89,7 @@ def explain_tensors(run: LoadedRun, images: torch.Tensor, targets: Sequence[int]
     if run.inverse is None:
         raise DataError(f"{run.path} has no inverse map ({layout.INVERSE_MAP}); rerun it to explain")
     model, layer = run.model, run.model.importance_layer
-    with torch.no_grad():
-        predicted = model.eval()(images).argmax(1)
+    predicted = run.scores(images).argmax(1)
     if targets is None:
         rows = predicted
     else:

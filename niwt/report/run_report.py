@@ -333,8 +333,7 @@ def write_report(run: LoadedRun, *, n_gallery: int = 12) -> Path:
     data, images = run.dataset()
     idx = _scored_unseen(run, data)
     batch = images[idx]
-    with torch.no_grad():
-        predicted = run.model(batch).argmax(1).numpy()
+    predicted = run.scores(batch).argmax(1).numpy()
     truth_rows = Setting(FINAL, run.fit_classes, run.new_classes, np.zeros(0, np.int64), idx).rows(data.labels[idx])
     right, wrong = np.flatnonzero(predicted == truth_rows), np.flatnonzero(predicted != truth_rows)
     rng = np.random.default_rng(0)

@@ -201,6 +201,15 @@ class LoadedRun:
         selection = self.metrics.result.niwt_selection()
         return 0.0 if selection is None else float(selection.calibration)
 
+    def scores(self, images: torch.Tensor) -> torch.Tensor:
+        """The scores ``[N, classes]`` (float64) the run ranks prepared images by: the extended
+        classifier's logits with :attr:`calibration` taken off the seen classes'. Their arg-max is
+        what :meth:`predict`, ``explain`` and the report call each image."""
+        with torch.no_grad():
+            logits = self.model.eval()(images).double()
+        logits[:, : len(self.fit_classes)] -= self.calibration
+        return logits
+
     def predict(self, images: Sequence[str | Path] | torch.Tensor, top_k: int = 5) -> tuple[Prediction, ...]:
         """The ``top_k`` classes of every image, with their probabilities over every class the run
         knows (a softmax over the extended classifier, after the run's calibration).
@@ -218,10 +227,7 @@ class LoadedRun:
             batch, sources = images, [f"image {i}" for i in range(images.shape[0])]
         else:
             batch, sources = self.load_images(list(images)), [str(p) for p in images]
-        with torch.no_grad():
-            logits = self.model.eval()(batch).double()
-        logits[:, : len(self.fit_classes)] -= self.calibration
-        probs = logits.softmax(1)
+        probs = self.scores(batch).softmax(1)
         k = min(top_k, probs.shape[1])
         values, rows = probs.topk(k, dim=1)
         names = self.row_names

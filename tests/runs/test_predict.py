@@ -63,3 +63,18 @@ def test_bad_images_and_top_k_are_named(run_dir, tmp_path):
         run.predict([tmp_path / "missing.png"])
     with pytest.raises(DataError, match="`top_k` must be an integer >= 1"):
         run.predict([tmp_path / "missing.png"], top_k=0)
+
+
+def test_explain_calls_an_image_what_predict_calls_it_when_the_run_calibrates(run_dir, images, monkeypatch):
+    from niwt.report.explained import explain_tensors
+    from niwt.runs import LoadedRun
+
+    run = load_run(run_dir)
+    batch = run.load_images(images)
+    raw = run.model.eval()(batch).argmax(1)
+    monkeypatch.setattr(LoadedRun, "calibration", property(lambda self: 1e6))  # every seen score far down
+    n_seen = len(run.fit_classes)
+    top = [run.row_names.index(p.classes[0]) for p in run.predict(batch, top_k=1)]
+    assert all(r >= n_seen for r in top)  # the calibration moved the calls to unseen classes
+    assert bool((raw < n_seen).any())  # which the raw logits did not all make
+    assert [e.predicted for e in explain_tensors(run, batch)] == top

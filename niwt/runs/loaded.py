@@ -172,7 +172,8 @@ class LoadedRun:
     def load_images(self, paths: Sequence[str | Path]) -> torch.Tensor:
         """Image files (PNG or JPEG, any size and mode) prepared as the run's images were.
 
-        Grey and RGBA images are converted to RGB, with a note in the log.
+        Grey and RGBA images are converted to RGB, with a note in the log; a photo with an EXIF
+        orientation is turned upright first (as ``niwt serve`` shows it).
 
         Raises:
             DataError: naming a file that is missing or not an image.
@@ -189,7 +190,7 @@ class LoadedRun:
                 raise DataError(f"{path} is not an image niwt can read (PNG or JPEG): {err}") from None
             if mode != "RGB":
                 log.warning("%s: a %s image, converted to RGB", path, mode)
-            out.append(build(open_rgb(path)))
+            out.append(build(open_rgb(path, upright=True)))  # a phone photo as serve shows it
         return torch.stack(out)
 
     @property

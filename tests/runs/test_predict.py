@@ -78,3 +78,21 @@ def test_explain_calls_an_image_what_predict_calls_it_when_the_run_calibrates(ru
     assert all(r >= n_seen for r in top)  # the calibration moved the calls to unseen classes
     assert bool((raw < n_seen).any())  # which the raw logits did not all make
     assert [e.predicted for e in explain_tensors(run, batch)] == top
+
+
+def test_a_photo_stored_sideways_is_predicted_upright_as_the_page_shows_it(run_dir, tmp_path):
+    from niwt.serve.images import decode_image
+
+    run = load_run(run_dir)
+    pixels = np.random.default_rng(1).integers(0, 255, (30, 46, 3), dtype=np.uint8)
+    upright = tmp_path / "upright.jpg"
+    Image.fromarray(pixels).save(upright, quality=95)
+    sideways = Image.fromarray(np.rot90(pixels).copy())  # stored turned, its EXIF says how to turn it back
+    exif = sideways.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to show
+    sideways.save(tmp_path / "sideways.jpg", exif=exif, quality=95)
+    a, b = run.load_images([upright, tmp_path / "sideways.jpg"])
+    assert a.shape == b.shape
+    assert float((a - b).abs().mean()) < 0.05  # the same picture (up to JPEG)
+    served = decode_image((tmp_path / "sideways.jpg").read_bytes(), "sideways.jpg")
+    assert served.image.size == (46, 30)

@@ -132,18 +132,27 @@ def to_rgb(image):  # PIL.Image.Image -> PIL.Image.Image
     return image.convert("RGB")
 
 
-def open_rgb(path: Path | str):  # -> PIL.Image.Image
+def open_rgb(path: Path | str, upright: bool = False):  # -> PIL.Image.Image
     """Decode one image file fully and return it as an RGB PIL image.
+
+    ``upright`` turns it by its EXIF orientation first (a phone photo stored sideways), as ``predict``,
+    ``explain`` and ``serve`` show a photo; a dataset's images are read as stored, as torchvision reads them.
 
     Raises:
         DataError: naming the file, when it is missing or cannot be decoded.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
     try:
         with Image.open(path) as image:
             image.load()
+            if upright:
+                try:
+                    turned = ImageOps.exif_transpose(image)
+                except (KeyError, TypeError, ValueError, SyntaxError, OSError):  # a damaged EXIF block
+                    turned = image
+                return to_rgb(turned)
             return to_rgb(image)
     except FileNotFoundError:
         raise DataError(f"image file not found: {path}; restore it or remove it from the dataset's lists") from None

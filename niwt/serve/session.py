@@ -148,6 +148,11 @@ class Session:
 
     def __init__(self, run: LoadedRun, *, in_place: bool = False, max_images: int = MAX_IMAGES,
                  read_dataset: bool = True) -> None:
+        if run.info.in_features is not None:
+            raise DataError(f"{run.path} was trained on pre-extracted features ({run.info.in_features} per image, "
+                            f"model {run.config.model.arch!r}), not on images: it cannot look at a photo, so the "
+                            "page has nothing to show. Serve a run of a network on images (niwt run with a "
+                            "torchvision or timm model, or niwt adopt)")
         self.source = Path(run.path)
         self.in_place = in_place
         self.max_images = max_images

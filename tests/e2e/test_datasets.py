@@ -131,6 +131,13 @@ def test_feature_mode_on_xlsa17_features_with_baselines_on_the_same_features(tmp
         assert 0.0 <= m["H"] <= 1.0
     # the validation classes come from the split file's train_loc / val_loc
     assert "quoted, not measured here" not in capsys.readouterr().out  # a toy dataset has no published numbers
+    # a run on features cannot look at a photo: the page is refused up front, saying why
+    from niwt.errors import DataError
+    from niwt.runs import load_run
+    from niwt.serve.session import Session
+
+    with pytest.raises(DataError, match="pre-extracted features"):
+        Session(load_run(out))
 
 
 def test_feature_mode_needs_features(tmp_path, capsys):

@@ -102,7 +102,10 @@ def train_models(config: RunConfig, data: ZSLData, images: torch.Tensor, setting
     model, and one more validation model per setting of ``more_validation`` (``train_val2``, ...).
 
     With ``store``, each model is a stage: reused when it finished with the same key, continued
-    from its last epoch when it was interrupted.
+    from its last epoch when it was interrupted. With ``eval.validation = "held_out_rows"`` only the
+    final model is trained, and each validation model is it with the split's val classes' rows held
+    out (:func:`held_out_validation`). With ``train.mode = "adopted"`` nothing is trained: ``base``
+    is the final model as it is (``niwt adopt``), validated on its held-out rows.
     """
     val_setting, final_setting = settings
     seconds: dict[str, float] = {}
@@ -118,7 +121,7 @@ def train_models(config: RunConfig, data: ZSLData, images: torch.Tensor, setting
                                      if config.runtime.precision != "fp32" else {}))}
     device = run_device(config.runtime.device, config.runtime.precision)
     if t.mode == ADOPTED:
-        return _adopted(config, base, settings, more_validation, validation)
+        return _adopted(config, None if base is None else base.to(device), settings, more_validation, validation)
     t0 = time.perf_counter()
     if base is None:
         n_src = max(len(data.source_classes), 1)

@@ -12,7 +12,7 @@ real-photo benchmark's ``summary.json``); the wall time of ``adopt`` against the
 how often the adopted run's seen predictions equal the user's network's own (they must, always).
 
     python benchmarks/adopt_finetuned.py [--seeds 5] [--per-class 100] [--out runs/adopt_finetuned]
-                                         [--beside runs/real_photos/summary.json]
+                                         [--beside runs/real_photos/summary.json ...]
 """
 
 from __future__ import annotations
@@ -121,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-class", type=int, default=100, help="photos per class (default: 100)")
     parser.add_argument("--data", type=Path, help="the Fashion-MNIST folder (default: written under --out)")
     parser.add_argument("--out", type=Path, default=Path("runs/adopt_finetuned"))
-    parser.add_argument("--beside", type=Path, help="the real-photo benchmark's summary.json (niwt's fine-tuned arm)")
+    parser.add_argument("--beside", type=Path, nargs="*", default=[],
+                        help="the real-photo benchmark's summary.json files (niwt's fine-tuned arm, either design)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     from real_photos import write_dataset
@@ -171,8 +172,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{np.mean(took / tune):.2f}",
               f"- seen predictions of the adopted run equal to the network's own: "
               f"{min(t['seen agreement'] for t in times):.0%} of test images on every seed (lowest seed)", ""]
-    if args.beside and args.beside.is_file():
-        beside = json.loads(args.beside.read_text())
+    for path in args.beside:
+        beside = json.loads(path.read_text())
         for arm in ("fashion-finetuned", "fashion-finetuned-rows"):
             if arm in beside:
                 arm_rows = {m: {k: v for k, v in r.items()} for m, r in beside[arm]["methods"].items()}

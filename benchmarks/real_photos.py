@@ -24,6 +24,11 @@ Two designs of those problems (``--validation``):
   seven for Fashion-MNIST). ``curve H*`` is the best H anywhere on a method's own
 seen-unseen curve: an analysis that looks at the test labels, never used to choose.
 
+Each split's network is the final network with the split's val classes' rows held out
+(``eval.validation = "held_out_rows"`` in the configs, since 2026-12-06); ``--set
+eval.validation='"networks"' --tag networks`` trains one network per split instead, as the tables
+of 2026-12-02 were made (``benchmarks/choose_inside.py`` compares the two).
+
     python benchmarks/real_photos.py [--seeds 5] [--datasets fashion digits] [--arms scratch fixed finetuned]
                                      [--per-class 100] [--validation splits|single] [--out runs/real_photos]
                                      [--set KEY=VALUE --tag NAME]

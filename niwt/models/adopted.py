@@ -13,6 +13,8 @@ outputs in the order of the run's seen classes.
 from __future__ import annotations
 
 import copy
+import functools
+import hashlib
 import importlib
 
 import numpy as np
@@ -30,7 +32,7 @@ from niwt.models.torchvision_nets import FINAL_LAYER, RESNET_ARCHS, VGG_ARCHS
 from niwt.models.weights import load_checked
 
 __all__ = ["MODULE_PREFIX", "ADOPTABLE_HELP", "adoptable", "classifier_key", "head_size", "adopted_backbone",
-           "module_backbone", "module_arch", "order_rows", "input_convention", "state_digest"]
+           "module_backbone", "module_arch", "order_rows", "input_convention", "state_digest", "check_adoptable"]
 
 MODULE_PREFIX = "module/"
 """``model.arch`` of a run adopted from a Python ``nn.Module`` (``module/<its class name>``)."""
@@ -47,7 +49,8 @@ def adoptable(arch: str) -> bool:
     return isinstance(arch, str) and (arch in _TORCHVISION or (arch.startswith(TIMM_PREFIX) and len(arch) > 5))
 
 
-def _check_arch(arch: str) -> None:
+def check_adoptable(arch: str) -> None:
+    """Refuse an architecture :func:`adopted_backbone` cannot build (ConfigError, saying what can be)."""
     if not adoptable(arch):
         raise ConfigError(f"cannot adopt a {arch!r} classifier: give {ADOPTABLE_HELP}")
 
@@ -56,12 +59,18 @@ def _timm_net(arch: str, num_classes: int, image_size: int) -> nn.Module:
     return timm_network(arch[len(TIMM_PREFIX):], num_classes, "none", image_size)
 
 
+@functools.lru_cache(maxsize=8)
+def _timm_cfg(arch: str, image_size: int) -> dict:
+    """timm's pretrained config of ``arch`` (a network is built once per name to read it)."""
+    return dict(_timm_net(arch, 1, image_size).pretrained_cfg)
+
+
 def classifier_key(arch: str, image_size: int = 224) -> str:
     """The state-dict name of ``arch``'s last (classifier) layer: ``"fc"``, ``"classifier.6"``,
     timm's ``pretrained_cfg["classifier"]`` (``"classifier"``, ``"head.fc"``, ...)."""
-    _check_arch(arch)
+    check_adoptable(arch)
     if arch.startswith(TIMM_PREFIX):
-        return str(_timm_net(arch, 1, image_size).pretrained_cfg.get("classifier", "")).strip(".")
+        return str(_timm_cfg(arch, image_size).get("classifier", "")).strip(".")
     return FINAL_LAYER[_ALIASES.get(arch, arch)].rstrip(".")
 
 
@@ -159,18 +168,16 @@ def input_convention(arch: str, image_size: int = 224) -> tuple[int, int, bool]:
     """How ``arch``'s weights expect images: ``(resize, crop, normalize)``. A timm network's from
     its pretrained config (input size, crop fraction; it normalises inputs itself); torchvision's
     the ImageNet convention (256, 224, normalised with the ImageNet mean and std)."""
-    _check_arch(arch)
+    check_adoptable(arch)
     if not arch.startswith(TIMM_PREFIX):
         return 256, 224, True
-    cfg = _timm_net(arch, 1, image_size).pretrained_cfg
+    cfg = _timm_cfg(arch, image_size)
     crop = int(tuple(cfg.get("input_size", (3, 224, 224)))[-1])
     return int(round(crop / float(cfg.get("crop_pct", 0.875) or 1.0))), crop, False
 
 
 def state_digest(state: dict[str, torch.Tensor]) -> str:
     """A fingerprint of a state dict's names and values (the adopted network's stage key)."""
-    import hashlib
-
     h = hashlib.sha256()
     for key in sorted(state):
         value = state[key].detach().cpu().contiguous()

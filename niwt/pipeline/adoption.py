@@ -16,7 +16,6 @@ seen classes, the index column, the images), and nothing is written when one is 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +29,7 @@ from niwt.messages import quote
 from niwt.models.adopted import (
     adoptable,
     adopted_backbone,
+    check_adoptable,
     head_size,
     input_convention,
     module_arch,
@@ -143,10 +143,7 @@ def adopt(model: str | nn.Module, data: str | Path, out: str | Path, *, weights:
         raise DataError(f"dataset folder not found: {root}; give a folder with classes.csv and one image folder per class")
     state = None
     if isinstance(model, str):
-        if not adoptable(model):
-            from niwt.models.adopted import ADOPTABLE_HELP
-
-            raise ConfigError(f"cannot adopt a {model!r} classifier: give {ADOPTABLE_HELP}")
+        check_adoptable(model)
         if weights is None:
             raise ConfigError(f"adopting {model} needs its weights file, classifier included: --weights FILE "
                               "(safetensors, or a state dict saved with torch.save(model.state_dict(), FILE))")
@@ -164,7 +161,7 @@ def adopt(model: str | nn.Module, data: str | Path, out: str | Path, *, weights:
     config = adopt_config(arch, root, table, weights=None if weights is None else str(weights), layer=layer,
                           overrides=overrides)
     inputs = open_run(config)  # the images are read (a seen class without images is refused here)
-    config = inputs.config
+    config = inputs.config  # fitted to the dataset
     if state is not None:
         backbone = adopted_backbone(arch, state, source=source, layer=config.importance.layer,
                                     image_size=config.data.image_size)
@@ -172,5 +169,5 @@ def adopt(model: str | nn.Module, data: str | Path, out: str | Path, *, weights:
     log.info("adopted %s: %d seen classes (its outputs), %d unseen classes to learn", arch, n_outputs,
              len(inputs.data.unseen_classes))
     return run_seeds(config, out, methods=methods, seeds=seeds, command="adopt", force=force, progress=progress,
-                     inputs=replace(inputs, config=config), base=backbone)
+                     inputs=inputs, base=backbone)
 
